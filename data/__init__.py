@@ -1,0 +1,1 @@
+"""Market data: the Polygon flat-file layout, the synthetic generator, ingest to Parquet and the read API."""

@@ -1,0 +1,67 @@
+"""``search data ...``: sample data generation and flat-file ingest."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+
+import click
+
+DATE = click.DateTime(formats=["%Y-%m-%d"])
+
+
+def _date(value: dt.datetime | None) -> dt.date | None:
+    return value.date() if value is not None else None
+
+
+@click.group()
+def data() -> None:
+    """Polygon flat files: generate sample data, ingest to the Parquet store."""
+
+
+@data.command("synth")
+@click.option("--root", required=True, type=click.Path(file_okay=False, path_type=Path), help="Flat-file root to write.")
+@click.option("--tickers", default=None, help="Comma-separated tickers (default: SPY,QQQ,AMD,C:EURUSD,C:XAUUSD,MES).")
+@click.option("--start", type=DATE, default=None, help="First date (default 2024-01-02).")
+@click.option("--end", type=DATE, default=None, help="Last date (default 2024-06-28).")
+@click.option("--seed", type=int, default=7, show_default=True)
+def synth(root: Path, tickers: str | None, start: dt.datetime | None, end: dt.datetime | None, seed: int) -> None:
+    """Write realistic sample data in the exact Polygon flat-file layout."""
+    from data.synth import DEFAULT_END, DEFAULT_START, DEFAULT_TICKERS, generate
+
+    report = generate(
+        root,
+        tickers=tickers.split(",") if tickers else list(DEFAULT_TICKERS),
+        start=_date(start) or DEFAULT_START,
+        end=_date(end) or DEFAULT_END,
+        seed=seed,
+        progress=True,
+    )
+    click.echo(report.summary())
+
+
+@data.command("ingest")
+@click.option("--src", required=True, help="Flat-file root (a folder, or s3://bucket/prefix).")
+@click.option("--dst", required=True, help="Parquet store root (a folder, or s3://bucket/prefix).")
+@click.option("--tickers", default=None, help="Comma-separated tickers or option/futures roots to keep (default: all).")
+@click.option("--from", "date_from", type=DATE, default=None, help="First file date to ingest.")
+@click.option("--to", "date_to", type=DATE, default=None, help="Last file date to ingest.")
+@click.option("--workers", type=int, default=None, help="Parallel file workers (default: cores).")
+def ingest(src: str, dst: str, tickers: str | None, date_from: dt.datetime | None, date_to: dt.datetime | None,
+           workers: int | None) -> None:
+    """Convert flat files (synthetic or real, unchanged) into the partitioned Parquet store."""
+    from data.ingest import ingest as run_ingest
+
+    report = run_ingest(
+        src,
+        dst,
+        tickers=tickers.split(",") if tickers else None,
+        date_from=_date(date_from),
+        date_to=_date(date_to),
+        workers=workers,
+        progress=True,
+    )
+    click.echo(report.summary())
+    if report.failed:
+        sys.exit(1)
