@@ -1,0 +1,1 @@
+"""Evaluation of strategy specs: engines, fill model, metrics, walk-forward windows, overfitting statistics, gates."""

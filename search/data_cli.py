@@ -21,12 +21,18 @@ def data() -> None:
 
 
 @data.command("synth")
-@click.option("--root", required=True, type=click.Path(file_okay=False, path_type=Path), help="Flat-file root to write.")
-@click.option("--tickers", default=None, help="Comma-separated tickers (default: SPY,QQQ,AMD,C:EURUSD,C:XAUUSD,MES).")
+@click.option(
+    "--root", required=True, type=click.Path(file_okay=False, path_type=Path), help="Flat-file root to write."
+)
+@click.option(
+    "--tickers", default=None, help="Comma-separated tickers (default: SPY,QQQ,AMD,C:EURUSD,C:XAUUSD,MES)."
+)
 @click.option("--start", type=DATE, default=None, help="First date (default 2024-01-02).")
 @click.option("--end", type=DATE, default=None, help="Last date (default 2024-06-28).")
 @click.option("--seed", type=int, default=7, show_default=True)
-def synth(root: Path, tickers: str | None, start: dt.datetime | None, end: dt.datetime | None, seed: int) -> None:
+def synth(
+    root: Path, tickers: str | None, start: dt.datetime | None, end: dt.datetime | None, seed: int
+) -> None:
     """Write realistic sample data in the exact Polygon flat-file layout."""
     from data.synth import DEFAULT_END, DEFAULT_START, DEFAULT_TICKERS, generate
 
@@ -44,12 +50,20 @@ def synth(root: Path, tickers: str | None, start: dt.datetime | None, end: dt.da
 @data.command("ingest")
 @click.option("--src", required=True, help="Flat-file root (a folder, or s3://bucket/prefix).")
 @click.option("--dst", required=True, help="Parquet store root (a folder, or s3://bucket/prefix).")
-@click.option("--tickers", default=None, help="Comma-separated tickers or option/futures roots to keep (default: all).")
+@click.option(
+    "--tickers", default=None, help="Comma-separated tickers or option/futures roots to keep (default: all)."
+)
 @click.option("--from", "date_from", type=DATE, default=None, help="First file date to ingest.")
 @click.option("--to", "date_to", type=DATE, default=None, help="Last file date to ingest.")
 @click.option("--workers", type=int, default=None, help="Parallel file workers (default: cores).")
-def ingest(src: str, dst: str, tickers: str | None, date_from: dt.datetime | None, date_to: dt.datetime | None,
-           workers: int | None) -> None:
+def ingest(
+    src: str,
+    dst: str,
+    tickers: str | None,
+    date_from: dt.datetime | None,
+    date_to: dt.datetime | None,
+    workers: int | None,
+) -> None:
     """Convert flat files (synthetic or real, unchanged) into the partitioned Parquet store."""
     from data.ingest import ingest as run_ingest
 

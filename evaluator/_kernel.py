@@ -1,0 +1,875 @@
+# ruff: noqa: ANN001, ANN201  -- numba infers the array and scalar types of these kernels at compile time
+"""The fast engine's event loop, compiled with numba. Rules: evaluator/fill_model.py.
+
+No Python objects inside: the spec is flattened to arrays by evaluator/fast.py. Value of one
+position unit: ``V = sum(sign_k * price_k * mult_k)`` over its legs (a short stock has sign -1), so
+one set of formulas serves stocks, futures, forex, single options and spreads.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+# indices into the float parameter vector
+P_STOP_KIND, P_STOP_VAL, P_TP_KIND, P_TP_VAL = 0, 1, 2, 3  # kind: 0 none, 1 pct, 2 price distance, 3 atr mult
+P_TRAIL_PCT, P_TRAIL_ACT, P_BE_TRIG, P_BE_BUF = 4, 5, 6, 7
+P_MAX_HOLD_NS, P_CLOSE_BEFORE_EXP = 8, 9
+P_SLIP_FRAC, P_SLIP_ABS, P_HALF_SPREAD = 10, 11, 12
+P_COMM_UNIT, P_COMM_PCT = 13, 14
+P_SIZE_MODE, P_QTY, P_PCT_EQ, P_RISK_PCT, P_QTY_STEP = 15, 16, 17, 18, 19
+P_CASH, P_MAX_TRADES_DAY, P_DIRECTION = 20, 21, 22  # direction: 1 long, -1 short, 0 both
+P_STAGED, P_STAGE_UND_PCT, P_STAGE_PREM_PCT, P_STAGE_WIDTH, P_STAGE_MIN_DEBIT = 23, 24, 25, 26, 27
+P_RATE = 28
+N_PARAMS = 29
+
+OPTION_MULT = 100.0
+MINUTES_PER_YEAR = 365.0 * 24.0 * 60.0
+
+
+@numba.njit(cache=True)
+def _norm_cdf(x: float) -> float:  # pragma: no cover - numba
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+@numba.njit(cache=True)
+def bs_price(
+    spot: float, strike: float, t: float, vol: float, rate: float, is_call: bool
+) -> float:  # pragma: no cover
+    if t <= 0.0 or vol <= 0.0:
+        return max(spot - strike, 0.0) if is_call else max(strike - spot, 0.0)
+    sq = vol * math.sqrt(t)
+    d1 = (math.log(spot / strike) + (rate + 0.5 * vol * vol) * t) / sq
+    d2 = d1 - sq
+    if is_call:
+        return spot * _norm_cdf(d1) - strike * math.exp(-rate * t) * _norm_cdf(d2)
+    return strike * math.exp(-rate * t) * _norm_cdf(-d2) - spot * _norm_cdf(-d1)
+
+
+@numba.njit(cache=True)
+def implied_delta(
+    price: float, spot: float, strike: float, t: float, rate: float, is_call: bool
+) -> float:  # pragma: no cover
+    """|delta| from the Black-Scholes implied volatility of ``price`` (bisection)."""
+    intrinsic = max(spot - strike, 0.0) if is_call else max(strike - spot, 0.0)
+    if t <= 0.0 or price <= intrinsic + 1e-9:
+        return 1.0 if intrinsic > 0 else 0.0
+    lo, hi = 1e-4, 5.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if bs_price(spot, strike, t, mid, rate, is_call) > price:
+            hi = mid
+        else:
+            lo = mid
+    vol = 0.5 * (lo + hi)
+    d1 = (math.log(spot / strike) + (rate + 0.5 * vol * vol) * t) / (vol * math.sqrt(t))
+    return _norm_cdf(d1) if is_call else 1.0 - _norm_cdf(d1)
+
+
+@numba.njit(cache=True)
+def select_contract(
+    c0: int,
+    c1: int,
+    pos_in_day: int,
+    spot: float,
+    minute: int,
+    today: int,
+    want_call: bool,
+    dte: int,
+    select_mode: int,
+    value: float,
+    rate: float,
+    c_exp: np.ndarray,
+    c_strike: np.ndarray,
+    c_call: np.ndarray,
+    c_off: np.ndarray,
+    p_last: np.ndarray,
+) -> int:  # pragma: no cover - numba
+    """Pick a contract among ``[c0, c1)`` at bar ``pos_in_day`` of the session: -1 if none is priced."""
+    best_exp = 1 << 40
+    for c in range(c0, c1):
+        if c_call[c] != want_call or c_exp[c] - today < dte:
+            continue
+        if np.isnan(p_last[c_off[c] + pos_in_day]):
+            continue
+        if c_exp[c] < best_exp:
+            best_exp = c_exp[c]
+    if best_exp == 1 << 40:
+        return -1
+    minutes_left = (best_exp - today) * 1440.0 + (960.0 - minute)  # expiry at 16:00 exchange time
+    t = max(minutes_left, 1.0) / MINUTES_PER_YEAR
+    best = -1
+    best_score = 1e300
+    for c in range(c0, c1):
+        if c_call[c] != want_call or c_exp[c] != best_exp:
+            continue
+        last = p_last[c_off[c] + pos_in_day]
+        if np.isnan(last):
+            continue
+        if select_mode == 0:
+            score = abs(implied_delta(last, spot, c_strike[c], t, rate, want_call) - value)
+        elif select_mode == 1:
+            target = spot * (1.0 + value) if want_call else spot * (1.0 - value)
+            score = abs(c_strike[c] - target)
+        else:
+            target = spot + value if want_call else spot - value
+            score = abs(c_strike[c] - target)
+        # ties: the lower strike for calls, the higher for puts, so the choice is deterministic
+        score += (c_strike[c] if want_call else -c_strike[c]) * 1e-9
+        if score < best_score:
+            best_score = score
+            best = c
+    return best
+
+
+@numba.njit(cache=True)
+def _find_contract(
+    c0: int,
+    c1: int,
+    exp: int,
+    strike: float,
+    is_call: bool,
+    c_exp: np.ndarray,
+    c_strike: np.ndarray,
+    c_call: np.ndarray,
+) -> int:  # pragma: no cover
+    for c in range(c0, c1):
+        if c_exp[c] == exp and c_call[c] == is_call and abs(c_strike[c] - strike) < 1e-6:
+            return c
+    return -1
+
+
+@numba.njit(cache=True)
+def _floor_step(x: float, step: float) -> float:  # pragma: no cover
+    return math.floor(x / step + 1e-9) * step
+
+
+@numba.njit(cache=True)
+def run_kernel(
+    ts,
+    open_,
+    high,
+    low,
+    close,
+    day,
+    minute,
+    day_ord,
+    day_first_bar,
+    sig_long,
+    sig_short,
+    sig_exit_long,
+    sig_exit_short,
+    entry_ok,
+    force_flat,
+    atr_arr,
+    start,
+    end,
+    params,
+    leg_kind,
+    leg_sign,
+    leg_right,
+    leg_dte,
+    leg_select,
+    leg_value,
+    underlying_mult,
+    day_c0,
+    day_c1,
+    c_exp,
+    c_strike,
+    c_call,
+    c_off,
+    p_open,
+    p_high,
+    p_low,
+    p_last,
+    partial_pct,
+    partial_frac,
+):  # pragma: no cover - numba
+    n = len(close)
+    n_legs = len(leg_kind)
+    is_option = n_legs > 0 and leg_kind[0] == 1
+    single = n_legs == 1
+    max_trades = 4 * (end - start + 2)
+    t_entry_bar = np.zeros(max_trades, np.int64)
+    t_exit_bar = np.zeros(max_trades, np.int64)
+    t_dir = np.zeros(max_trades, np.int64)
+    t_qty = np.zeros(max_trades)
+    t_entry_px = np.zeros(max_trades)
+    t_exit_px = np.zeros(max_trades)
+    t_pnl = np.zeros(max_trades)
+    t_comm = np.zeros(max_trades)
+    t_reason = np.zeros(max_trades, np.int64)
+    t_legs = np.full((max_trades, 4), -1, np.int64)
+    n_tr = 0
+    equity = np.full(n, np.nan)
+    exposure_bars = 0
+
+    cash = params[P_CASH]
+    qty = 0.0
+    orig_qty = 0.0
+    direction = 0  # +1 long, -1 short (signal direction), 0 flat
+    v_entry = 0.0  # per-unit value basis for % exits (net debit after a conversion)
+    v_entry_trade = 0.0  # per-unit value paid at entry (trade records)
+    comm_entry_left = 0.0
+    entry_bar = -1
+    entry_ts = 0
+    best_v = 0.0
+    stop_v = -1e300
+    tp_v = 1e300
+    next_partial = 0
+    converted = False
+    stage_und_ref = 0.0
+    trades_today = 0
+    cur_day = -1
+    last_mark = np.zeros(4)
+    pos_legs = np.full(4, -1, np.int64)  # contract index (current session) per leg
+    pos_sign = np.zeros(4)
+    pos_mult = np.zeros(4)
+    pos_exp = np.zeros(4, np.int64)
+    pos_strike = np.zeros(4)
+    pos_call = np.zeros(4, np.bool_)
+    pos_n = 0
+    # pending actions decided on the previous bar's close
+    pend_entry = 0
+    pend_legs = np.full(4, -1, np.int64)
+    pend_entry_day = -1
+    pend_exit_frac = 0.0
+    pend_exit_reason = 0
+    pend_convert = -1
+
+    for i in range(start, end + 1):
+        d = day[i]
+        pos_in_day = i - day_first_bar[d]
+        if d != cur_day:
+            cur_day = d
+            trades_today = 0
+            if direction != 0 and is_option:  # re-locate held contracts in the new session's chain
+                for k in range(pos_n):
+                    pos_legs[k] = _find_contract(
+                        day_c0[d], day_c1[d], pos_exp[k], pos_strike[k], pos_call[k], c_exp, c_strike, c_call
+                    )
+
+        # leg prices for this bar: open (fill), worst/best (intrabar), close (mark)
+        v_open = 0.0
+        v_low = 0.0
+        v_high = 0.0
+        v_close = 0.0
+        priced = True
+        if direction != 0:
+            for k in range(pos_n):
+                if pos_legs[k] < 0:
+                    if is_option:
+                        priced = False
+                        continue
+                    o, h, lo_, c = open_[i], high[i], low[i], close[i]
+                else:
+                    p = c_off[pos_legs[k]] + pos_in_day
+                    last = p_last[p]
+                    if np.isnan(last):
+                        priced = False
+                        last = last_mark[k]
+                    o = p_open[p] if not np.isnan(p_open[p]) else last
+                    h = p_high[p] if not np.isnan(p_high[p]) else last
+                    lo_ = p_low[p] if not np.isnan(p_low[p]) else last
+                    c = last
+                    last_mark[k] = last
+                s = pos_sign[k] * pos_mult[k]
+                v_open += s * o
+                v_close += s * c
+                if s > 0:
+                    v_low += s * lo_
+                    v_high += s * h
+                else:
+                    v_low += s * h
+                    v_high += s * lo_
+
+        # ---- 1. pending exit (signal, reversal, multi-leg level) at this bar's open
+        if direction != 0 and pend_exit_frac > 0.0 and priced:
+            exit_qty = min(orig_qty * pend_exit_frac if pend_exit_frac < 1.0 else qty, qty)
+            n_tr, cash, qty, direction, comm_entry_left = _close(
+                i,
+                qty,
+                exit_qty,
+                v_open,
+                pend_exit_reason,
+                params,
+                n_tr,
+                cash,
+                direction,
+                entry_bar,
+                v_entry_trade,
+                comm_entry_left,
+                pos_n,
+                pos_sign,
+                pos_mult,
+                pos_legs,
+                is_option,
+                open_[i],
+                t_entry_bar,
+                t_exit_bar,
+                t_dir,
+                t_qty,
+                t_entry_px,
+                t_exit_px,
+                t_pnl,
+                t_comm,
+                t_reason,
+                t_legs,
+            )
+        pend_exit_frac = 0.0
+
+        # ---- 2. pending staged conversion
+        if direction != 0 and pend_convert >= 0 and not converted:
+            p = c_off[pend_convert] + pos_in_day
+            px = p_open[p] if not np.isnan(p_open[p]) else p_last[p]
+            if not np.isnan(px):
+                credit = max(px - params[P_HALF_SPREAD], 0.0) * OPTION_MULT
+                net = v_entry - credit
+                if net >= params[P_STAGE_MIN_DEBIT] * OPTION_MULT:
+                    comm = qty * params[P_COMM_UNIT] + params[P_COMM_PCT] * qty * credit
+                    cash += qty * credit - comm
+                    comm_entry_left += comm
+                    pos_legs[1] = pend_convert
+                    pos_sign[1] = -1.0
+                    pos_mult[1] = OPTION_MULT
+                    pos_exp[1] = c_exp[pend_convert]
+                    pos_strike[1] = c_strike[pend_convert]
+                    pos_call[1] = c_call[pend_convert]
+                    last_mark[1] = px
+                    pos_n = 2
+                    single = False
+                    v_entry = net
+                    v_entry_trade = net
+                    best_v = net
+                    stop_v, tp_v = _levels(net, 0.0, params)
+                    converted = True
+                else:
+                    converted = True  # the debit left would be too small: keep the long call as it is
+        pend_convert = -1
+
+        # ---- 3. pending entry
+        if pend_entry != 0 and direction == 0 and not (is_option and pend_entry_day != d):
+            v_fill = 0.0
+            ok = True
+            for k in range(n_legs):
+                if leg_kind[k] == 0:
+                    px = open_[i]
+                    mult = underlying_mult
+                else:
+                    c = pend_legs[k]
+                    if c < 0:
+                        ok = False
+                        break
+                    p = c_off[c] + pos_in_day
+                    px = p_open[p] if not np.isnan(p_open[p]) else p_last[p]
+                    if np.isnan(px):
+                        ok = False
+                        break
+                    mult = OPTION_MULT
+                sgn = leg_sign[k] if leg_kind[k] == 1 else float(pend_entry)
+                pos_sign[k] = sgn
+                pos_mult[k] = mult
+                pos_legs[k] = pend_legs[k] if leg_kind[k] == 1 else -1
+                if leg_kind[k] == 1:
+                    pos_exp[k] = c_exp[pend_legs[k]]
+                    pos_strike[k] = c_strike[pend_legs[k]]
+                    pos_call[k] = c_call[pend_legs[k]]
+                last_mark[k] = px
+                v_fill += sgn * mult * px
+            if ok:
+                pos_n = n_legs
+                cost = _cost_per_unit(
+                    pos_n, pos_sign, pos_mult, pos_legs, v_fill, params, is_option, open_[i]
+                )
+                v_pay = v_fill + cost  # what one unit costs us, costs included
+                # sizing
+                eq = cash
+                stop_dist = 0.0
+                kind = params[P_STOP_KIND]
+                if kind == 1:
+                    stop_dist = params[P_STOP_VAL] * abs(v_pay)
+                elif kind == 2:
+                    stop_dist = params[P_STOP_VAL] * underlying_mult
+                elif kind == 3:
+                    stop_dist = params[P_STOP_VAL] * atr_arr[i - 1] * underlying_mult
+                unit_comm = params[P_COMM_UNIT] + params[P_COMM_PCT] * abs(v_fill)
+                mode = params[P_SIZE_MODE]
+                if mode == 0:
+                    q = params[P_QTY]
+                elif mode == 1:
+                    q = _floor_step(eq * params[P_PCT_EQ] / (abs(v_pay) + unit_comm), params[P_QTY_STEP])
+                else:
+                    q = (
+                        _floor_step(eq * params[P_RISK_PCT] / (stop_dist + unit_comm), params[P_QTY_STEP])
+                        if stop_dist > 0
+                        else 0.0
+                    )
+                if q >= params[P_QTY_STEP] - 1e-12:
+                    comm = q * params[P_COMM_UNIT] + params[P_COMM_PCT] * abs(q * v_fill)
+                    cash -= q * v_pay + comm
+                    qty = q
+                    orig_qty = q
+                    direction = pend_entry
+                    v_entry = v_pay
+                    v_entry_trade = v_pay
+                    comm_entry_left = comm
+                    entry_bar = i
+                    entry_ts = ts[i]
+
+                    best_v = v_pay
+
+                    stop_v, tp_v = _levels(v_pay, stop_dist, params)
+                    if params[P_TP_KIND] == 2:
+                        tp_v = v_pay + params[P_TP_VAL] * underlying_mult
+                    elif params[P_TP_KIND] == 3:
+                        tp_v = v_pay + params[P_TP_VAL] * atr_arr[i - 1] * underlying_mult
+                    next_partial = 0
+                    converted = False
+                    stage_und_ref = open_[i]
+                    trades_today += 1
+                    # recompute this bar's marks for the fresh position
+                    v_open = v_fill
+                    v_low = 0.0
+                    v_high = 0.0
+                    v_close = 0.0
+                    priced = True
+                    for k in range(pos_n):
+                        if pos_legs[k] < 0:
+                            o, h, lo_, c = open_[i], high[i], low[i], close[i]
+                        else:
+                            p = c_off[pos_legs[k]] + pos_in_day
+                            last = p_last[p]
+                            if np.isnan(last):
+                                last = last_mark[k]
+                            o = p_open[p] if not np.isnan(p_open[p]) else last
+                            h = p_high[p] if not np.isnan(p_high[p]) else last
+                            lo_ = p_low[p] if not np.isnan(p_low[p]) else last
+                            c = last
+                            last_mark[k] = last
+                        s = pos_sign[k] * pos_mult[k]
+                        v_close += s * c
+                        if s > 0:
+                            v_low += s * lo_
+                            v_high += s * h
+                        else:
+                            v_low += s * h
+                            v_high += s * lo_
+                    # the entry filled at the open: the rest of the bar can only be between low and high
+                    v_open = v_pay
+        pend_entry = 0
+
+        # ---- 4. time exits at this bar's open
+        if direction != 0 and priced:
+            reason = -1
+            if force_flat[i]:
+                reason = 7
+            elif params[P_MAX_HOLD_NS] > 0 and ts[i] - entry_ts >= params[P_MAX_HOLD_NS] and i != entry_bar:
+                reason = 6
+            elif (
+                is_option
+                and params[P_CLOSE_BEFORE_EXP] >= 0
+                and pos_exp[0] - day_ord[d] <= params[P_CLOSE_BEFORE_EXP]
+                and params[P_CLOSE_BEFORE_EXP] > 0
+                and i != entry_bar
+            ):
+                reason = 11
+            if reason >= 0:
+                n_tr, cash, qty, direction, comm_entry_left = _close(
+                    i,
+                    qty,
+                    qty,
+                    v_open,
+                    reason,
+                    params,
+                    n_tr,
+                    cash,
+                    direction,
+                    entry_bar,
+                    v_entry_trade,
+                    comm_entry_left,
+                    pos_n,
+                    pos_sign,
+                    pos_mult,
+                    pos_legs,
+                    is_option,
+                    open_[i],
+                    t_entry_bar,
+                    t_exit_bar,
+                    t_dir,
+                    t_qty,
+                    t_entry_px,
+                    t_exit_px,
+                    t_pnl,
+                    t_comm,
+                    t_reason,
+                    t_legs,
+                )
+
+        # ---- 5. intrabar levels (single-instrument positions)
+        if direction != 0 and single and priced:
+            trail_stop = stop_v
+            reason = 1
+            gain_best = (best_v - v_entry) / abs(v_entry) if v_entry != 0 else 0.0
+            if params[P_BE_TRIG] > 0 and gain_best >= params[P_BE_TRIG]:
+                be = v_entry + params[P_BE_BUF] * abs(v_entry)
+                if be > trail_stop:
+                    trail_stop = be
+                    reason = 5
+            if params[P_TRAIL_PCT] > 0 and gain_best >= params[P_TRAIL_ACT]:
+                tr = best_v - params[P_TRAIL_PCT] * abs(best_v)
+                if tr > trail_stop:
+                    trail_stop = tr
+                    reason = 4
+            if trail_stop > -1e299 and v_low <= trail_stop:
+                fill = v_open if v_open <= trail_stop else trail_stop
+                n_tr, cash, qty, direction, comm_entry_left = _close(
+                    i,
+                    qty,
+                    qty,
+                    fill,
+                    reason,
+                    params,
+                    n_tr,
+                    cash,
+                    direction,
+                    entry_bar,
+                    v_entry_trade,
+                    comm_entry_left,
+                    pos_n,
+                    pos_sign,
+                    pos_mult,
+                    pos_legs,
+                    is_option,
+                    open_[i],
+                    t_entry_bar,
+                    t_exit_bar,
+                    t_dir,
+                    t_qty,
+                    t_entry_px,
+                    t_exit_px,
+                    t_pnl,
+                    t_comm,
+                    t_reason,
+                    t_legs,
+                )
+            if direction != 0:
+                while next_partial < len(partial_pct):
+                    level = v_entry + partial_pct[next_partial] * abs(v_entry)
+                    if v_high < level:
+                        break
+                    fill = v_open if v_open >= level else level
+                    part = min(orig_qty * partial_frac[next_partial], qty)
+                    if params[P_QTY_STEP] >= 1.0:
+                        part = math.floor(part + 1e-9)
+                    next_partial += 1
+                    if part <= 0:
+                        continue
+                    n_tr, cash, qty, direction, comm_entry_left = _close(
+                        i,
+                        qty,
+                        part,
+                        fill,
+                        3,
+                        params,
+                        n_tr,
+                        cash,
+                        direction,
+                        entry_bar,
+                        v_entry_trade,
+                        comm_entry_left,
+                        pos_n,
+                        pos_sign,
+                        pos_mult,
+                        pos_legs,
+                        is_option,
+                        open_[i],
+                        t_entry_bar,
+                        t_exit_bar,
+                        t_dir,
+                        t_qty,
+                        t_entry_px,
+                        t_exit_px,
+                        t_pnl,
+                        t_comm,
+                        t_reason,
+                        t_legs,
+                    )
+                    if direction == 0:
+                        break
+            if direction != 0 and tp_v < 1e299 and v_high >= tp_v:
+                fill = v_open if v_open >= tp_v else tp_v
+                n_tr, cash, qty, direction, comm_entry_left = _close(
+                    i,
+                    qty,
+                    qty,
+                    fill,
+                    2,
+                    params,
+                    n_tr,
+                    cash,
+                    direction,
+                    entry_bar,
+                    v_entry_trade,
+                    comm_entry_left,
+                    pos_n,
+                    pos_sign,
+                    pos_mult,
+                    pos_legs,
+                    is_option,
+                    open_[i],
+                    t_entry_bar,
+                    t_exit_bar,
+                    t_dir,
+                    t_qty,
+                    t_entry_px,
+                    t_exit_px,
+                    t_pnl,
+                    t_comm,
+                    t_reason,
+                    t_legs,
+                )
+
+        # ---- 6. end of the option's life or of the window: close at this bar's close
+        if direction != 0:
+            last_bar_of_day = i == end or day[i + 1] != d
+            expiring = is_option and last_bar_of_day and pos_exp[0] <= day_ord[d]
+            if i == end or expiring:
+                fill = v_close
+                if is_option and not priced:
+                    # no trade to mark: settle at intrinsic value against the underlying close
+                    fill = 0.0
+                    for k in range(pos_n):
+                        intrinsic = (
+                            max(close[i] - pos_strike[k], 0.0)
+                            if pos_call[k]
+                            else max(pos_strike[k] - close[i], 0.0)
+                        )
+                        fill += pos_sign[k] * pos_mult[k] * intrinsic
+                n_tr, cash, qty, direction, comm_entry_left = _close(
+                    i,
+                    qty,
+                    qty,
+                    fill,
+                    9 if i == end and not expiring else 8,
+                    params,
+                    n_tr,
+                    cash,
+                    direction,
+                    entry_bar,
+                    v_entry_trade,
+                    comm_entry_left,
+                    pos_n,
+                    pos_sign,
+                    pos_mult,
+                    pos_legs,
+                    is_option,
+                    close[i],
+                    t_entry_bar,
+                    t_exit_bar,
+                    t_dir,
+                    t_qty,
+                    t_entry_px,
+                    t_exit_px,
+                    t_pnl,
+                    t_comm,
+                    t_reason,
+                    t_legs,
+                )
+
+        # ---- 7. decisions on this bar's close
+        if direction != 0:
+            exposure_bars += 1
+            bar_best = v_high if single else v_close
+            if priced and bar_best > best_v:
+                best_v = bar_best
+            if not single and priced:  # multi-leg: levels on close marks, filled next open
+                gain = (v_close - v_entry) / abs(v_entry) if v_entry != 0 else 0.0
+                gain_best = (best_v - v_entry) / abs(v_entry) if v_entry != 0 else 0.0
+                level_stop = stop_v
+                reason = 1
+                if params[P_BE_TRIG] > 0 and gain_best >= params[P_BE_TRIG]:
+                    be = v_entry + params[P_BE_BUF] * abs(v_entry)
+                    if be > level_stop:
+                        level_stop = be
+                        reason = 5
+                if params[P_TRAIL_PCT] > 0 and gain_best >= params[P_TRAIL_ACT]:
+                    tr = best_v - params[P_TRAIL_PCT] * abs(best_v)
+                    if tr > level_stop:
+                        level_stop = tr
+                        reason = 4
+                if level_stop > -1e299 and v_close <= level_stop:
+                    pend_exit_frac = 1.0
+                    pend_exit_reason = reason
+                elif tp_v < 1e299 and v_close >= tp_v:
+                    pend_exit_frac = 1.0
+                    pend_exit_reason = 2
+                elif next_partial < len(partial_pct) and gain >= partial_pct[next_partial]:
+                    pend_exit_frac = partial_frac[next_partial]
+                    pend_exit_reason = 3
+                    next_partial += 1
+            if params[P_STAGED] > 0 and not converted and pend_exit_frac == 0.0 and priced:
+                move = (close[i] - stage_und_ref) / stage_und_ref * (1.0 if pos_call[0] else -1.0)
+                prem_up = (v_close - v_entry) / abs(v_entry)
+                trig = (params[P_STAGE_UND_PCT] > 0 and move >= params[P_STAGE_UND_PCT]) or (
+                    params[P_STAGE_PREM_PCT] > 0 and prem_up >= params[P_STAGE_PREM_PCT]
+                )
+                if trig and i < end and day[i + 1] == d:
+                    target = (
+                        pos_strike[0] + params[P_STAGE_WIDTH]
+                        if pos_call[0]
+                        else pos_strike[0] - params[P_STAGE_WIDTH]
+                    )
+                    pend_convert = _find_contract(
+                        day_c0[d], day_c1[d], pos_exp[0], target, pos_call[0], c_exp, c_strike, c_call
+                    )
+            if pend_exit_frac == 0.0 and (direction > 0 and sig_exit_long[i] or direction < 0 and sig_exit_short[i]):
+                pend_exit_frac = 1.0
+                pend_exit_reason = 0
+        want = 0
+        dirp = params[P_DIRECTION]
+        if (
+            i < end
+            and entry_ok[i]
+            and (params[P_MAX_TRADES_DAY] <= 0 or trades_today < params[P_MAX_TRADES_DAY])
+        ):
+            if sig_long[i] and dirp >= 0:
+                want = 1
+            elif sig_short[i] and dirp <= 0:
+                want = -1
+        if want != 0 and direction == -want and dirp == 0:
+            pend_exit_frac = 1.0  # reversal: close and re-open at the next open
+            pend_exit_reason = 10
+        if want != 0 and (direction == 0 or (direction == -want and dirp == 0)):
+            ok = True
+            if is_option:
+                for k in range(n_legs):
+                    right = leg_right[k]
+                    want_call = right == 0 or (right == 2 and want > 0)
+                    pend_legs[k] = select_contract(
+                        day_c0[d],
+                        day_c1[d],
+                        pos_in_day,
+                        close[i],
+                        minute[i],
+                        day_ord[d],
+                        want_call,
+                        leg_dte[k],
+                        leg_select[k],
+                        leg_value[k],
+                        params[P_RATE],
+                        c_exp,
+                        c_strike,
+                        c_call,
+                        c_off,
+                        p_last,
+                    )
+                    if pend_legs[k] < 0:
+                        ok = False
+            if ok:
+                pend_entry = want
+                pend_entry_day = d
+
+        # ---- 8. mark
+        if direction != 0:
+            equity[i] = cash + qty * v_close
+        else:
+            equity[i] = cash
+
+    return (
+        t_entry_bar[:n_tr],
+        t_exit_bar[:n_tr],
+        t_dir[:n_tr],
+        t_qty[:n_tr],
+        t_entry_px[:n_tr],
+        t_exit_px[:n_tr],
+        t_pnl[:n_tr],
+        t_comm[:n_tr],
+        t_reason[:n_tr],
+        t_legs[:n_tr],
+        equity,
+        exposure_bars,
+    )
+
+
+@numba.njit(cache=True)
+def _levels(v: float, stop_dist: float, params: np.ndarray):  # pragma: no cover
+    stop = -1e300
+    tp = 1e300
+    if params[P_STOP_KIND] == 1:
+        stop = v - params[P_STOP_VAL] * abs(v)
+    elif params[P_STOP_KIND] >= 2 and stop_dist > 0:
+        stop = v - stop_dist
+    if params[P_TP_KIND] == 1:
+        tp = v + params[P_TP_VAL] * abs(v)
+    return stop, tp
+
+
+@numba.njit(cache=True)
+def _cost_per_unit(pos_n, pos_sign, pos_mult, pos_legs, v, params, is_option, und_price):  # pragma: no cover
+    """Slippage and spread of trading one unit, in value units (always >= 0)."""
+    cost = 0.0
+    for k in range(pos_n):
+        if is_option:
+            cost += params[P_HALF_SPREAD] * pos_mult[k]
+        else:
+            cost += (params[P_SLIP_FRAC] * und_price + params[P_SLIP_ABS]) * pos_mult[k]
+    return cost
+
+
+@numba.njit(cache=True)
+def _close(
+    i,
+    qty,
+    exit_qty,
+    v_price,
+    reason,
+    params,
+    n_tr,
+    cash,
+    direction,
+    entry_bar,
+    v_entry_trade,
+    comm_entry_left,
+    pos_n,
+    pos_sign,
+    pos_mult,
+    pos_legs,
+    is_option,
+    und_price,
+    t_entry_bar,
+    t_exit_bar,
+    t_dir,
+    t_qty,
+    t_entry_px,
+    t_exit_px,
+    t_pnl,
+    t_comm,
+    t_reason,
+    t_legs,
+):  # pragma: no cover
+    v_fill = v_price - _cost_per_unit(
+        pos_n, pos_sign, pos_mult, pos_legs, v_price, params, is_option, und_price
+    )
+    comm = exit_qty * params[P_COMM_UNIT] + params[P_COMM_PCT] * abs(exit_qty * v_price)
+    share = comm_entry_left * exit_qty / qty
+    cash += exit_qty * v_fill - comm
+    t_entry_bar[n_tr] = entry_bar
+    t_exit_bar[n_tr] = i
+    t_dir[n_tr] = direction
+    t_qty[n_tr] = exit_qty
+    t_entry_px[n_tr] = v_entry_trade
+    t_exit_px[n_tr] = v_fill
+    t_pnl[n_tr] = exit_qty * (v_fill - v_entry_trade) - comm - share
+    t_comm[n_tr] = comm + share
+    t_reason[n_tr] = reason
+    for k in range(pos_n):
+        t_legs[n_tr, k] = pos_legs[k]
+    n_tr += 1
+    comm_entry_left -= share
+    qty -= exit_qty
+    if qty <= 1e-12:
+        qty = 0.0
+        direction = 0
+    return n_tr, cash, qty, direction, comm_entry_left

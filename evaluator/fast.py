@@ -1,0 +1,228 @@
+"""The fast engine: a StrategySpec flattened to arrays and run by the numba kernel."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+
+from evaluator import _kernel as K
+from evaluator.fill_model import EXIT_REASONS
+from evaluator.market import Market
+from evaluator.results import BacktestResult, build_result
+from evaluator.signals import atr, evaluate_bool
+from spec_space.instruments import FUTURES, forex_pair
+from spec_space.models import Level, StrategySpec
+
+
+def _minutes(text: str | None) -> int | None:
+    if text is None:
+        return None
+    t = dt.time.fromisoformat(text)
+    return t.hour * 60 + t.minute
+
+
+def underlying_multiplier(spec: StrategySpec) -> tuple[float, float, float]:
+    """(value multiplier of one unit, quantity step, tick size) of the traded instrument."""
+    inst = spec.instrument
+    if inst.type == "future":
+        contract = FUTURES[inst.symbol]
+        return contract.multiplier, 1.0, contract.tick_size
+    if inst.type == "forex":
+        pair = forex_pair(inst.symbol)
+        return pair.lot_units, 0.01, pair.pip_size
+    return 1.0, 1.0, 0.01
+
+
+def _level(level: Level | None, spec: StrategySpec) -> tuple[float, float]:
+    if level is None:
+        return 0.0, 0.0
+    if level.pct is not None:
+        return 1.0, level.pct
+    if level.atr is not None:
+        return 3.0, level.atr
+    if level.points is not None:
+        return 2.0, level.points
+    return 2.0, float(level.pips) * forex_pair(spec.instrument.symbol).pip_size  # type: ignore[arg-type]
+
+
+def kernel_params(spec: StrategySpec) -> np.ndarray:
+    p = np.zeros(K.N_PARAMS)
+    ex, costs, sizing = spec.exits, spec.costs, spec.sizing
+    p[K.P_STOP_KIND], p[K.P_STOP_VAL] = _level(ex.stop_loss, spec)
+    p[K.P_TP_KIND], p[K.P_TP_VAL] = _level(ex.take_profit, spec)
+    if ex.trailing is not None:
+        p[K.P_TRAIL_PCT], p[K.P_TRAIL_ACT] = ex.trailing.pct, ex.trailing.activation_pct
+    if ex.break_even is not None:
+        p[K.P_BE_TRIG], p[K.P_BE_BUF] = ex.break_even.trigger_pct, ex.break_even.buffer_pct
+    p[K.P_MAX_HOLD_NS] = (ex.max_hold_minutes or 0) * 60e9
+    p[K.P_CLOSE_BEFORE_EXP] = -1 if ex.close_days_before_expiry is None else ex.close_days_before_expiry
+    mult, step, tick = underlying_multiplier(spec)
+    inst = spec.instrument
+    if inst.type in ("stock", "forex"):
+        p[K.P_SLIP_FRAC] = costs.slippage_bps / 1e4
+    if inst.type == "future":
+        p[K.P_SLIP_ABS] = costs.slippage_ticks * tick
+    p[K.P_HALF_SPREAD] = costs.option_half_spread
+    if inst.type == "stock":
+        p[K.P_COMM_UNIT] = costs.commission_per_share
+    elif inst.type == "option":
+        p[K.P_COMM_UNIT] = costs.commission_per_contract * sum(leg.ratio for leg in inst.legs)
+    elif inst.type == "future":
+        p[K.P_COMM_UNIT] = costs.commission_per_contract
+    else:
+        p[K.P_COMM_UNIT] = costs.commission_per_lot
+    p[K.P_COMM_PCT] = costs.commission_pct
+    p[K.P_SIZE_MODE] = {"fixed": 0, "pct_equity": 1, "risk": 2}[sizing.mode]
+    p[K.P_QTY], p[K.P_PCT_EQ], p[K.P_RISK_PCT] = sizing.quantity, sizing.pct_equity, sizing.risk_pct
+    p[K.P_QTY_STEP] = step
+    p[K.P_CASH] = spec.initial_cash
+    p[K.P_MAX_TRADES_DAY] = sizing.max_trades_per_day or 0
+    p[K.P_DIRECTION] = {"long": 1, "short": -1, "both": 0}[spec.direction]
+    if inst.staged is not None:
+        p[K.P_STAGED] = 1
+        p[K.P_STAGE_UND_PCT] = inst.staged.underlying_move_pct or 0.0
+        p[K.P_STAGE_PREM_PCT] = inst.staged.premium_up_pct or 0.0
+        p[K.P_STAGE_WIDTH] = inst.staged.width
+        p[K.P_STAGE_MIN_DEBIT] = inst.staged.min_net_debit
+    p[K.P_RATE] = 0.05
+    return p
+
+
+def _legs(spec: StrategySpec) -> tuple[np.ndarray, ...]:
+    legs = spec.instrument.legs
+    if spec.instrument.type != "option":
+        return (
+            np.zeros(1, np.int64),
+            np.ones(1),
+            np.zeros(1, np.int64),
+            np.zeros(1, np.int64),
+            np.zeros(1, np.int64),
+            np.zeros(1),
+        )
+    return (
+        np.ones(len(legs), np.int64),
+        np.array([(1.0 if leg.side == "buy" else -1.0) * leg.ratio for leg in legs]),
+        np.array([{"call": 0, "put": 1, "auto": 2}[leg.right] for leg in legs], np.int64),
+        np.array([leg.dte for leg in legs], np.int64),
+        np.array([{"delta": 0, "moneyness": 1, "offset": 2}[leg.select] for leg in legs], np.int64),
+        np.array([leg.value for leg in legs], np.float64),
+    )
+
+
+def signal_arrays(spec: StrategySpec, market: Market) -> dict[str, np.ndarray]:
+    """Entry, exit, window and time-exit flags per bar, shared by both engines."""
+    bars = market.bars
+    n = len(bars)
+    entry_ok = np.ones(n, dtype=np.bool_)
+    start, end = _minutes(spec.entry.window_start), _minutes(spec.entry.window_end)
+    if start is not None:
+        entry_ok &= bars.minute >= start
+    if end is not None:
+        entry_ok &= bars.minute < end
+    force_flat = np.zeros(n, dtype=np.bool_)
+    flat = _minutes(spec.exits.eod_flat_time)
+    if flat is not None:
+        force_flat = bars.minute >= flat
+        last_of_day = np.ones(n, dtype=np.bool_)
+        last_of_day[:-1] = bars.day[1:] != bars.day[:-1]
+        force_flat |= last_of_day  # half days close before the flat time: flat at their last bar
+        entry_ok &= ~force_flat
+    atr_period = 14
+    for level in (spec.exits.stop_loss, spec.exits.take_profit):
+        if level is not None and level.atr is not None:
+            atr_period = level.atr_period
+    key = f"atr:{atr_period}"
+    if key not in bars.cache:
+        bars.cache[key] = atr(bars.high, bars.low, bars.close, atr_period)
+    return {
+        "long": evaluate_bool(spec.entry.long, bars) if spec.direction != "short" else np.zeros(n, np.bool_),
+        "short": evaluate_bool(spec.entry.short, bars) if spec.direction != "long" else np.zeros(n, np.bool_),
+        "exit_long": evaluate_bool(spec.exits.exit_long, bars),
+        "exit_short": evaluate_bool(spec.exits.exit_short, bars),
+        "entry_ok": entry_ok,
+        "force_flat": force_flat,
+        "atr": bars.cache[key],
+    }
+
+
+def run(spec: StrategySpec, market: Market, start: dt.date, end: dt.date) -> BacktestResult:
+    """Backtest ``spec`` on the sessions of ``market`` between ``start`` and ``end`` inclusive."""
+    i0, i1 = market.index_range(start, end)
+    sig = signal_arrays(spec, market)
+    bars, opt = market.bars, market.options
+    staleness_bars = max(
+        1,
+        spec.instrument.max_staleness_minutes
+        // {"1min": 1, "5min": 5, "15min": 15, "1h": 60, "1d": 1440}[spec.timeframe],
+    )
+    p_last = opt.last(staleness_bars) if spec.instrument.type == "option" else opt.p_close
+    mult, _, _ = underlying_multiplier(spec)
+    partial_pct = np.array([p.pct for p in spec.exits.partial_take_profits], np.float64)
+    partial_frac = np.array([p.fraction for p in spec.exits.partial_take_profits], np.float64)
+    out = K.run_kernel(
+        bars.ts,
+        bars.open,
+        bars.high,
+        bars.low,
+        bars.close,
+        bars.day,
+        bars.minute,
+        market.day_ord,
+        market.day_first_bar,
+        sig["long"],
+        sig["short"],
+        sig["exit_long"],
+        sig["exit_short"],
+        sig["entry_ok"],
+        sig["force_flat"],
+        sig["atr"],
+        i0,
+        i1,
+        kernel_params(spec),
+        *_legs(spec),
+        mult,
+        opt.day_c0,
+        opt.day_c1,
+        opt.c_exp,
+        opt.c_strike,
+        opt.c_call,
+        opt.c_off,
+        opt.p_open,
+        opt.p_high,
+        opt.p_low,
+        p_last,
+        partial_pct,
+        partial_frac,
+    )
+    (entry_bar, exit_bar, direction, qty, entry_v, exit_v, pnl, comm, reason, legs, equity, exposure_bars) = (
+        out
+    )
+    price_div = np.full(len(entry_bar), 100.0 if spec.instrument.type == "option" else mult)
+    if spec.instrument.type != "option":
+        price_div = price_div * direction  # a short unit's value is minus its price
+    contracts = [
+        "+".join(opt.c_ticker[c] for c in row if c >= 0)
+        if spec.instrument.type == "option"
+        else market.spec_symbol
+        for row in legs
+    ]
+    trades = pl.DataFrame(
+        {
+            "entry_time": pl.Series(bars.ts[entry_bar], dtype=pl.Int64).cast(pl.Datetime("ns", "UTC")),
+            "exit_time": pl.Series(bars.ts[exit_bar], dtype=pl.Int64).cast(pl.Datetime("ns", "UTC")),
+            "entry_bar": entry_bar,
+            "exit_bar": exit_bar,
+            "side": np.where(direction > 0, "long", "short"),
+            "instrument": contracts,
+            "quantity": qty,
+            "entry_price": entry_v / price_div,
+            "exit_price": exit_v / price_div,
+            "pnl": pnl,
+            "commission": comm,
+            "exit_reason": [EXIT_REASONS[int(r)] for r in reason],
+        },
+        schema_overrides={"instrument": pl.Utf8, "side": pl.Utf8, "exit_reason": pl.Utf8},
+    )
+    return build_result(spec, market, trades, equity, i0, i1, exposure_bars, engine="fast")

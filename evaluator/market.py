@@ -1,0 +1,285 @@
+"""Market data for a backtest, loaded once from the Parquet store and shaped for the engines.
+
+A :class:`Market` holds the signal series (bars of the spec's symbol) and, for option specs, every
+session's option bars aligned to the same bar positions. It is built once per worker for a data
+window; each backtest (a trial, a fold) then runs on a slice of it without touching the store.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import numba
+import numpy as np
+import polars as pl
+
+from evaluator.signals import BarSeries
+from spec_space.models import StrategySpec
+
+NY = "America/New_York"
+_EPOCH = dt.date(1970, 1, 1)
+
+
+@dataclass
+class OptionArrays:
+    """Every session's contracts and their bars, flattened: contract ``c`` of session ``d`` has its
+    bar at position ``p`` of that session at index ``c_off[c] + p``."""
+
+    day_c0: np.ndarray
+    day_c1: np.ndarray
+    c_exp: np.ndarray  # expiry, days since 1970-01-01
+    c_strike: np.ndarray
+    c_call: np.ndarray
+    c_off: np.ndarray
+    c_ticker: list[str]
+    p_open: np.ndarray
+    p_high: np.ndarray
+    p_low: np.ndarray
+    p_close: np.ndarray
+    last_cache: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def last(self, staleness_bars: int) -> np.ndarray:
+        """Last trade price at each bar, carried forward at most ``staleness_bars`` bars."""
+        if staleness_bars not in self.last_cache:
+            self.last_cache[staleness_bars] = _ffill_limited(
+                self.p_close, self.c_off, self.day_c0, self.day_c1, self._bars_per_day, staleness_bars
+            )
+        return self.last_cache[staleness_bars]
+
+    _bars_per_day: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
+
+    @staticmethod
+    def empty(n_days: int) -> OptionArrays:
+        zeros_i = np.zeros(n_days, np.int64)
+        return OptionArrays(
+            zeros_i,
+            zeros_i.copy(),
+            np.zeros(0, np.int64),
+            np.zeros(0),
+            np.zeros(0, np.bool_),
+            np.zeros(0, np.int64),
+            [],
+            np.zeros(0),
+            np.zeros(0),
+            np.zeros(0),
+            np.zeros(0),
+            _bars_per_day=np.zeros(n_days, np.int64),
+        )
+
+
+@dataclass
+class Market:
+    spec_symbol: str
+    bars: BarSeries
+    day_first_bar: np.ndarray
+    day_ord: np.ndarray
+    options: OptionArrays
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def index_range(self, start: dt.date, end: dt.date) -> tuple[int, int]:
+        """First and last bar index of the sessions within [start, end]; raises if there are none."""
+        dates = self.bars.session_dates
+        first = next((d for d, day in enumerate(dates) if day >= start), None)
+        last = next((d for d in range(len(dates) - 1, -1, -1) if dates[d] <= end), None)
+        if first is None or last is None or first > last:
+            raise LookupError(
+                f"no {self.spec_symbol} bars between {start} and {end}; the market holds "
+                f"{dates[0] if dates else '-'} .. {dates[-1] if dates else '-'}"
+            )
+        day = self.bars.day
+        return int(self.day_first_bar[first]), int(np.searchsorted(day, last, side="right") - 1)
+
+
+def signal_symbol(spec: StrategySpec) -> str:
+    inst = spec.instrument
+    if inst.type == "forex":
+        return "C:" + inst.symbol.upper().removeprefix("C:").replace("/", "")
+    return inst.symbol
+
+
+def bars_from_frame(frame: pl.DataFrame) -> tuple[BarSeries, np.ndarray, np.ndarray]:
+    """Turn a store bars frame (ts in exchange time) into a BarSeries plus session tables."""
+    if frame.is_empty():
+        raise LookupError("no bars to backtest on")
+    local = frame.get_column("ts")
+    if local.dtype.time_zone != NY:  # type: ignore[union-attr]
+        local = local.dt.convert_time_zone(NY)
+    dates = local.dt.date()
+    date_values = dates.to_numpy()
+    change = np.ones(len(date_values), dtype=bool)
+    change[1:] = date_values[1:] != date_values[:-1]
+    day = np.cumsum(change).astype(np.int64) - 1
+    day_first_bar = np.flatnonzero(change).astype(np.int64)
+    session_dates = [d for d in date_values[change].tolist()]
+    day_ord = np.array([(d - _EPOCH).days for d in session_dates], dtype=np.int64)
+    series = BarSeries(
+        ts=local.dt.cast_time_unit("ns")
+        .dt.convert_time_zone("UTC")
+        .dt.replace_time_zone(None)
+        .cast(pl.Int64)
+        .to_numpy(),
+        open=frame.get_column("open").to_numpy().astype(np.float64),
+        high=frame.get_column("high").to_numpy().astype(np.float64),
+        low=frame.get_column("low").to_numpy().astype(np.float64),
+        close=frame.get_column("close").to_numpy().astype(np.float64),
+        volume=frame.get_column("volume").to_numpy().astype(np.float64),
+        day=day,
+        minute=(local.dt.hour().cast(pl.Int64) * 60 + local.dt.minute().cast(pl.Int64)).to_numpy(),
+        weekday=(local.dt.weekday().cast(pl.Int64) - 1).to_numpy(),
+        session_dates=session_dates,
+    )
+    return series, day_first_bar, day_ord
+
+
+def load_market(
+    store: Any,
+    spec: StrategySpec,
+    start: dt.date,
+    end: dt.date,
+    *,
+    warmup_days: int | None = None,
+    external_events: dict[tuple[str, str], list[dt.datetime]] | None = None,
+) -> Market:
+    """Load everything ``spec`` needs between ``start`` and ``end`` (plus indicator warm-up) from ``store``."""
+    if warmup_days is None:
+        warmup_days = 400 if spec.timeframe == "1d" else 10
+    symbol = signal_symbol(spec)
+    frame = store.bars(
+        symbol, start - dt.timedelta(days=warmup_days), end, timeframe=spec.timeframe, session=spec.session
+    )
+    series, day_first_bar, day_ord = bars_from_frame(frame)
+    if external_events:
+        series.events = {key: _event_flags(series.ts, times) for key, times in external_events.items()}
+    options = OptionArrays.empty(len(series.session_dates))
+    if spec.instrument.type == "option":
+        options = load_options(store, spec, series, day_first_bar, start)
+    return Market(symbol, series, day_first_bar, day_ord, options, {"start": start, "end": end})
+
+
+def _event_flags(ts: np.ndarray, times: list[dt.datetime]) -> np.ndarray:
+    flags = np.zeros(len(ts), dtype=np.bool_)
+    if not times:
+        return flags
+    stamps = np.array(
+        [
+            int(t.astimezone(dt.UTC).replace(tzinfo=None).timestamp() * 1e9)
+            if t.tzinfo
+            else int(t.replace(tzinfo=dt.UTC).timestamp() * 1e9)
+            for t in times
+        ],
+        dtype=np.int64,
+    )
+    # an event becomes known at its time: it fires on the first bar starting at or after it
+    positions = np.searchsorted(ts, stamps, side="left")
+    flags[positions[positions < len(ts)]] = True
+    return flags
+
+
+def load_options(
+    store: Any, spec: StrategySpec, series: BarSeries, day_first_bar: np.ndarray, start: dt.date
+) -> OptionArrays:
+    legs = spec.instrument.legs
+    dte_max = max(leg.dte for leg in legs) + 10
+    n_days = len(series.session_dates)
+    bars_per_day = np.diff(np.append(day_first_bar, len(series.ts))).astype(np.int64)
+    frames = []
+    for d, day in enumerate(series.session_dates):
+        if day < start - dt.timedelta(days=1):
+            continue  # warm-up sessions are for indicators only
+        try:
+            frame = store.option_day_bars(spec.instrument.symbol, day, dte_max=dte_max)
+        except LookupError:
+            continue
+        if frame.is_empty():
+            continue
+        day_open = series.open[day_first_bar[d]]
+        frame = frame.filter((pl.col("strike") - day_open).abs() <= day_open * 0.12)
+        frames.append(frame.with_columns(pl.lit(d, dtype=pl.Int64).alias("day")))
+    if not frames:
+        raise LookupError(
+            f"no option bars for {spec.instrument.symbol} in the store; ingest us_options_opra files"
+        )
+    bar_minutes = {"1min": 1, "5min": 5, "15min": 15, "1h": 60, "1d": 1440}[spec.timeframe]
+    allopt = pl.concat(frames, how="diagonal_relaxed")
+    ts_col = allopt.get_column("ts")
+    if ts_col.dtype.time_zone is not None:  # type: ignore[union-attr]
+        allopt = allopt.with_columns(pl.col("ts").dt.convert_time_zone("UTC").dt.replace_time_zone(None))
+    allopt = allopt.with_columns(pl.col("ts").dt.cast_time_unit("ns").cast(pl.Int64).alias("ts_ns"))
+    if bar_minutes > 1:
+        width = bar_minutes * 60_000_000_000
+        # bucket option minutes into the signal bars they belong to (bars start on the bucket)
+        bar_ts = series.ts
+        idx = np.searchsorted(bar_ts, allopt.get_column("ts_ns").to_numpy(), side="right") - 1
+        allopt = allopt.with_columns(pl.Series("bar", idx)).filter(pl.col("bar") >= 0)
+        allopt = (
+            allopt.sort(["ticker", "ts_ns"])
+            .group_by(["day", "ticker", "expiry", "right", "strike", "bar"], maintain_order=True)
+            .agg(pl.col("open").first(), pl.col("high").max(), pl.col("low").min(), pl.col("close").last())
+        )
+        del width
+    else:
+        idx = np.searchsorted(series.ts, allopt.get_column("ts_ns").to_numpy(), side="left")
+        idx = np.minimum(idx, len(series.ts) - 1)
+        exact = series.ts[idx] == allopt.get_column("ts_ns").to_numpy()
+        allopt = allopt.with_columns(pl.Series("bar", idx)).filter(pl.Series(exact))
+    contracts = (
+        allopt.select("day", "ticker", "expiry", "right", "strike")
+        .unique(["day", "ticker"])
+        .sort(["day", "expiry", "right", "strike"])
+        .with_row_index("c")
+    )
+    c_day = contracts.get_column("day").to_numpy().astype(np.int64)
+    c_len = bars_per_day[c_day]
+    c_off = np.concatenate([[0], np.cumsum(c_len)[:-1]]).astype(np.int64)
+    total = int(c_len.sum())
+    joined = allopt.join(contracts.select("day", "ticker", "c"), on=["day", "ticker"])
+    c_idx = joined.get_column("c").to_numpy().astype(np.int64)
+    pos = (
+        joined.get_column("bar").to_numpy().astype(np.int64)
+        - day_first_bar[joined.get_column("day").to_numpy()]
+    )
+    flat = c_off[c_idx] + pos
+    arrays = {}
+    for name in ("open", "high", "low", "close"):
+        out = np.full(total, np.nan)
+        out[flat] = joined.get_column(name).to_numpy().astype(np.float64)
+        arrays[name] = out
+    day_c0 = np.searchsorted(c_day, np.arange(n_days), side="left").astype(np.int64)
+    day_c1 = np.searchsorted(c_day, np.arange(n_days), side="right").astype(np.int64)
+    expiry = contracts.get_column("expiry")
+    c_exp = (expiry.cast(pl.Date).cast(pl.Int64)).to_numpy().astype(np.int64)
+    return OptionArrays(
+        day_c0,
+        day_c1,
+        c_exp,
+        contracts.get_column("strike").to_numpy().astype(np.float64),
+        (contracts.get_column("right").cast(pl.Utf8).str.to_uppercase().str.slice(0, 1) == "C").to_numpy(),
+        c_off,
+        contracts.get_column("ticker").to_list(),
+        arrays["open"],
+        arrays["high"],
+        arrays["low"],
+        arrays["close"],
+        _bars_per_day=bars_per_day,
+    )
+
+
+@numba.njit(cache=True)
+def _ffill_limited(close, c_off, day_c0, day_c1, bars_per_day, limit):  # noqa: ANN001  # pragma: no cover
+    out = np.full(len(close), np.nan)
+    for d in range(len(day_c0)):
+        for c in range(day_c0[d], day_c1[d]):
+            base = c_off[c]
+            last = np.nan
+            age = 0
+            for p in range(bars_per_day[d]):
+                value = close[base + p]
+                if not np.isnan(value):
+                    last = value
+                    age = 0
+                else:
+                    age += 1
+                out[base + p] = last if age <= limit else np.nan
+    return out

@@ -1,0 +1,427 @@
+# ruff: noqa: ANN001  -- numba infers the types of the compiled indicator kernels
+"""Evaluate signal expressions over a bar series, vectorised and causal.
+
+Every function here returns, for bar ``i``, a value computed from bars ``0..i`` only; the engines
+act on a signal at bar ``i`` no earlier than bar ``i + 1``'s open, so nothing looks ahead.
+Results are cached per (expression node, series) so trials sharing indicator settings share work.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numba
+import numpy as np
+
+from spec_space.expressions import parse_expression
+
+_WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+
+
+@dataclass
+class BarSeries:
+    """The signal series: one row per bar, exchange-time fields precomputed once."""
+
+    ts: np.ndarray  # int64 ns UTC, bar start
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    day: np.ndarray  # int32 session index (0, 1, ...)
+    minute: np.ndarray  # int32 minutes since midnight, exchange time, bar start
+    weekday: np.ndarray  # int8, Monday = 0
+    session_dates: list[dt.date]
+    events: Mapping[tuple[str, str], np.ndarray] = field(default_factory=dict)  # external signal bar flags
+    cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+def evaluate(expression: str, bars: BarSeries) -> np.ndarray:
+    """Evaluate an expression to a float or bool array (NaN where an indicator has no value yet)."""
+    key = "expr:" + expression
+    if key not in bars.cache:
+        bars.cache[key] = _eval(parse_expression(expression).body, bars)
+    return bars.cache[key]
+
+
+def evaluate_bool(expression: str | None, bars: BarSeries) -> np.ndarray:
+    if expression is None:
+        return np.zeros(len(bars), dtype=np.bool_)
+    value = evaluate(expression, bars)
+    if value.dtype != np.bool_:
+        raise ValueError(
+            f"expression {expression!r} gives numbers, not true/false; compare it with something"
+        )
+    return value
+
+
+def _eval(node: ast.AST, bars: BarSeries) -> np.ndarray:
+    key = ast.dump(node)
+    cached = bars.cache.get(key)
+    if cached is not None:
+        return cached
+    result = _eval_uncached(node, bars)
+    if isinstance(result, np.ndarray):
+        bars.cache[key] = result
+    return result
+
+
+def _num(node: ast.AST, bars: BarSeries) -> np.ndarray:
+    value = _eval(node, bars)
+    return value.astype(np.float64) if isinstance(value, np.ndarray) else np.full(len(bars), float(value))
+
+
+def _eval_uncached(node: ast.AST, bars: BarSeries) -> np.ndarray:
+    n = len(bars)
+    if isinstance(node, ast.Constant):
+        return np.full(n, float(node.value)) if not isinstance(node.value, str) else node.value  # type: ignore[return-value]
+    if isinstance(node, ast.Name):
+        return _field(node.id, bars)
+    if isinstance(node, ast.BoolOp):
+        parts = [_eval(v, bars).astype(np.bool_) for v in node.values]
+        out = parts[0].copy()
+        for part in parts[1:]:
+            out = (out & part) if isinstance(node.op, ast.And) else (out | part)
+        return out
+    if isinstance(node, ast.UnaryOp):
+        operand = _eval(node.operand, bars)
+        if isinstance(node.op, ast.Not):
+            return ~operand.astype(np.bool_)
+        return -operand if isinstance(node.op, ast.USub) else operand
+    if isinstance(node, ast.BinOp):
+        left, right = _num(node.left, bars), _num(node.right, bars)
+        ops: dict[type, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+            ast.Add: np.add,
+            ast.Sub: np.subtract,
+            ast.Mult: np.multiply,
+            ast.Div: lambda a, b: np.divide(a, b, out=np.full(n, np.nan), where=b != 0),
+        }
+        return ops[type(node.op)](left, right)
+    if isinstance(node, ast.Compare):
+        result = np.ones(n, dtype=np.bool_)
+        left = _num(node.left, bars)
+        for op, comparator in zip(node.ops, node.comparators, strict=True):
+            right = _num(comparator, bars)
+            with np.errstate(invalid="ignore"):
+                cmp = {
+                    ast.Gt: np.greater,
+                    ast.GtE: np.greater_equal,
+                    ast.Lt: np.less,
+                    ast.LtE: np.less_equal,
+                    ast.Eq: np.equal,
+                    ast.NotEq: np.not_equal,
+                }[type(op)](left, right)
+            result &= cmp  # NaN compares false: no signal while an indicator warms up
+            left = right
+        return result
+    if isinstance(node, ast.Call):
+        return _call(node, bars)
+    raise ValueError(f"cannot evaluate {ast.dump(node)}")
+
+
+def _field(name: str, bars: BarSeries) -> np.ndarray:
+    if name == "hl2":
+        return (bars.high + bars.low) / 2
+    if name == "hlc3":
+        return (bars.high + bars.low + bars.close) / 3
+    return getattr(bars, name).astype(np.float64)
+
+
+def _int_arg(node: ast.AST, name: str) -> int:
+    if not isinstance(node, ast.Constant) or isinstance(node.value, str):
+        raise ValueError(f"{name}: the period must be a number")
+    value = int(round(float(node.value)))
+    if value < 1:
+        raise ValueError(f"{name}: the period must be at least 1, got {node.value}")
+    return value
+
+
+def _float_arg(node: ast.AST, name: str) -> float:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return -_float_arg(node.operand, name)
+    if not isinstance(node, ast.Constant) or isinstance(node.value, str):
+        raise ValueError(f"{name}: expected a number")
+    return float(node.value)
+
+
+def _minutes(text: str) -> int:
+    t = dt.time.fromisoformat(text)
+    return t.hour * 60 + t.minute
+
+
+def _call(node: ast.Call, bars: BarSeries) -> np.ndarray:
+    name = node.func.id  # type: ignore[attr-defined]
+    args = node.args
+    if name == "sma":
+        return _sma(_num(args[0], bars), _int_arg(args[1], name))
+    if name == "ema":
+        return _ema(_num(args[0], bars), _int_arg(args[1], name))
+    if name == "rsi":
+        return _rsi(_num(args[0], bars), _int_arg(args[1], name))
+    if name == "atr":
+        return atr(bars.high, bars.low, bars.close, _int_arg(args[0], name))
+    if name == "vwap":
+        return _vwap(bars.high, bars.low, bars.close, bars.volume.astype(np.float64), bars.day)
+    if name in ("bb_upper", "bb_lower"):
+        src, period, k = _num(args[0], bars), _int_arg(args[1], name), _float_arg(args[2], name)
+        mid, std = _sma(src, period), _rolling_std(src, period)
+        return mid + k * std if name == "bb_upper" else mid - k * std
+    if name in ("highest", "lowest"):
+        return _rolling_extreme(_num(args[0], bars), _int_arg(args[1], name), name == "highest")
+    if name == "prev":
+        src, shift = _num(args[0], bars), _int_arg(args[1], name)
+        out = np.full(len(src), np.nan)
+        out[shift:] = src[:-shift]
+        return out
+    if name == "volume_ratio":
+        vol = bars.volume.astype(np.float64)
+        avg = _sma(vol, _int_arg(args[0], name))
+        prior = np.full(len(vol), np.nan)
+        prior[1:] = avg[:-1]
+        return np.divide(vol, prior, out=np.full(len(vol), np.nan), where=prior > 0)
+    if name in ("opening_range_high", "opening_range_low"):
+        high, low = _opening_range(bars.high, bars.low, bars.day, bars.minute, _minutes(args[0].value))  # type: ignore[attr-defined]
+        return high if name == "opening_range_high" else low
+    if name in ("prior_day_high", "prior_day_low"):
+        return _prior_day(
+            bars.high if name == "prior_day_high" else bars.low, bars.day, name == "prior_day_high"
+        )
+    if name == "zone_breakout":
+        direction = args[0].value  # type: ignore[attr-defined]
+        if direction not in ("up", "down"):
+            raise ValueError("zone_breakout: the first argument must be 'up' or 'down'")
+        zone_high, zone_low = _opening_range(
+            bars.high, bars.low, bars.day, bars.minute, _minutes(args[1].value)
+        )  # type: ignore[attr-defined]
+        period = _int_arg(args[5], name)
+        vol = bars.volume.astype(np.float64)
+        avg = _sma(vol, period)
+        prior = np.full(len(vol), np.nan)
+        prior[1:] = avg[:-1]
+        ratio = np.divide(vol, prior, out=np.zeros(len(vol)), where=prior > 0)
+        return _zone_breakout(
+            bars.close,
+            zone_high,
+            zone_low,
+            ratio,
+            bars.day,
+            direction == "up",
+            _float_arg(args[2], name),
+            _float_arg(args[3], name),
+            _float_arg(args[4], name),
+            _float_arg(args[6], name) > 0,
+        )
+    if name == "time_between":
+        start, end = _minutes(args[0].value), _minutes(args[1].value)  # type: ignore[attr-defined]
+        return (bars.minute >= start) & (bars.minute < end)
+    if name == "day_of_week":
+        wanted = []
+        for arg in args:
+            key = arg.value.lower()[:3]  # type: ignore[attr-defined]
+            if key not in _WEEKDAYS:
+                raise ValueError(f"day_of_week: unknown day {arg.value!r}")  # type: ignore[attr-defined]
+            wanted.append(_WEEKDAYS[key])
+        return np.isin(bars.weekday, wanted)
+    if name in ("crosses_above", "crosses_below"):
+        a, b = _num(args[0], bars), _num(args[1], bars)
+        prev_a, prev_b = np.roll(a, 1), np.roll(b, 1)
+        with np.errstate(invalid="ignore"):
+            out = (a > b) & (prev_a <= prev_b) if name == "crosses_above" else (a < b) & (prev_a >= prev_b)
+        out[0] = False
+        return out
+    if name == "external_signal":
+        key = (args[0].value, args[1].value.lower())  # type: ignore[attr-defined]
+        if key not in bars.events:
+            raise ValueError(f"external_signal{key}: no such signal file was loaded for this backtest")
+        return bars.events[key]
+    if name == "abs":
+        return np.abs(_num(args[0], bars))
+    if name in ("min", "max"):
+        fn = np.fmin if name == "min" else np.fmax
+        return fn(_num(args[0], bars), _num(args[1], bars))
+    raise ValueError(f"unknown function {name}")
+
+
+# ---------------------------------------------------------------- indicator kernels
+
+
+def _sma(x: np.ndarray, period: int) -> np.ndarray:
+    out = np.full(len(x), np.nan)
+    if len(x) < period:
+        return out
+    csum = np.cumsum(np.insert(x, 0, 0.0))
+    out[period - 1 :] = (csum[period:] - csum[:-period]) / period
+    return out
+
+
+def _rolling_std(x: np.ndarray, period: int) -> np.ndarray:
+    out = np.full(len(x), np.nan)
+    if len(x) < period:
+        return out
+    windows = np.lib.stride_tricks.sliding_window_view(x, period)
+    out[period - 1 :] = windows.std(axis=1)
+    return out
+
+
+def _rolling_extreme(x: np.ndarray, period: int, highest: bool) -> np.ndarray:
+    out = np.full(len(x), np.nan)
+    if len(x) < period:
+        return out
+    windows = np.lib.stride_tricks.sliding_window_view(x, period)
+    out[period - 1 :] = windows.max(axis=1) if highest else windows.min(axis=1)
+    return out
+
+
+@numba.njit(cache=True)
+def _ema(x: np.ndarray, period: int) -> np.ndarray:  # pragma: no cover - numba
+    out = np.full(len(x), np.nan)
+    alpha = 2.0 / (period + 1.0)
+    value = np.nan
+    count = 0
+    for i in range(len(x)):
+        if np.isnan(x[i]):
+            continue
+        count += 1
+        value = x[i] if count == 1 else alpha * x[i] + (1.0 - alpha) * value
+        if count >= period:
+            out[i] = value
+    return out
+
+
+@numba.njit(cache=True)
+def _rsi(x: np.ndarray, period: int) -> np.ndarray:  # pragma: no cover - numba
+    out = np.full(len(x), np.nan)
+    gain = 0.0
+    loss = 0.0
+    for i in range(1, len(x)):
+        change = x[i] - x[i - 1]
+        up = change if change > 0 else 0.0
+        down = -change if change < 0 else 0.0
+        if i <= period:
+            gain += up / period
+            loss += down / period
+        else:
+            gain = (gain * (period - 1) + up) / period
+            loss = (loss * (period - 1) + down) / period
+        if i >= period:
+            out[i] = 100.0 if loss == 0 else 100.0 - 100.0 / (1.0 + gain / loss)
+    return out
+
+
+@numba.njit(cache=True)
+def atr(high: np.ndarray, low: np.ndarray, close: np.ndarray, period: int) -> np.ndarray:  # pragma: no cover
+    """Wilder's average true range (first value: mean of the first `period` true ranges)."""
+    n = len(close)
+    out = np.full(n, np.nan)
+    value = 0.0
+    for i in range(n):
+        tr = high[i] - low[i]
+        if i > 0:
+            tr = max(tr, abs(high[i] - close[i - 1]), abs(low[i] - close[i - 1]))
+        if i < period:
+            value += tr / period
+            if i == period - 1:
+                out[i] = value
+        else:
+            value = (value * (period - 1) + tr) / period
+            out[i] = value
+    return out
+
+
+@numba.njit(cache=True)
+def _vwap(
+    high: np.ndarray, low: np.ndarray, close: np.ndarray, volume: np.ndarray, day: np.ndarray
+) -> np.ndarray:  # pragma: no cover
+    out = np.full(len(close), np.nan)
+    pv = 0.0
+    vv = 0.0
+    for i in range(len(close)):
+        if i == 0 or day[i] != day[i - 1]:
+            pv = 0.0
+            vv = 0.0
+        typical = (high[i] + low[i] + close[i]) / 3.0
+        pv += typical * volume[i]
+        vv += volume[i]
+        out[i] = pv / vv if vv > 0 else typical
+    return out
+
+
+@numba.njit(cache=True)
+def _opening_range(
+    high: np.ndarray, low: np.ndarray, day: np.ndarray, minute: np.ndarray, end_minute: int
+):  # pragma: no cover
+    n = len(high)
+    out_high = np.full(n, np.nan)
+    out_low = np.full(n, np.nan)
+    zone_high = -np.inf
+    zone_low = np.inf
+    for i in range(n):
+        if i == 0 or day[i] != day[i - 1]:
+            zone_high = -np.inf
+            zone_low = np.inf
+        if minute[i] < end_minute:
+            zone_high = max(zone_high, high[i])
+            zone_low = min(zone_low, low[i])
+        elif zone_high > -np.inf:
+            out_high[i] = zone_high
+            out_low[i] = zone_low
+    return out_high, out_low
+
+
+@numba.njit(cache=True)
+def _prior_day(x: np.ndarray, day: np.ndarray, highest: bool) -> np.ndarray:  # pragma: no cover
+    out = np.full(len(x), np.nan)
+    current = np.nan
+    previous = np.nan
+    for i in range(len(x)):
+        if i > 0 and day[i] != day[i - 1]:
+            previous = current
+            current = np.nan
+        if np.isnan(current):
+            current = x[i]
+        elif highest:
+            current = max(current, x[i])
+        else:
+            current = min(current, x[i])
+        out[i] = previous
+    return out
+
+
+@numba.njit(cache=True)
+def _zone_breakout(
+    close, zone_high, zone_low, ratio, day, up, buffer, strict_ratio, relaxed_ratio, second_chance
+):  # pragma: no cover
+    n = len(close)
+    out = np.zeros(n, dtype=np.bool_)
+    failed_once = False
+    fired = False
+    back_inside = False
+    for i in range(n):
+        if i == 0 or day[i] != day[i - 1]:
+            failed_once = False
+            fired = False
+            back_inside = False
+        if fired or np.isnan(zone_high[i]):
+            continue
+        level = zone_high[i] + buffer if up else zone_low[i] - buffer
+        beyond = close[i] > level if up else close[i] < level
+        inside = close[i] <= zone_high[i] if up else close[i] >= zone_low[i]
+        if failed_once and inside:
+            back_inside = True
+        if beyond:
+            if not failed_once:
+                if ratio[i] >= strict_ratio:
+                    out[i] = True
+                    fired = True
+                else:
+                    failed_once = True
+            elif second_chance and back_inside and ratio[i] >= relaxed_ratio:
+                out[i] = True
+                fired = True
+    return out

@@ -1,0 +1,237 @@
+"""Signal expressions: the small language entry and exit conditions are written in.
+
+An expression is a Python-syntax expression over bar fields and catalogue functions, for example
+``crosses_above(sma(close, 10), sma(close, 30)) and volume_ratio(20) > 1.5``. It is parsed with
+:mod:`ast` and checked against a whitelist, so a spec can never run arbitrary code, and every
+mistake is reported with the column where it sits.
+
+Evaluation lives in the evaluator (it owns the data); this module only knows the grammar and the
+catalogue of names, so the LLM agents, the validator and both engines share one definition.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+#: Bar fields an expression may read.
+FIELDS: dict[str, str] = {
+    "open": "bar open",
+    "high": "bar high",
+    "low": "bar low",
+    "close": "bar close",
+    "volume": "bar volume",
+    "hl2": "(high + low) / 2",
+    "hlc3": "(high + low + close) / 3",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionDoc:
+    signature: str
+    returns: str  # "number" or "bool"
+    doc: str
+    min_args: int
+    max_args: int
+    string_args: tuple[int, ...] = ()  # positions that must be string literals (times, names)
+
+
+#: The catalogue of signal functions. Every one is causal: its value at a bar uses that bar and earlier ones.
+FUNCTIONS: dict[str, FunctionDoc] = {
+    "sma": FunctionDoc("sma(source, period)", "number", "simple moving average", 2, 2),
+    "ema": FunctionDoc(
+        "ema(source, period)", "number", "exponential moving average (alpha = 2/(period+1))", 2, 2
+    ),
+    "rsi": FunctionDoc("rsi(source, period)", "number", "Wilder's relative strength index, 0..100", 2, 2),
+    "atr": FunctionDoc("atr(period)", "number", "Wilder's average true range", 1, 1),
+    "vwap": FunctionDoc("vwap()", "number", "session volume-weighted average price, reset each day", 0, 0),
+    "bb_upper": FunctionDoc(
+        "bb_upper(source, period, k)", "number", "Bollinger upper band: sma + k * std", 3, 3
+    ),
+    "bb_lower": FunctionDoc(
+        "bb_lower(source, period, k)", "number", "Bollinger lower band: sma - k * std", 3, 3
+    ),
+    "highest": FunctionDoc(
+        "highest(source, period)", "number", "highest value of the last `period` bars", 2, 2
+    ),
+    "lowest": FunctionDoc("lowest(source, period)", "number", "lowest value of the last `period` bars", 2, 2),
+    "prev": FunctionDoc("prev(source, n)", "number", "the value n bars ago", 2, 2),
+    "volume_ratio": FunctionDoc(
+        "volume_ratio(period)", "number", "bar volume / average volume of the previous `period` bars", 1, 1
+    ),
+    "opening_range_high": FunctionDoc(
+        "opening_range_high('10:30')",
+        "number",
+        "highest high of the session from the open up to (not including) the given time; NaN before it",
+        1,
+        1,
+        (0,),
+    ),
+    "opening_range_low": FunctionDoc(
+        "opening_range_low('10:30')",
+        "number",
+        "lowest low of the session from the open up to (not including) the given time; NaN before it",
+        1,
+        1,
+        (0,),
+    ),
+    "prior_day_high": FunctionDoc(
+        "prior_day_high()", "number", "previous session's high (a resistance zone)", 0, 0
+    ),
+    "prior_day_low": FunctionDoc(
+        "prior_day_low()", "number", "previous session's low (a support zone)", 0, 0
+    ),
+    "zone_breakout": FunctionDoc(
+        "zone_breakout('up'|'down', '10:30', buffer, volume_ratio, relaxed_ratio, volume_period, second_chance)",
+        "bool",
+        "ZRCE second chance: the zone is the session range up to the zone-drawing time; a close beyond the zone "
+        "edge by `buffer` with volume_ratio(volume_period) >= volume_ratio triggers; if a first break failed the "
+        "volume check and price came back inside the zone, a second break needs only relaxed_ratio "
+        "(second_chance 1/0). At most one trigger per direction per session.",
+        7,
+        7,
+        (0, 1),
+    ),
+    "time_between": FunctionDoc(
+        "time_between('09:45', '15:30')",
+        "bool",
+        "bar start time (exchange time) within [start, end)",
+        2,
+        2,
+        (0, 1),
+    ),
+    "day_of_week": FunctionDoc(
+        "day_of_week('mon', 'wed', ...)",
+        "bool",
+        "bar's weekday is one of the given days",
+        1,
+        7,
+        (0, 1, 2, 3, 4, 5, 6),
+    ),
+    "crosses_above": FunctionDoc(
+        "crosses_above(a, b)", "bool", "a > b on this bar and a <= b on the previous", 2, 2
+    ),
+    "crosses_below": FunctionDoc(
+        "crosses_below(a, b)", "bool", "a < b on this bar and a >= b on the previous", 2, 2
+    ),
+    "external_signal": FunctionDoc(
+        "external_signal('name', 'buy'|'sell')",
+        "bool",
+        "true on the first bar at or after each event of the named external signal file (Kirkland CSV)",
+        2,
+        2,
+        (0, 1),
+    ),
+    "abs": FunctionDoc("abs(x)", "number", "absolute value", 1, 1),
+    "min": FunctionDoc("min(a, b)", "number", "element-wise minimum", 2, 2),
+    "max": FunctionDoc("max(a, b)", "number", "element-wise maximum", 2, 2),
+}
+
+_ALLOWED_NODES = (
+    ast.Expression,
+    ast.BoolOp,
+    ast.And,
+    ast.Or,
+    ast.UnaryOp,
+    ast.Not,
+    ast.USub,
+    ast.UAdd,
+    ast.BinOp,
+    ast.Add,
+    ast.Sub,
+    ast.Mult,
+    ast.Div,
+    ast.Compare,
+    ast.Gt,
+    ast.GtE,
+    ast.Lt,
+    ast.LtE,
+    ast.Eq,
+    ast.NotEq,
+    ast.Call,
+    ast.Name,
+    ast.Load,
+    ast.Constant,
+)
+
+
+class ExpressionError(ValueError):
+    """A signal expression that does not parse or uses something outside the catalogue."""
+
+    def __init__(self, expression: str, message: str, column: int | None = None) -> None:
+        pointer = f"\n    {expression}\n    {' ' * column}^" if column is not None else f"\n    {expression}"
+        super().__init__(f"{message}{pointer}")
+        self.expression = expression
+        self.column = column
+
+
+def parse_expression(text: str) -> ast.Expression:
+    """Parse and check an expression; raise :class:`ExpressionError` pointing at the problem."""
+    if not isinstance(text, str) or not text.strip():
+        raise ExpressionError(str(text), "expected a non-empty expression string")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ExpressionError(text, f"syntax error: {exc.msg}", (exc.offset or 1) - 1) from None
+    for node in ast.walk(tree):
+        if not isinstance(node, _ALLOWED_NODES):
+            raise ExpressionError(
+                text,
+                f"'{type(node).__name__}' is not allowed in a signal expression",
+                getattr(node, "col_offset", None),
+            )
+        if isinstance(node, ast.Name) and node.id not in FIELDS and not _is_call_target(tree, node):
+            raise ExpressionError(
+                text, f"unknown name '{node.id}'; fields are {', '.join(FIELDS)}", node.col_offset
+            )
+        if isinstance(node, ast.Call):
+            _check_call(text, node)
+        if (
+            isinstance(node, ast.Constant)
+            and not isinstance(node.value, (int, float, str))
+            or (isinstance(node, ast.Constant) and isinstance(node.value, bool))
+        ):
+            raise ExpressionError(
+                text, f"constant {node.value!r} is not a number or a string", node.col_offset
+            )
+    return tree
+
+
+def _is_call_target(tree: ast.Expression, name: ast.Name) -> bool:
+    return any(isinstance(n, ast.Call) and n.func is name for n in ast.walk(tree))
+
+
+def _check_call(text: str, node: ast.Call) -> None:
+    if not isinstance(node.func, ast.Name):
+        raise ExpressionError(text, "only catalogue functions can be called", node.col_offset)
+    doc = FUNCTIONS.get(node.func.id)
+    if doc is None:
+        raise ExpressionError(
+            text,
+            f"unknown function '{node.func.id}'; see the catalogue: {', '.join(sorted(FUNCTIONS))}",
+            node.col_offset,
+        )
+    if node.keywords:
+        raise ExpressionError(text, f"{doc.signature}: keyword arguments are not supported", node.col_offset)
+    if not doc.min_args <= len(node.args) <= doc.max_args:
+        raise ExpressionError(
+            text,
+            f"{doc.signature} takes {doc.min_args}..{doc.max_args} arguments, got {len(node.args)}",
+            node.col_offset,
+        )
+    for position, arg in enumerate(node.args):
+        is_string = isinstance(arg, ast.Constant) and isinstance(arg.value, str)
+        if position in doc.string_args and not is_string:
+            raise ExpressionError(
+                text, f"{doc.signature}: argument {position + 1} must be a quoted string", arg.col_offset
+            )
+        if position not in doc.string_args and is_string:
+            raise ExpressionError(
+                text, f"{doc.signature}: argument {position + 1} must not be a string", arg.col_offset
+            )
+
+
+def expression_names(text: str) -> set[str]:
+    """Function names an expression calls (used to decide what data a spec needs)."""
+    tree = parse_expression(text)
+    return {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}

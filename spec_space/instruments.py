@@ -1,0 +1,57 @@
+"""Contract facts of the tradable instruments: multipliers, tick sizes, pip and lot sizes.
+
+One table for the engines, the broker adapters and the sample-data generator, so a futures
+point or a forex pip means the same everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class FutureContract:
+    root: str
+    multiplier: float  # dollars per point
+    tick_size: float
+    description: str
+
+
+FUTURES: dict[str, FutureContract] = {
+    c.root: c
+    for c in (
+        FutureContract("MES", 5.0, 0.25, "Micro E-mini S&P 500"),
+        FutureContract("ES", 50.0, 0.25, "E-mini S&P 500"),
+        FutureContract("MNQ", 2.0, 0.25, "Micro E-mini Nasdaq-100"),
+        FutureContract("NQ", 20.0, 0.25, "E-mini Nasdaq-100"),
+        FutureContract("M2K", 5.0, 0.10, "Micro E-mini Russell 2000"),
+        FutureContract("RTY", 50.0, 0.10, "E-mini Russell 2000"),
+        FutureContract("MYM", 0.5, 1.0, "Micro E-mini Dow"),
+        FutureContract("YM", 5.0, 1.0, "E-mini Dow"),
+        FutureContract("MGC", 10.0, 0.10, "Micro Gold"),
+        FutureContract("GC", 100.0, 0.10, "Gold"),
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ForexPair:
+    pair: str
+    pip_size: float
+    lot_units: float  # units of the base currency (or ounces) in one standard lot
+
+
+def forex_pair(symbol: str) -> ForexPair:
+    """Pip and lot facts of a pair: JPY quotes have 0.01 pips, gold 0.01 per pip and 100 oz lots."""
+    pair = symbol.upper().removeprefix("C:").replace("/", "")
+    if pair.startswith("XAU"):
+        return ForexPair(pair, 0.01, 100.0)
+    if pair.startswith("XAG"):
+        return ForexPair(pair, 0.001, 5000.0)
+    if pair.endswith("JPY"):
+        return ForexPair(pair, 0.01, 100_000.0)
+    return ForexPair(pair, 0.0001, 100_000.0)
+
+
+#: Options on US equities and ETFs: 100 shares per contract.
+OPTION_MULTIPLIER = 100.0

@@ -1,0 +1,276 @@
+"""Pydantic models of one concrete strategy: a :class:`StrategySpec`.
+
+A spec is a combination of building blocks (see ``catalogue.md``): an instrument (stock, option
+legs, future, forex pair), entry signals, exits, sizing, direction and costs. Unknown keys are
+errors everywhere, so a typo never silently becomes a default.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from spec_space.expressions import parse_expression
+from spec_space.instruments import FUTURES
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_expression(value: str | None) -> str | None:
+    if value is not None:
+        parse_expression(value)
+    return value
+
+
+def _check_time(value: str) -> str:
+    try:
+        dt.time.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"expected a time like '09:45', got {value!r}") from None
+    return value
+
+
+# --------------------------------------------------------------------------- instrument
+
+
+class OptionLeg(_Strict):
+    """One option leg, chosen at entry from the chain by days to expiry and delta, moneyness or offset."""
+
+    right: Literal["call", "put", "auto"] = Field(
+        "auto", description="'auto' buys calls on long signals and puts on short signals"
+    )
+    side: Literal["buy", "sell"] = "buy"
+    dte: int = Field(
+        0, ge=0, le=400, description="days to expiry; the nearest expiry with at least this many days"
+    )
+    select: Literal["delta", "moneyness", "offset"] = Field(
+        "delta",
+        description="delta: |delta| closest to value; moneyness: strike closest to spot*(1+value) toward OTM; "
+        "offset: strike closest to spot + value (calls) or spot - value (puts), in price units toward OTM",
+    )
+    value: float = Field(0.5, description="target |delta| (0..1), moneyness fraction or price offset")
+    ratio: int = Field(1, ge=1, le=10, description="contracts of this leg per unit of position")
+
+    @model_validator(mode="after")
+    def _delta_range(self) -> OptionLeg:
+        if self.select == "delta" and not 0.01 <= self.value <= 0.99:
+            raise ValueError(f"a delta target must be between 0.01 and 0.99, got {self.value}")
+        return self
+
+
+class StagedConversion(_Strict):
+    """The "ghetto spread": a long option later converted to a vertical by selling a farther OTM leg."""
+
+    underlying_move_pct: float | None = Field(
+        None, gt=0, description="convert when the underlying moved this fraction in the trade's favour"
+    )
+    premium_up_pct: float | None = Field(
+        None, gt=0, description="convert when the long premium rose this fraction"
+    )
+    width: float = Field(1.0, gt=0, description="short strike = long strike +/- width (same expiry)")
+    min_net_debit: float = Field(
+        0.01, ge=0, description="skip the conversion if the debit left would be below this"
+    )
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> StagedConversion:
+        if self.underlying_move_pct is None and self.premium_up_pct is None:
+            raise ValueError("a staged conversion needs underlying_move_pct and/or premium_up_pct")
+        return self
+
+
+class Instrument(_Strict):
+    type: Literal["stock", "option", "future", "forex"]
+    symbol: str = Field(
+        description="stock/ETF ticker, option underlying, futures root (MES) or forex pair (EURUSD)"
+    )
+    legs: list[OptionLeg] = Field(default_factory=list, description="option legs (type: option), 1..4")
+    staged: StagedConversion | None = Field(
+        None, description="option only: convert a single long leg to a vertical"
+    )
+    max_staleness_minutes: int = Field(
+        15, ge=1, le=390, description="options: a contract's last trade older than this is no price"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Instrument:
+        if self.type == "option":
+            if not 1 <= len(self.legs) <= 4:
+                raise ValueError("an option instrument needs 1 to 4 legs")
+            if self.staged is not None and (len(self.legs) != 1 or self.legs[0].side != "buy"):
+                raise ValueError("a staged conversion starts from exactly one bought leg")
+        elif self.legs or self.staged is not None:
+            raise ValueError(f"legs and staged apply to options only, not to type {self.type!r}")
+        if self.type == "future" and self.symbol not in FUTURES:
+            raise ValueError(f"unknown futures root {self.symbol!r}; known: {', '.join(FUTURES)}")
+        return self
+
+
+# --------------------------------------------------------------------------- signals and exits
+
+
+class Entry(_Strict):
+    long: str | None = Field(
+        None, description="expression: enter long (or buy the 'auto' option legs as calls)"
+    )
+    short: str | None = Field(None, description="expression: enter short (or buy the 'auto' legs as puts)")
+    window_start: str | None = Field(None, description="no entries before this exchange time, e.g. '09:45'")
+    window_end: str | None = Field(
+        None, description="no entries at or after this exchange time, e.g. '15:30'"
+    )
+
+    _check_long = field_validator("long", "short")(_check_expression)
+
+    @field_validator("window_start", "window_end")
+    @classmethod
+    def _times(cls, value: str | None) -> str | None:
+        return None if value is None else _check_time(value)
+
+
+class Level(_Strict):
+    """A distance from the entry price: exactly one of pct (of entry price or premium), atr multiple, points, pips."""
+
+    pct: float | None = Field(None, gt=0, description="fraction of the entry price (options: of the premium)")
+    atr: float | None = Field(
+        None, gt=0, description="multiple of atr(atr_period) of the signal series at entry"
+    )
+    atr_period: int = Field(14, ge=2, le=500)
+    points: float | None = Field(None, gt=0, description="price units of the instrument")
+    pips: float | None = Field(None, gt=0, description="forex pips")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Level:
+        given = [k for k in ("pct", "atr", "points", "pips") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of pct, atr, points, pips (got {given or 'none'})")
+        return self
+
+
+class Trailing(_Strict):
+    pct: float = Field(
+        gt=0, description="trail this fraction below the best price since entry (above, for shorts)"
+    )
+    activation_pct: float = Field(0.0, ge=0, description="start trailing once the trade is up this fraction")
+
+
+class BreakEven(_Strict):
+    trigger_pct: float = Field(gt=0, description="once up this fraction, move the stop to entry")
+    buffer_pct: float = Field(0.0, ge=0, description="... plus this fraction in the trade's favour")
+
+
+class PartialTakeProfit(_Strict):
+    pct: float = Field(gt=0, description="take profit at this gain fraction")
+    fraction: float = Field(gt=0, lt=1, description="fraction of the original quantity to close there")
+
+
+class Exits(_Strict):
+    stop_loss: Level | None = None
+    take_profit: Level | None = None
+    trailing: Trailing | None = None
+    break_even: BreakEven | None = None
+    partial_take_profits: list[PartialTakeProfit] = Field(default_factory=list)
+    max_hold_minutes: int | None = Field(None, ge=1, description="time exit")
+    eod_flat_time: str | None = Field(
+        None, description="close everything at this exchange time each day, e.g. '15:55'"
+    )
+    close_days_before_expiry: int | None = Field(
+        None, ge=0, description="options: close N days before expiry"
+    )
+    exit_long: str | None = Field(None, description="expression: close longs")
+    exit_short: str | None = Field(None, description="expression: close shorts")
+
+    _check_exits = field_validator("exit_long", "exit_short")(_check_expression)
+
+    @field_validator("eod_flat_time")
+    @classmethod
+    def _time(cls, value: str | None) -> str | None:
+        return None if value is None else _check_time(value)
+
+    @model_validator(mode="after")
+    def _partials(self) -> Exits:
+        if sum(p.fraction for p in self.partial_take_profits) >= 1:
+            raise ValueError("partial take-profit fractions must add up to less than 1 (the rest rides)")
+        return self
+
+
+class Sizing(_Strict):
+    mode: Literal["fixed", "pct_equity", "risk"] = "fixed"
+    quantity: float = Field(1, gt=0, description="fixed: shares, contracts (per leg ratio) or lots")
+    pct_equity: float = Field(0.1, gt=0, le=1, description="pct_equity: fraction of equity to commit")
+    risk_pct: float = Field(
+        0.01, gt=0, le=0.2, description="risk: fraction of equity lost if the stop is hit"
+    )
+    max_positions: int = Field(
+        1, ge=1, le=1, description="concurrent positions (the engines hold one at a time)"
+    )
+    max_trades_per_day: int | None = Field(None, ge=1)
+
+
+class Costs(_Strict):
+    commission_per_share: float = Field(0.0, ge=0)
+    commission_per_contract: float = Field(
+        0.0, ge=0, description="options and futures, per contract per side"
+    )
+    commission_per_lot: float = Field(0.0, ge=0, description="forex, per standard lot per side")
+    commission_pct: float = Field(0.0, ge=0, description="fraction of traded value per side")
+    slippage_bps: float = Field(0.0, ge=0, description="stocks and forex: basis points against each fill")
+    slippage_ticks: float = Field(0.0, ge=0, description="futures: ticks against each fill")
+    option_half_spread: float = Field(
+        0.0, ge=0, description="options: dollars per share added to buys and subtracted from sells"
+    )
+
+
+class StrategySpec(_Strict):
+    """One concrete strategy. Every field is a building block from the catalogue."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    instrument: Instrument
+    timeframe: Literal["1min", "5min", "15min", "1h", "1d"] = "1min"
+    session: Literal["regular", "extended"] = "regular"
+    direction: Literal["long", "short", "both"] = "long"
+    entry: Entry
+    exits: Exits = Field(default_factory=Exits)
+    sizing: Sizing = Field(default_factory=Sizing)
+    costs: Costs = Field(default_factory=Costs)
+    initial_cash: float = Field(100_000.0, gt=0)
+
+    @model_validator(mode="after")
+    def _coherent(self) -> StrategySpec:
+        if self.direction in ("long", "both") and self.entry.long is None:
+            raise ValueError(f"direction {self.direction!r} needs entry.long")
+        if self.direction in ("short", "both") and self.entry.short is None:
+            raise ValueError(f"direction {self.direction!r} needs entry.short")
+        is_option = self.instrument.type == "option"
+        for name in ("stop_loss", "take_profit"):
+            level = getattr(self.exits, name)
+            if level is None:
+                continue
+            if is_option and level.pct is None:
+                raise ValueError(f"exits.{name}: options use pct of the premium")
+            if level.pips is not None and self.instrument.type != "forex":
+                raise ValueError(f"exits.{name}: pips apply to forex only")
+        if self.sizing.mode == "risk" and (self.exits.stop_loss is None):
+            raise ValueError("sizing mode 'risk' needs exits.stop_loss to know the risk per unit")
+        if self.exits.close_days_before_expiry is not None and not is_option:
+            raise ValueError("exits.close_days_before_expiry applies to options only")
+        if self.timeframe == "1d" and (self.exits.max_hold_minutes or self.exits.eod_flat_time):
+            raise ValueError("daily bars cannot use minute-based exits (max_hold_minutes, eod_flat_time)")
+        return self
+
+    def external_signal_names(self) -> set[str]:
+        """Names of external signal files the entry and exit expressions read."""
+        import ast
+
+        names: set[str] = set()
+        for text in (self.entry.long, self.entry.short, self.exits.exit_long, self.exits.exit_short):
+            if text is None:
+                continue
+            for node in ast.walk(parse_expression(text)):
+                if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "external_signal":
+                    names.add(node.args[0].value)  # type: ignore[attr-defined]
+        return names

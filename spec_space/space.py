@@ -1,0 +1,384 @@
+"""A :class:`SpecSpace`: a strategy spec whose values may be search parameters.
+
+The YAML file has a ``params`` section of distributions and a ``spec`` section where any value
+may be ``$name`` (the whole value) or contain ``$name`` inside a signal expression::
+
+    params:
+      fast: {int: [5, 30]}
+      slow: {int: [20, 120], step: 5}
+      use_trail: {choice: [false, true]}
+      trail_pct: {float: [0.02, 0.15], when: {use_trail: true}}
+    spec:
+      entry: {long: "crosses_above(sma(close, $fast), sma(close, $slow))"}
+      exits: {trailing: {pct: $trail_pct}}
+
+A parameter with ``when`` is only drawn when the condition holds; when it is inactive, the
+mapping that holds its reference is dropped (above: no trailing stop at all).
+
+Sampling goes through a :class:`ParamSource` (an Optuna trial is one; :class:`RandomSource` is
+another), so this package never imports Optuna.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any, Literal, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from spec_space.models import StrategySpec
+
+Scalar = bool | int | float | str | None
+_REF_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_INACTIVE = object()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class IntParam(_Strict):
+    # "int" and "float" are the YAML keys; as attribute names they would shadow the builtins
+    int_range: tuple[int, int] = Field(alias="int", description="[low, high] inclusive")
+    step: int = Field(1, ge=1)
+    log: bool = False
+    default: int | None = Field(None, description="value for single backtests (default: the middle)")
+    when: dict[str, Scalar] | None = None
+
+    @model_validator(mode="after")
+    def _range(self) -> IntParam:
+        low, high = self.int_range
+        if low > high:
+            raise ValueError(f"int range [{low}, {high}]: low must not exceed high")
+        if self.log and (low <= 0 or self.step != 1):
+            raise ValueError("a log-scale int needs low > 0 and step 1")
+        return self
+
+
+class FloatParam(_Strict):
+    float_range: tuple[float, float] = Field(alias="float", description="[low, high] inclusive")
+    step: float | None = Field(None, gt=0)
+    log: bool = False
+    default: float | None = Field(None, description="value for single backtests (default: the middle)")
+    when: dict[str, Scalar] | None = None
+
+    @model_validator(mode="after")
+    def _range(self) -> FloatParam:
+        low, high = self.float_range
+        if low > high:
+            raise ValueError(f"float range [{low}, {high}]: low must not exceed high")
+        if self.log and (low <= 0 or self.step is not None):
+            raise ValueError("a log-scale float needs low > 0 and no step")
+        return self
+
+
+class ChoiceParam(_Strict):
+    choice: list[Scalar] = Field(min_length=1)
+    default: Scalar = Field(None, description="value for single backtests (default: the first choice)")
+    when: dict[str, Scalar] | None = None
+
+
+Param = IntParam | FloatParam | ChoiceParam
+
+
+class Objective(_Strict):
+    metric: str
+    direction: Literal["maximize", "minimize"]
+
+
+class Constraint(_Strict):
+    metric: str
+    op: Literal[">=", "<="]
+    value: float
+
+
+class DataWindow(_Strict):
+    start: dt.date
+    end: dt.date
+
+    @model_validator(mode="after")
+    def _order(self) -> DataWindow:
+        if self.start > self.end:
+            raise ValueError(f"data.start {self.start} is after data.end {self.end}")
+        return self
+
+
+class WalkForward(_Strict):
+    scheme: Literal["rolling", "anchored"] = "rolling"
+    train_days: int = Field(40, ge=2)
+    test_days: int = Field(10, ge=1)
+    embargo_days: int = Field(0, ge=0)
+    folds: int = Field(6, ge=1, le=50)
+
+
+class SpecSpace(_Strict):
+    """A search space of strategies: distributions plus a spec template, with the study's settings."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    data: DataWindow
+    walk_forward: WalkForward = Field(default_factory=WalkForward)
+    objectives: list[Objective] = Field(
+        default_factory=lambda: [Objective(metric="sharpe", direction="maximize")], min_length=1
+    )
+    constraints: list[Constraint] = Field(default_factory=list)
+    gates: dict[str, Any] | None = Field(None, description="gate pipeline overrides (see evaluator.gates)")
+    params: dict[str, Param] = Field(default_factory=dict)
+    spec: dict[str, Any]
+    provenance: dict[str, Any] | None = Field(None, description="who wrote this space (seeding agents)")
+
+    @model_validator(mode="after")
+    def _references(self) -> SpecSpace:
+        used = set(_references(self.spec))
+        unknown = used - set(self.params)
+        if unknown:
+            raise ValueError(
+                f"spec refers to undefined params: {', '.join(sorted('$' + u for u in unknown))}"
+            )
+        unused = set(self.params) - used - {k for p in self.params.values() if p.when for k in p.when}
+        if unused:
+            raise ValueError(f"params never used in spec: {', '.join(sorted(unused))}")
+        for name, param in self.params.items():
+            for parent in param.when or {}:
+                if parent not in self.params:
+                    raise ValueError(f"params.{name}.when refers to undefined param {parent!r}")
+        _param_order(self.params)  # raises on cycles
+        return self
+
+    # -- sampling -----------------------------------------------------------------------------
+
+    def suggest(self, source: ParamSource) -> dict[str, Scalar]:
+        """Draw every active parameter from ``source`` in dependency order; inactive ones are absent."""
+        values: dict[str, Scalar] = {}
+        for name in _param_order(self.params):
+            param = self.params[name]
+            if param.when and any(values.get(k, _INACTIVE) != v for k, v in param.when.items()):
+                continue
+            if isinstance(param, IntParam):
+                values[name] = source.suggest_int(
+                    name, param.int_range[0], param.int_range[1], step=param.step, log=param.log
+                )
+            elif isinstance(param, FloatParam):
+                values[name] = source.suggest_float(
+                    name, param.float_range[0], param.float_range[1], step=param.step, log=param.log
+                )
+            else:
+                values[name] = source.suggest_categorical(name, list(param.choice))
+        return values
+
+    def build(self, values: Mapping[str, Scalar]) -> StrategySpec:
+        """The concrete spec for a set of parameter values (raises ValidationError on a bad combination)."""
+        return StrategySpec.model_validate(substitute(self.spec, values))
+
+    def sample(self, seed: int) -> tuple[dict[str, Scalar], StrategySpec]:
+        values = self.suggest(RandomSource(seed))
+        return values, self.build(values)
+
+    def content_hash(self) -> str:
+        return hashlib.sha256(
+            json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True).encode()
+        ).hexdigest()
+
+    def size_estimate(self) -> float:
+        """Number of distinct points (continuous floats count as 100), to warn when a space dwarfs the budget."""
+        total = 1.0
+        for param in self.params.values():
+            if isinstance(param, IntParam):
+                total *= (param.int_range[1] - param.int_range[0]) // param.step + 1
+            elif isinstance(param, FloatParam):
+                total *= (
+                    100
+                    if param.step is None
+                    else math.floor((param.float_range[1] - param.float_range[0]) / param.step) + 1
+                )
+            else:
+                total *= len(param.choice)
+        return total
+
+
+# --------------------------------------------------------------------------- parameter sources
+
+
+class ParamSource(Protocol):
+    """What :meth:`SpecSpace.suggest` needs; ``optuna.trial.Trial`` satisfies it."""
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int: ...
+
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float: ...
+
+    def suggest_categorical(self, name: str, choices: list[Any]) -> Any: ...
+
+
+class RandomSource:
+    """Uniform draws from a seeded numpy generator (``search spec sample``, tests)."""
+
+    def __init__(self, seed: int) -> None:
+        self._rng = np.random.default_rng(seed)
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
+        if log:
+            return int(round(math.exp(self._rng.uniform(math.log(low), math.log(high)))))
+        return int(low + step * self._rng.integers(0, (high - low) // step + 1))
+
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float:
+        if log:
+            return float(math.exp(self._rng.uniform(math.log(low), math.log(high))))
+        if step is not None:
+            return float(low + step * self._rng.integers(0, math.floor((high - low) / step + 1e-9) + 1))
+        return float(self._rng.uniform(low, high))
+
+    def suggest_categorical(self, name: str, choices: list[Any]) -> Any:
+        return choices[int(self._rng.integers(0, len(choices)))]
+
+
+class DefaultSource:
+    """Each parameter's ``default`` (else the middle of its range, or the first choice), with overrides."""
+
+    def __init__(self, space: SpecSpace, overrides: Mapping[str, Scalar] | None = None) -> None:
+        self._space = space
+        self._overrides = dict(overrides or {})
+        unknown = set(self._overrides) - set(space.params)
+        if unknown:
+            raise KeyError(
+                f"unknown parameter(s) {', '.join(sorted(unknown))}; the space has {', '.join(space.params)}"
+            )
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
+        if name in self._overrides:
+            return int(self._overrides[name])  # type: ignore[arg-type]
+        param = self._space.params[name]
+        if param.default is not None:
+            return int(param.default)  # type: ignore[arg-type]
+        return int(low + step * (((high - low) // step) // 2))
+
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float:
+        if name in self._overrides:
+            return float(self._overrides[name])  # type: ignore[arg-type]
+        param = self._space.params[name]
+        if param.default is not None:
+            return float(param.default)  # type: ignore[arg-type]
+        mid = math.sqrt(low * high) if log else (low + high) / 2
+        return float(low + step * round((mid - low) / step)) if step else float(mid)
+
+    def suggest_categorical(self, name: str, choices: list[Any]) -> Any:
+        if name in self._overrides:
+            return self._overrides[name]
+        param = self._space.params[name]
+        return param.default if param.default is not None else choices[0]
+
+
+class FixedSource:
+    """Returns given values (re-building a trial's spec from its stored parameters)."""
+
+    def __init__(self, values: Mapping[str, Scalar]) -> None:
+        self._values = dict(values)
+
+    def _get(self, name: str) -> Any:
+        if name not in self._values:
+            raise KeyError(f"no value recorded for parameter {name!r}")
+        return self._values[name]
+
+    def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
+        return int(self._get(name))
+
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float:
+        return float(self._get(name))
+
+    def suggest_categorical(self, name: str, choices: list[Any]) -> Any:
+        return self._get(name)
+
+
+# --------------------------------------------------------------------------- substitution
+
+
+def _references(node: Any) -> list[str]:
+    if isinstance(node, str):
+        return _REF_RE.findall(node)
+    if isinstance(node, Mapping):
+        return [r for value in node.values() for r in _references(value)]
+    if isinstance(node, list):
+        return [r for value in node for r in _references(value)]
+    return []
+
+
+def substitute(node: Any, values: Mapping[str, Scalar]) -> Any:
+    """Replace ``$name`` references; a mapping holding an inactive whole-value reference is dropped."""
+    result = _substitute(node, values)
+    return None if result is _INACTIVE else result
+
+
+def _substitute(node: Any, values: Mapping[str, Scalar]) -> Any:
+    if isinstance(node, str):
+        whole = _REF_RE.fullmatch(node.strip())
+        if whole:
+            return values.get(whole.group(1), _INACTIVE)
+        missing = [r for r in _REF_RE.findall(node) if r not in values]
+        if missing:
+            raise ValueError(f"expression {node!r} uses inactive parameter(s) {', '.join(missing)}")
+        return _REF_RE.sub(lambda m: _literal(values[m.group(1)]), node)
+    if isinstance(node, Mapping):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            sub = _substitute(value, values)
+            if sub is _INACTIVE:
+                return _INACTIVE  # the whole block depends on an inactive parameter
+            out[key] = sub
+        return out
+    if isinstance(node, list):
+        items = [_substitute(v, values) for v in node]
+        return [v for v in items if v is not _INACTIVE]
+    return node
+
+
+def _literal(value: Scalar) -> str:
+    if isinstance(value, str):
+        return json.dumps(value).replace('"', "'")
+    return repr(value)
+
+
+def _param_order(params: Mapping[str, Param]) -> list[str]:
+    """Parents before children (``when``), otherwise sorted by name so sampling order is deterministic."""
+    order: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(name: str, chain: tuple[str, ...]) -> None:
+        if state.get(name) == 2:
+            return
+        if state.get(name) == 1:
+            raise ValueError(f"params have a cycle in 'when': {' -> '.join((*chain, name))}")
+        state[name] = 1
+        param = params.get(name)
+        for parent in sorted((param.when or {}) if param else {}):
+            visit(parent, (*chain, name))
+        state[name] = 2
+        order.append(name)
+
+    for name in sorted(params):
+        visit(name, ())
+    return order
+
+
+def check_space(space: SpecSpace, samples: int = 16) -> None:
+    """Build a few random concrete specs so a space whose combinations cannot validate fails at load time."""
+    for seed in range(samples):
+        values = space.suggest(RandomSource(seed))
+        try:
+            space.build(values)
+        except ValidationError:
+            raise
+        except ValueError as exc:
+            raise ValueError(f"with params {values}: {exc}") from exc
