@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import click
 
+from search.backtest_cli import backtest
 from search.data_cli import data
+from search.spec_cli import spec
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -17,3 +19,5 @@ def main() -> None:
 
 
 main.add_command(data)
+main.add_command(spec)
+main.add_command(backtest)

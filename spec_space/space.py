@@ -234,7 +234,8 @@ class RandomSource:
         if log:
             return float(math.exp(self._rng.uniform(math.log(low), math.log(high))))
         if step is not None:
-            return float(low + step * self._rng.integers(0, math.floor((high - low) / step + 1e-9) + 1))
+            # round away binary noise (1.2000000000000002) so printed specs read like the YAML
+            return round(float(low + step * self._rng.integers(0, math.floor((high - low) / step + 1e-9) + 1)), 10)
         return float(self._rng.uniform(low, high))
 
     def suggest_categorical(self, name: str, choices: list[Any]) -> Any:
@@ -335,7 +336,9 @@ def _substitute(node: Any, values: Mapping[str, Scalar]) -> Any:
         for key, value in node.items():
             sub = _substitute(value, values)
             if sub is _INACTIVE:
-                return _INACTIVE  # the whole block depends on an inactive parameter
+                if isinstance(value, str):
+                    return _INACTIVE  # this block holds an inactive parameter: drop the block...
+                continue  # ...and its parent just loses that key
             out[key] = sub
         return out
     if isinstance(node, list):

@@ -1,0 +1,34 @@
+"""Engine registry: a name to a ``run(spec, market, start, end) -> BacktestResult`` callable."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from evaluator.market import Market
+from evaluator.results import BacktestResult
+from spec_space.models import StrategySpec
+
+EngineFn = Callable[[StrategySpec, Market, dt.date, dt.date], BacktestResult]
+
+
+def _fast(spec: StrategySpec, market: Market, start: dt.date, end: dt.date) -> BacktestResult:
+    from evaluator.fast import run
+
+    return run(spec, market, start, end)
+
+
+def _lumibot(spec: StrategySpec, market: Market, start: dt.date, end: dt.date) -> BacktestResult:
+    from evaluator.lumibot_engine import run  # imported lazily: lumibot is heavy and only confirms finalists
+
+    return run(spec, market, start, end)
+
+
+ENGINES: dict[str, EngineFn] = {"fast": _fast, "lumibot": _lumibot}
+
+
+def get_engine(name: str) -> EngineFn:
+    try:
+        return ENGINES[name]
+    except KeyError:
+        raise ValueError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}") from None
