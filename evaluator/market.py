@@ -181,7 +181,8 @@ def load_options(
     store: Any, spec: StrategySpec, series: BarSeries, day_first_bar: np.ndarray, start: dt.date
 ) -> OptionArrays:
     legs = spec.instrument.legs
-    dte_max = max(leg.dte for leg in legs) + 10
+    longest_dte = max(leg.dte for leg in legs)
+    dte_max = longest_dte + 10
     n_days = len(series.session_dates)
     bars_per_day = np.diff(np.append(day_first_bar, len(series.ts))).astype(np.int64)
     frames = []
@@ -195,7 +196,16 @@ def load_options(
         if frame.is_empty():
             continue
         day_open = series.open[day_first_bar[d]]
-        frame = frame.filter((pl.col("strike") - day_open).abs() <= day_open * 0.12)
+        # Keep only what a leg can select or still holds: expiries up to the nearest one at or past the
+        # longest leg's DTE (a contract held from an earlier day has an expiry no later than that), and
+        # strikes within a band that widens with DTE. This keeps a 0DTE market to a few hundred MB.
+        days_left = (pl.col("expiry").cast(pl.Date) - pl.lit(day)).dt.total_days()
+        frame = frame.with_columns(days_left.alias("_dte"))
+        reachable = frame.filter(pl.col("_dte") >= longest_dte).get_column("expiry").min()
+        if reachable is not None:
+            frame = frame.filter(pl.col("expiry") <= reachable)
+        band = min(0.04 + 0.01 * longest_dte, 0.15)
+        frame = frame.filter((pl.col("strike") - day_open).abs() <= day_open * band).drop("_dte")
         frames.append(frame.with_columns(pl.lit(d, dtype=pl.Int64).alias("day")))
     if not frames:
         raise LookupError(
