@@ -40,3 +40,46 @@ def forex_days(start: dt.date, end: dt.date) -> list[dt.date]:
         for d in days
         if d.weekday() != 5 and not (d.month == 12 and d.day == 25) and not (d.month == 1 and d.day == 1)
     ]
+
+
+def nyse_session_dates(start: dt.date, end: dt.date) -> list[dt.date]:
+    """NYSE session dates between two dates inclusive."""
+    return [ts.date() for ts in nyse_sessions(start, end).index]
+
+
+def futures_days(start: dt.date, end: dt.date) -> list[dt.date]:
+    """Futures file dates (CME trade dates): the NYSE sessions.
+
+    A Globex session runs from 18:00 New York on the evening before its trade date to 17:00 on it;
+    trading on an exchange holiday's morning (halted at 13:00) belongs to the next trade date, so
+    the equity-index and metal trade dates this project uses coincide with the NYSE sessions.
+    """
+    return nyse_session_dates(start, end)
+
+
+def session_on_or_before(day: dt.date) -> dt.date:
+    """The last NYSE session on or before ``day`` (an expiry that falls on a holiday moves earlier)."""
+    return _calendar("XNYS").date_to_session(pd.Timestamp(day), direction="previous").date()
+
+
+def third_friday(year: int, month: int) -> dt.date:
+    first = dt.date(year, month, 1)
+    return first + dt.timedelta(days=(4 - first.weekday()) % 7 + 14)
+
+
+def monthly_option_expiry(year: int, month: int) -> dt.date:
+    """Standard monthly equity option expiry: the third Friday, or the session before it on a holiday."""
+    return session_on_or_before(third_friday(year, month))
+
+
+def weekly_option_expiries(start: dt.date, end: dt.date) -> list[dt.date]:
+    """Friday expiries between two dates inclusive; a Friday holiday moves the expiry to the session before."""
+    first_friday = start + dt.timedelta(days=(4 - start.weekday()) % 7)
+    out: list[dt.date] = []
+    friday = first_friday
+    while friday <= end + dt.timedelta(days=7):
+        expiry = session_on_or_before(friday)
+        if start <= expiry <= end and (not out or out[-1] != expiry):
+            out.append(expiry)
+        friday += dt.timedelta(days=7)
+    return out

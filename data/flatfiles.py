@@ -169,3 +169,30 @@ def parse_future_ticker(ticker: str) -> tuple[str, int, int]:
             f"{ticker!r} is not a futures contract ticker; expected root + month code + 2-digit year, like 'MESH24'"
         )
     return match["root"], 2000 + int(match["year"]), MONTH_CODES.index(match["code"]) + 1
+
+
+#: Minimum price increment of each futures root (index points or $/oz).
+TICK_SIZES: dict[str, float] = {
+    "MES": 0.25, "ES": 0.25,
+    "MNQ": 0.25, "NQ": 0.25,
+    "M2K": 0.1, "RTY": 0.1,
+    "MGC": 0.1, "GC": 0.1,
+    "MYM": 1.0, "YM": 1.0,
+}
+#: Dollars per point of each futures root (P&L of one contract = price change x multiplier).
+MULTIPLIERS: dict[str, float] = {
+    "MES": 5.0, "ES": 50.0,
+    "MNQ": 2.0, "NQ": 20.0,
+    "M2K": 5.0, "RTY": 50.0,
+    "MGC": 10.0, "GC": 100.0,
+    "MYM": 0.5, "YM": 5.0,
+}
+_QUARTERLY = (3, 6, 9, 12)
+#: Listed contract months traded as the front month: quarterly for equity indices, even months for gold.
+CONTRACT_MONTHS: dict[str, tuple[int, ...]] = {
+    "MES": _QUARTERLY, "ES": _QUARTERLY,
+    "MNQ": _QUARTERLY, "NQ": _QUARTERLY,
+    "M2K": _QUARTERLY, "RTY": _QUARTERLY,
+    "MYM": _QUARTERLY, "YM": _QUARTERLY,
+    "MGC": (2, 4, 6, 8, 10, 12), "GC": (2, 4, 6, 8, 10, 12),
+}

@@ -9,7 +9,14 @@ from pathlib import Path
 import click
 import yaml
 
-from spec_space.loader import SpecError, dump_spec, load_space, load_spec, spec_json_schema, strategy_json_schema
+from spec_space.loader import (
+    SpecError,
+    dump_spec,
+    load_space,
+    load_spec,
+    spec_json_schema,
+    strategy_json_schema,
+)
 
 
 @click.group()

@@ -1,0 +1,781 @@
+"""Tradier adapter: equities, options (single and up to 4 legs), brackets; futures behind a flag.
+
+Speaks Tradier's brokerage REST API (https://documentation.tradier.com/brokerage-api) with httpx:
+Bearer token, ``Accept: application/json``, form-encoded POST/PUT bodies. The client order id
+travels in Tradier's order ``tag`` (letters, digits, dashes) and is read back with
+``includeTags=true``, which is how a submit that timed out is reconciled.
+
+Tradier quirks handled here:
+
+* a collection with one element comes back as an object, not a list (``positions.position``,
+  ``orders.order``, ``quotes.quote``, ``expirations.date``); an empty one as ``"null"`` or ``null``;
+* numbers may be the string ``"null"``; empty values may be ``""``;
+* an order that is already final cannot be canceled (HTTP 400 "order already in finalized state");
+* orders can change price/stop/type/duration but not quantity.
+
+Futures: Tradier's public documentation does not describe a futures order form. With
+``enable_futures=True`` futures legs are sent as ``class=future`` with the ``/``-prefixed contract
+symbol (the form lumibot's Tradier broker parses back from positions). That path is verified only
+against the local fake server: confirm it on the sandbox before trading it.
+
+``point_lumiwealth_at`` redirects lumibot's own Tradier layer (``lumiwealth_tradier``) to another
+base URL, so lumibot's paper-trading broker can run against the same fake server as this adapter.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any, ClassVar
+from urllib.parse import urlparse
+
+import httpx
+from pydantic import SecretStr
+
+from brokers.base import (
+    AssetClass,
+    Balance,
+    BrokerAdapter,
+    Leg,
+    OptionContract,
+    Order,
+    OrderRequest,
+    OrderState,
+    OrderStatus,
+    OrderType,
+    Position,
+    PositionEffect,
+    Quote,
+    Side,
+    TimeInForce,
+    first_or_none,
+    parse_occ_symbol,
+)
+from brokers.credentials import TRADIER_SANDBOX_URL, TradierCredentials
+from brokers.errors import (
+    AuthenticationError,
+    BrokerError,
+    InsufficientFundsError,
+    InvalidOrderError,
+    NotSupportedError,
+    OrderNotFoundError,
+    mask_secret,
+    retrier,
+    temporary_from_response,
+    translate_transport_error,
+)
+
+logger = logging.getLogger(__name__)
+
+_LIVE_HOST = "api.tradier.com"
+
+_STATES: Mapping[str, OrderState] = {
+    "pending": OrderState.PENDING,
+    "calculated": OrderState.PENDING,
+    "accepted_for_bidding": OrderState.PENDING,
+    "held": OrderState.PENDING,
+    "open": OrderState.OPEN,
+    "partially_filled": OrderState.PARTIALLY_FILLED,
+    "filled": OrderState.FILLED,
+    "expired": OrderState.EXPIRED,
+    "canceled": OrderState.CANCELED,
+    "pending_cancel": OrderState.OPEN,
+    "rejected": OrderState.REJECTED,
+    "error": OrderState.REJECTED,
+}
+
+_SIDES_FROM_TRADIER: Mapping[str, tuple[Side, PositionEffect | None]] = {
+    "buy": (Side.BUY, None),
+    "sell": (Side.SELL, None),
+    "buy_to_cover": (Side.BUY, PositionEffect.CLOSE),
+    "sell_short": (Side.SELL, PositionEffect.OPEN),
+    "buy_to_open": (Side.BUY, PositionEffect.OPEN),
+    "buy_to_close": (Side.BUY, PositionEffect.CLOSE),
+    "sell_to_open": (Side.SELL, PositionEffect.OPEN),
+    "sell_to_close": (Side.SELL, PositionEffect.CLOSE),
+}
+
+_DURATIONS: Mapping[TimeInForce, str] = {TimeInForce.DAY: "day", TimeInForce.GTC: "gtc"}
+
+_INSUFFICIENT_FUNDS_MARKERS = ("buying power", "insufficient", "not enough")
+
+
+def tradier_side(leg: Leg) -> str:
+    """Tradier's side string for ``leg`` (``buy_to_open``, ``sell_short``, ...)."""
+    effect = leg.position_effect
+    if leg.asset_class is AssetClass.OPTION:
+        return f"{leg.side.value}_to_{(effect or PositionEffect.OPEN).value}"
+    if leg.asset_class is AssetClass.EQUITY:
+        if leg.side is Side.BUY:
+            return "buy_to_cover" if effect is PositionEffect.CLOSE else "buy"
+        return "sell_short" if effect is PositionEffect.OPEN else "sell"
+    return leg.side.value
+
+
+def _closing_side(entry: Leg) -> str:
+    """Side of the exit orders of a bracket whose entry is ``entry``."""
+    exit_side = Side.SELL if entry.side is Side.BUY else Side.BUY
+    exit_leg = Leg(entry.symbol, exit_side, entry.quantity, entry.asset_class, PositionEffect.CLOSE)
+    return tradier_side(exit_leg)
+
+
+def _as_list(value: Any) -> list[Any]:
+    """Tradier returns one element as an object and none as ``"null"``: always give a list."""
+    if value is None or value == "null" or value == "":
+        return []
+    if isinstance(value, list):
+        return value
+    return [value]
+
+
+def _num(value: Any) -> float | None:
+    if value is None or value == "" or (isinstance(value, str) and value.lower() in {"null", "nan"}):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _ms_datetime(value: Any) -> datetime | None:
+    number = _num(value)
+    if not number:
+        return None
+    return datetime.fromtimestamp(number / 1000.0, tz=UTC)
+
+
+def _iso_datetime(value: Any) -> datetime | None:
+    if not value or value == "null":
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _is_working(raw: Mapping[str, Any]) -> bool:
+    """True while the order or any of its legs can still trade."""
+    parts = [raw, *_as_list(raw.get("leg"))]
+    return any(not _STATES.get(str(p.get("status", "")).lower(), OrderState.PENDING).is_final for p in parts)
+
+
+def _fmt_qty(quantity: float) -> str:
+    return str(int(quantity)) if float(quantity).is_integer() else f"{quantity:g}"
+
+
+def _fmt_price(price: float) -> str:
+    return f"{price:.2f}" if abs(price) >= 1 else f"{price:.4f}".rstrip("0").rstrip(".")
+
+
+def _asset_class_for(symbol: str, klass: str | None = None) -> AssetClass:
+    if klass == "option" or parse_occ_symbol(symbol) is not None:
+        return AssetClass.OPTION
+    if klass == "future" or symbol.startswith("/"):
+        return AssetClass.FUTURE
+    return AssetClass.EQUITY
+
+
+class TradierAdapter(BrokerAdapter):
+    """Tradier brokerage account ``account_id`` at ``base_url`` (default: the sandbox).
+
+    ``transport`` replaces httpx's network transport (``httpx.MockTransport`` in unit tests); the
+    contract tests use a real local HTTP server instead. Live trading (api.tradier.com) needs
+    ``allow_live=True`` on top of the credentials loader's own ``live=True``.
+    """
+
+    name = "tradier"
+    _capabilities: ClassVar[Mapping[str, bool]] = {
+        "equity": True,
+        "options": True,
+        "multileg": True,
+        "futures": False,
+        "forex": False,
+        "bracket": True,
+        "replace": True,
+        "option_chain": True,
+    }
+    _capability_hints: ClassVar[Mapping[str, str]] = {
+        "futures": "Tradier futures are behind a feature flag: create TradierAdapter(..., enable_futures=True) "
+        "once the account is approved for futures and the order form is confirmed on the sandbox",
+        "forex": "Tradier does not offer forex; use the TradeLocker adapter",
+    }
+
+    def __init__(
+        self,
+        api_key: str | SecretStr,
+        account_id: str,
+        *,
+        base_url: str = TRADIER_SANDBOX_URL,
+        enable_futures: bool = False,
+        allow_live: bool = False,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+        **adapter_options: Any,
+    ) -> None:
+        super().__init__(**adapter_options)
+        key = api_key.get_secret_value() if isinstance(api_key, SecretStr) else api_key
+        if not key:
+            raise ValueError("Tradier api_key is empty: set TRADIER_API_KEY")
+        if not account_id:
+            raise ValueError("Tradier account_id is empty: set TRADIER_ACCOUNT_ID")
+        if urlparse(base_url).hostname == _LIVE_HOST and not allow_live:
+            raise ValueError(
+                f"base_url {base_url} is Tradier's live (real money) API: pass allow_live=True to trade it, "
+                f"or use the sandbox {TRADIER_SANDBOX_URL}"
+            )
+        self._api_key = key
+        self.account_id = account_id
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._caps["futures"] = enable_futures
+        self._client = httpx.Client(
+            base_url=self.base_url,
+            headers={"Authorization": f"Bearer {key}", "Accept": "application/json"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    @classmethod
+    def from_credentials(cls, credentials: TradierCredentials, **options: Any) -> TradierAdapter:
+        """Build from :func:`brokers.credentials.load_tradier_credentials` (which guards live)."""
+        options.setdefault("allow_live", credentials.is_live)
+        return cls(credentials.api_key, credentials.account_id, base_url=credentials.base_url, **options)
+
+    def __repr__(self) -> str:
+        return f"TradierAdapter(account_id={self.account_id!r}, base_url={self.base_url!r}, api_key='{mask_secret(self._api_key)}')"
+
+    def close(self) -> None:
+        self._client.close()
+
+    # ----------------------------------------------------------------- HTTP boundary
+    @property
+    def _secrets(self) -> tuple[str]:
+        return (self._api_key,)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: Mapping[str, Any] | None = None,
+        not_found: Callable[[], BrokerError] | None = None,
+    ) -> dict[str, Any]:
+        what = f"Tradier {method} {path}"
+        try:
+            response = self._client.request(method, path, params=params, data=data)
+        except httpx.HTTPError as exc:
+            raise translate_transport_error(exc, broker=self.name, what=what, secrets=self._secrets) from exc
+        logger.debug("%s -> HTTP %d", what, response.status_code)
+        if response.is_success:
+            try:
+                body = response.json()
+            except ValueError as exc:
+                raise BrokerError(
+                    f"{what}: response is not JSON: {response.text[:200]!r}",
+                    broker=self.name,
+                    secrets=self._secrets,
+                ) from exc
+            return body if isinstance(body, dict) else {}
+        detail = self._error_detail(response)
+        temporary = temporary_from_response(
+            response, broker=self.name, what=what, detail=detail, secrets=self._secrets
+        )
+        if temporary is not None:
+            raise temporary
+        code = response.status_code
+        if code in (401, 403):
+            raise AuthenticationError(
+                f"Tradier rejected API key {mask_secret(self._api_key)} for account {self.account_id} "
+                f"(HTTP {code}: {detail}); check TRADIER_API_KEY and TRADIER_BASE_URL "
+                "(sandbox keys only work on sandbox.tradier.com, live keys on api.tradier.com)",
+                broker=self.name,
+                status_code=code,
+                secrets=self._secrets,
+            )
+        if code == 404 and not_found is not None:
+            raise not_found()
+        lowered = detail.lower()
+        error_type: type[BrokerError] = InvalidOrderError if code in (400, 409, 422) else BrokerError
+        if any(marker in lowered for marker in _INSUFFICIENT_FUNDS_MARKERS):
+            error_type = InsufficientFundsError
+        raise error_type(
+            f"{what} refused (HTTP {code}): {detail}",
+            broker=self.name,
+            status_code=code,
+            secrets=self._secrets,
+        )
+
+    @staticmethod
+    def _error_detail(response: httpx.Response) -> str:
+        try:
+            body = response.json()
+        except ValueError:
+            return response.text.strip()[:300] or response.reason_phrase
+        if isinstance(body, dict):
+            errors = body.get("errors")
+            if isinstance(errors, dict) and "error" in errors:
+                return " | ".join(str(e) for e in _as_list(errors["error"]))
+            fault = body.get("fault")
+            if isinstance(fault, dict) and "faultstring" in fault:
+                return str(fault["faultstring"])
+        return str(body)[:300]
+
+    # ----------------------------------------------------------------- account
+    @retrier
+    def get_account_ids(self) -> list[str]:
+        """Account numbers visible to the API key (``/user/profile``)."""
+        body = self._request("GET", "/user/profile")
+        profile = body.get("profile") or {}
+        return [str(acc.get("account_number")) for acc in _as_list(profile.get("account"))]
+
+    def check_connection(self) -> None:
+        """Raise AuthenticationError unless the key works and can see ``account_id``."""
+        accounts = self.get_account_ids()
+        if self.account_id not in accounts:
+            raise AuthenticationError(
+                f"Tradier API key {mask_secret(self._api_key)} has no access to account {self.account_id} "
+                f"(it sees {accounts}); check TRADIER_ACCOUNT_ID",
+                broker=self.name,
+                secrets=self._secrets,
+            )
+
+    @retrier
+    def get_balances(self) -> Balance:
+        raw = self._request("GET", f"/accounts/{self.account_id}/balances").get("balances") or {}
+        buying_power = None
+        for section, key in (
+            ("margin", "stock_buying_power"),
+            ("pdt", "stock_buying_power"),
+            ("cash", "cash_available"),
+        ):
+            block = raw.get(section)
+            if isinstance(block, dict) and _num(block.get(key)) is not None:
+                buying_power = _num(block.get(key))
+                break
+        return Balance(
+            total_equity=_num(raw.get("total_equity")) or 0.0,
+            cash=_num(raw.get("total_cash")) or 0.0,
+            buying_power=buying_power,
+            currency="USD",
+            open_pnl=_num(raw.get("open_pl")),
+            closed_pnl_today=_num(raw.get("close_pl")),
+            raw=raw,
+        )
+
+    @retrier
+    def get_positions(self) -> list[Position]:
+        body = self._request("GET", f"/accounts/{self.account_id}/positions")
+        positions_block = body.get("positions")
+        rows = _as_list(positions_block.get("position") if isinstance(positions_block, dict) else None)
+        positions = []
+        for row in rows:
+            symbol = str(row["symbol"])
+            quantity = _num(row.get("quantity")) or 0.0
+            asset_class = _asset_class_for(symbol)
+            cost = _num(row.get("cost_basis"))
+            multiplier = 100.0 if asset_class is AssetClass.OPTION else 1.0
+            avg = cost / (quantity * multiplier) if cost is not None and quantity else None
+            positions.append(
+                Position(
+                    symbol=symbol.lstrip("/") if asset_class is AssetClass.FUTURE else symbol,
+                    quantity=quantity,
+                    asset_class=asset_class,
+                    avg_price=avg,
+                    position_id=str(row.get("id")) if row.get("id") is not None else None,
+                    raw=row,
+                )
+            )
+        return positions
+
+    # ----------------------------------------------------------------- market data
+    @retrier
+    def get_quotes(self, symbols: Sequence[str]) -> dict[str, Quote]:
+        if not symbols:
+            return {}
+        body = self._request(
+            "GET", "/markets/quotes", params={"symbols": ",".join(symbols), "greeks": "false"}
+        )
+        block = body.get("quotes") or {}
+        if not isinstance(block, dict):
+            block = {}
+        by_symbol = {str(q["symbol"]).upper(): q for q in _as_list(block.get("quote"))}
+        missing = [s for s in symbols if s.upper() not in by_symbol]
+        if missing:
+            raise BrokerError(f"Tradier has no quote for {missing}: check the symbols", broker=self.name)
+        quotes = {}
+        for symbol in symbols:
+            q = by_symbol[symbol.upper()]
+            quotes[symbol] = Quote(
+                symbol=symbol,
+                bid=_num(q.get("bid")),
+                ask=_num(q.get("ask")),
+                last=_num(q.get("last")),
+                bid_size=_num(q.get("bidsize")),
+                ask_size=_num(q.get("asksize")),
+                timestamp=_ms_datetime(q.get("trade_date")) or _ms_datetime(q.get("bid_date")),
+            )
+        return quotes
+
+    @retrier
+    def get_option_expirations(self, underlying: str) -> list[date]:
+        body = self._request(
+            "GET", "/markets/options/expirations", params={"symbol": underlying, "includeAllRoots": "true"}
+        )
+        block = body.get("expirations")
+        dates = _as_list(block.get("date")) if isinstance(block, dict) else []
+        return sorted(date.fromisoformat(str(d)) for d in dates)
+
+    @retrier
+    def get_option_chain(self, underlying: str, expiration: date) -> list[OptionContract]:
+        body = self._request(
+            "GET",
+            "/markets/options/chains",
+            params={"symbol": underlying, "expiration": expiration.isoformat(), "greeks": "true"},
+        )
+        block = body.get("options")
+        rows = _as_list(block.get("option")) if isinstance(block, dict) else []
+        chain = []
+        for row in rows:
+            greeks = row.get("greeks") if isinstance(row.get("greeks"), dict) else {}
+            chain.append(
+                OptionContract(
+                    symbol=str(row["symbol"]),
+                    underlying=str(row.get("underlying") or underlying),
+                    expiration=date.fromisoformat(str(row.get("expiration_date") or expiration.isoformat())),
+                    strike=_num(row.get("strike")) or 0.0,
+                    right=str(row.get("option_type", "")).lower(),
+                    bid=_num(row.get("bid")),
+                    ask=_num(row.get("ask")),
+                    last=_num(row.get("last")),
+                    volume=_num(row.get("volume")),
+                    open_interest=_num(row.get("open_interest")),
+                    delta=_num(greeks.get("delta")),
+                    gamma=_num(greeks.get("gamma")),
+                    theta=_num(greeks.get("theta")),
+                    vega=_num(greeks.get("vega")),
+                    implied_volatility=_num(greeks.get("mid_iv")),
+                )
+            )
+        return sorted(chain, key=lambda c: (c.strike, c.right))
+
+    # ----------------------------------------------------------------- orders: read
+    def _not_found(self, order_id: str) -> Callable[[], BrokerError]:
+        return lambda: OrderNotFoundError(
+            f"Tradier account {self.account_id} has no order {order_id}", broker=self.name, status_code=404
+        )
+
+    @retrier
+    def get_order(self, order_id: str) -> Order:
+        body = self._request(
+            "GET",
+            f"/accounts/{self.account_id}/orders/{order_id}",
+            params={"includeTags": "true"},
+            not_found=self._not_found(order_id),
+        )
+        raw = body.get("order")
+        if not isinstance(raw, dict):
+            raise OrderNotFoundError(f"Tradier returned no order for id {order_id}", broker=self.name)
+        return self._parse_order(raw)
+
+    @retrier
+    def list_orders(self) -> list[Order]:
+        """Today's orders, open and final (Tradier keeps the current day's history)."""
+        body = self._request("GET", f"/accounts/{self.account_id}/orders", params={"includeTags": "true"})
+        block = body.get("orders")
+        rows = _as_list(block.get("order")) if isinstance(block, dict) else []
+        return [self._parse_order(row) for row in rows]
+
+    def list_open_orders(self) -> list[Order]:
+        """Orders with any working part, including brackets whose entry filled but exits still work
+        (canceling such a parent cancels its exits)."""
+        return [order for order in self.list_orders() if _is_working(order.raw)]
+
+    def find_order_by_client_id(self, client_order_id: str) -> Order | None:
+        return first_or_none(o for o in self.list_orders() if o.client_order_id == client_order_id)
+
+    def _parse_order(self, raw: Mapping[str, Any]) -> Order:
+        klass = str(raw.get("class", "equity"))
+        state = _STATES.get(str(raw.get("status", "")).lower(), OrderState.PENDING)
+        legs_raw = _as_list(raw.get("leg"))
+        tag = raw.get("tag") or None
+        common = {
+            "order_id": str(raw["id"]),
+            "client_order_id": str(tag) if tag else None,
+            "created_at": _iso_datetime(raw.get("create_date")),
+            "raw": raw,
+        }
+        if klass in ("otoco", "oto", "oco") and legs_raw:
+            return self._parse_bracket(raw, legs_raw, state, common)
+        if klass == "multileg" and legs_raw:
+            legs = tuple(self._parse_leg(leg, "option") for leg in legs_raw)
+            tradier_type = str(raw.get("type", "market"))
+            price = _num(raw.get("price"))
+            if tradier_type == "market":
+                order_type, net = OrderType.MARKET, None
+            else:
+                sign = {"debit": 1.0, "credit": -1.0}.get(tradier_type, 0.0)
+                order_type, net = OrderType.LIMIT, sign * abs(price or 0.0)
+            filled = min((_num(leg.get("exec_quantity")) or 0.0) for leg in legs_raw)
+            return Order(
+                state=state,
+                legs=legs,
+                order_type=order_type,
+                limit_price=net,
+                time_in_force=self._tif(raw),
+                filled_quantity=filled,
+                avg_fill_price=_num(raw.get("avg_fill_price")),
+                reason=raw.get("reason_description"),
+                **common,
+            )
+        leg = self._parse_leg(raw, klass)
+        return Order(
+            state=state,
+            legs=(leg,),
+            order_type=self._order_type(raw),
+            limit_price=_num(raw.get("price")),
+            stop_price=_num(raw.get("stop_price")),
+            time_in_force=self._tif(raw),
+            filled_quantity=_num(raw.get("exec_quantity")) or 0.0,
+            avg_fill_price=_num(raw.get("avg_fill_price")) or None,
+            reason=raw.get("reason_description"),
+            **common,
+        )
+
+    def _parse_bracket(
+        self, raw: Mapping[str, Any], legs_raw: list[Any], state: OrderState, common: dict[str, Any]
+    ) -> Order:
+        entry_raw, exits = legs_raw[0], legs_raw[1:]
+        take_profit = next((_num(x.get("price")) for x in exits if x.get("type") == "limit"), None)
+        stop_loss = next(
+            (_num(x.get("stop_price")) for x in exits if x.get("type") in ("stop", "stop_limit")), None
+        )
+        # The bracket is reported as its entry (state, fills); the exits are children. Whether any
+        # part still works is a separate question, answered by _is_working for list_open_orders.
+        entry_state = _STATES.get(str(entry_raw.get("status", "")).lower(), state)
+        parent_state = state if state in (OrderState.REJECTED, OrderState.EXPIRED) else entry_state
+        return Order(
+            state=parent_state,
+            legs=(self._parse_leg(entry_raw, str(entry_raw.get("class", "equity"))),),
+            order_type=self._order_type(entry_raw),
+            limit_price=_num(entry_raw.get("price")),
+            stop_price=_num(entry_raw.get("stop_price")),
+            time_in_force=self._tif(raw),
+            filled_quantity=_num(entry_raw.get("exec_quantity")) or 0.0,
+            avg_fill_price=_num(entry_raw.get("avg_fill_price")) or None,
+            take_profit=take_profit,
+            stop_loss=stop_loss,
+            child_order_ids=tuple(str(x["id"]) for x in exits),
+            **common,
+        )
+
+    @staticmethod
+    def _parse_leg(raw: Mapping[str, Any], klass: str) -> Leg:
+        side, effect = _SIDES_FROM_TRADIER.get(str(raw.get("side", "buy")), (Side.BUY, None))
+        symbol = str(raw.get("option_symbol") or raw.get("symbol"))
+        asset_class = _asset_class_for(symbol, klass)
+        return Leg(
+            symbol=symbol.lstrip("/") if asset_class is AssetClass.FUTURE else symbol,
+            side=side,
+            quantity=_num(raw.get("quantity")) or 0.0,
+            asset_class=asset_class,
+            position_effect=effect,
+        )
+
+    @staticmethod
+    def _order_type(raw: Mapping[str, Any]) -> OrderType:
+        try:
+            return OrderType(str(raw.get("type", "market")))
+        except ValueError:
+            return OrderType.LIMIT
+
+    @staticmethod
+    def _tif(raw: Mapping[str, Any]) -> TimeInForce | None:
+        duration = str(raw.get("duration", "day"))
+        return TimeInForce.GTC if duration == "gtc" else TimeInForce.DAY
+
+    # ----------------------------------------------------------------- orders: write
+    def _duration(self, request: OrderRequest) -> str:
+        duration = _DURATIONS.get(request.time_in_force)
+        if duration is None:
+            raise NotSupportedError(
+                f"Tradier has no {request.time_in_force.value!r} duration: use 'day' or 'gtc'",
+                broker=self.name,
+            )
+        return duration
+
+    def _leg_symbol_fields(self, leg: Leg, index: int | None = None) -> dict[str, str]:
+        def key(name: str) -> str:
+            return name if index is None else f"{name}[{index}]"
+
+        if leg.asset_class is AssetClass.OPTION:
+            return {key("symbol"): leg.underlying, key("option_symbol"): leg.symbol.upper()}
+        if leg.asset_class is AssetClass.FUTURE:
+            return {key("symbol"): "/" + leg.symbol.upper().lstrip("/")}
+        # Tradier spells share classes with a slash (BRK/B), like lumiwealth_tradier does.
+        return {key("symbol"): leg.symbol.upper().replace(".", "/")}
+
+    def build_order_form(self, request: OrderRequest) -> dict[str, str]:
+        """The form fields :meth:`place_order` POSTs for ``request`` (public for inspection/tests)."""
+        duration = self._duration(request)
+        form: dict[str, str] = {"duration": duration, "tag": str(request.client_order_id)}
+        if request.is_multileg:
+            form.update({"class": "multileg", "symbol": request.legs[0].underlying})
+            if request.order_type is OrderType.MARKET:
+                form["type"] = "market"
+            else:
+                net = float(request.limit_price or 0.0)
+                form["type"] = "debit" if net > 0 else "credit" if net < 0 else "even"
+                if net:
+                    form["price"] = _fmt_price(abs(net))
+            for i, leg in enumerate(request.legs):
+                form[f"option_symbol[{i}]"] = leg.symbol.upper()
+                form[f"side[{i}]"] = tradier_side(leg)
+                form[f"quantity[{i}]"] = _fmt_qty(leg.quantity)
+            return form
+        leg = request.leg
+        if request.is_bracket:
+            return self._bracket_form(request, form)
+        klass = {AssetClass.OPTION: "option", AssetClass.FUTURE: "future"}.get(leg.asset_class, "equity")
+        form.update({"class": klass, "side": tradier_side(leg), "quantity": _fmt_qty(leg.quantity)})
+        form.update(self._leg_symbol_fields(leg))
+        form["type"] = request.order_type.value
+        if request.limit_price is not None:
+            form["price"] = _fmt_price(request.limit_price)
+        if request.stop_price is not None:
+            form["stop"] = _fmt_price(request.stop_price)
+        return form
+
+    def _bracket_form(self, request: OrderRequest, form: dict[str, str]) -> dict[str, str]:
+        leg = request.leg
+        exits: list[tuple[str, float]] = []
+        if request.take_profit is not None:
+            exits.append(("limit", request.take_profit))
+        if request.stop_loss is not None:
+            exits.append(("stop", request.stop_loss))
+        # Entry plus both exits is an OTOCO (fill triggers a one-cancels-other pair); with a single
+        # exit it is an OTO.
+        form["class"] = "otoco" if len(exits) == 2 else "oto"
+        form.update(self._leg_symbol_fields(leg, 0))
+        form.update({"side[0]": tradier_side(leg), "quantity[0]": _fmt_qty(leg.quantity)})
+        form["type[0]"] = request.order_type.value
+        if request.limit_price is not None:
+            form["price[0]"] = _fmt_price(request.limit_price)
+        if request.stop_price is not None:
+            form["stop[0]"] = _fmt_price(request.stop_price)
+        for i, (exit_type, price) in enumerate(exits, start=1):
+            form.update(self._leg_symbol_fields(leg, i))
+            form.update({f"side[{i}]": _closing_side(leg), f"quantity[{i}]": _fmt_qty(leg.quantity)})
+            form[f"type[{i}]"] = exit_type
+            form[f"price[{i}]" if exit_type == "limit" else f"stop[{i}]"] = _fmt_price(price)
+        return form
+
+    def _submit_order(self, request: OrderRequest) -> Order:
+        form = self.build_order_form(request)
+        body = self._request("POST", f"/accounts/{self.account_id}/orders", data=form)
+        ack = body.get("order")
+        if not isinstance(ack, dict) or "id" not in ack:
+            detail = body.get("errors") or body
+            raise InvalidOrderError(
+                f"Tradier did not accept order {request.client_order_id}: {detail}", broker=self.name
+            )
+        order_id = str(ack["id"])
+        logger.info("tradier: order %s submitted as %s", request.client_order_id, order_id)
+        return self.get_order(order_id)
+
+    @retrier
+    def cancel_order(self, order_id: str) -> OrderStatus:
+        try:
+            self._request(
+                "DELETE",
+                f"/accounts/{self.account_id}/orders/{order_id}",
+                not_found=self._not_found(order_id),
+            )
+        except InvalidOrderError as exc:
+            # Canceling a filled/canceled order is a no-op by contract: report its final status.
+            current = self.get_order(order_id)
+            if not current.state.is_final:
+                raise
+            logger.info("tradier: order %s already %s (%s)", order_id, current.state.value, exc)
+        return self.get_order(order_id).status
+
+    @retrier
+    def replace_order(
+        self,
+        order_id: str,
+        *,
+        quantity: float | None = None,
+        limit_price: float | None = None,
+        stop_price: float | None = None,
+        time_in_force: TimeInForce | None = None,
+    ) -> Order:
+        if quantity is not None:
+            raise NotSupportedError(
+                "Tradier cannot change an order's quantity: cancel it and place a new order", broker=self.name
+            )
+        current = self.get_order(order_id)
+        if current.state.is_final:
+            raise InvalidOrderError(
+                f"order {order_id} is {current.state.value}; it cannot be modified", broker=self.name
+            )
+        form: dict[str, str] = {"type": current.order_type.value}
+        tif = time_in_force or current.time_in_force or TimeInForce.DAY
+        duration = _DURATIONS.get(tif)
+        if duration is None:
+            raise NotSupportedError(f"Tradier has no {tif.value!r} duration", broker=self.name)
+        form["duration"] = duration
+        price = limit_price if limit_price is not None else current.limit_price
+        stop = stop_price if stop_price is not None else current.stop_price
+        if price is not None and current.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
+            form["price"] = _fmt_price(price)
+        if stop is not None and current.order_type in (OrderType.STOP, OrderType.STOP_LIMIT):
+            form["stop"] = _fmt_price(stop)
+        self._request(
+            "PUT",
+            f"/accounts/{self.account_id}/orders/{order_id}",
+            data=form,
+            not_found=self._not_found(order_id),
+        )
+        return self.get_order(order_id)
+
+    def _close_position(self, position: Position) -> Order | None:
+        if not position.quantity:
+            return None
+        side = Side.SELL if position.quantity > 0 else Side.BUY
+        symbol = position.symbol
+        request = OrderRequest.single(
+            symbol,
+            side,
+            abs(position.quantity),
+            asset_class=position.asset_class,
+            position_effect=PositionEffect.CLOSE,
+            # Tie the id to this very position so a retried flatten reconciles instead of doubling.
+            intent=f"flatten:{position.position_id}:{position.raw.get('date_acquired', '')}",
+        )
+        return self.place_order(request)
+
+
+def point_lumiwealth_at(base_url: str) -> Callable[[], None]:
+    """Point lumibot's Tradier layer (``lumiwealth_tradier``) at ``base_url``; return an undo function.
+
+    ``base_url`` may end in ``/v1`` (this adapter's convention) or not (lumiwealth appends ``v1/...``
+    itself). Both the sandbox and the live constant are replaced, so ``is_paper`` cannot escape to the
+    real API. lumiwealth reads the constants at call time, so already-built clients follow too.
+    """
+    import lumiwealth_tradier.base as lumi_base
+
+    root = base_url.rstrip("/")
+    if root.endswith("/v1"):
+        root = root[: -len("/v1")]
+    previous = (lumi_base.TRADIER_SANDBOX_URL, lumi_base.TRADIER_LIVE_URL)
+    lumi_base.TRADIER_SANDBOX_URL = root
+    lumi_base.TRADIER_LIVE_URL = root
+
+    def restore() -> None:
+        lumi_base.TRADIER_SANDBOX_URL, lumi_base.TRADIER_LIVE_URL = previous
+
+    return restore
+
+
+__all__ = ["TradierAdapter", "point_lumiwealth_at", "tradier_side"]
