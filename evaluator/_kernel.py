@@ -164,6 +164,9 @@ def run_kernel(
     entry_ok,
     force_flat,
     atr_arr,
+    sig_event,
+    sig_stop_dist,
+    sig_tp_dist,
     start,
     end,
     params,
@@ -191,7 +194,9 @@ def run_kernel(
     n_legs = len(leg_kind)
     is_option = n_legs > 0 and leg_kind[0] == 1
     single = n_legs == 1
-    max_trades = 4 * (end - start + 2)
+    # trade rows a bar can add: a pending exit, then after an entry every partial target and a final
+    # exit; 4 per bar overflowed (unchecked writes) with more than two partial take-profits
+    max_trades = (3 + len(partial_pct)) * (end - start + 2)
     t_entry_bar = np.zeros(max_trades, np.int64)
     t_exit_bar = np.zeros(max_trades, np.int64)
     t_dir = np.zeros(max_trades, np.int64)
@@ -206,6 +211,10 @@ def run_kernel(
     equity = np.full(n, np.nan)
     exposure_bars = 0
 
+    # a staged conversion adds a contract to each unit, so closing it pays one more commission: the
+    # kernel works on its own copy of the parameters and restores the entry value on the next entry
+    params = params.copy()
+    comm_unit_entry = params[P_COMM_UNIT]
     cash = params[P_CASH]
     qty = 0.0
     orig_qty = 0.0
@@ -238,6 +247,7 @@ def run_kernel(
     pend_exit_frac = 0.0
     pend_exit_reason = 0
     pend_convert = -1
+    traded_event = -1  # the external signal event behind the last entry
 
     for i in range(start, end + 1):
         d = day[i]
@@ -286,8 +296,12 @@ def run_kernel(
                     v_high += s * lo_
 
         # ---- 1. pending exit (signal, reversal, multi-leg level) at this bar's open
+        exit_qty = 0.0
         if direction != 0 and pend_exit_frac > 0.0 and priced:
             exit_qty = min(orig_qty * pend_exit_frac if pend_exit_frac < 1.0 else qty, qty)
+            if pend_exit_frac < 1.0:  # a partial closes whole contracts (fill model rule 12)
+                exit_qty = _floor_step(exit_qty, params[P_QTY_STEP])
+        if exit_qty > 0.0:
             n_tr, cash, qty, direction, comm_entry_left = _close(
                 i,
                 qty,
@@ -318,7 +332,8 @@ def run_kernel(
                 t_reason,
                 t_legs,
             )
-        pend_exit_frac = 0.0
+        if priced or direction == 0:  # an option without a price yet keeps its exit for the next bar
+            pend_exit_frac = 0.0
 
         # ---- 2. pending staged conversion
         if direction != 0 and pend_convert >= 0 and not converted:
@@ -328,7 +343,9 @@ def run_kernel(
                 credit = max(px - params[P_HALF_SPREAD], 0.0) * OPTION_MULT
                 net = v_entry - credit
                 if net >= params[P_STAGE_MIN_DEBIT] * OPTION_MULT:
-                    comm = qty * params[P_COMM_UNIT] + params[P_COMM_PCT] * qty * credit
+                    short_unit = comm_unit_entry / abs(leg_sign[0])  # one short contract per unit
+                    comm = qty * short_unit + params[P_COMM_PCT] * qty * credit
+                    params[P_COMM_UNIT] = comm_unit_entry + short_unit
                     cash += qty * credit - comm
                     comm_entry_left += comm
                     pos_legs[1] = pend_convert
@@ -380,6 +397,8 @@ def run_kernel(
                 v_fill += sgn * mult * px
             if ok:
                 pos_n = n_legs
+                single = n_legs == 1  # a converted (two-leg) previous trade must not leak into this one
+                params[P_COMM_UNIT] = comm_unit_entry
                 cost = _cost_per_unit(
                     pos_n, pos_sign, pos_mult, pos_legs, v_fill, params, is_option, open_[i]
                 )
@@ -394,6 +413,10 @@ def run_kernel(
                     stop_dist = params[P_STOP_VAL] * underlying_mult
                 elif kind == 3:
                     stop_dist = params[P_STOP_VAL] * atr_arr[i - 1] * underlying_mult
+                elif kind == 4:  # the triggering signal's own stop, scaled
+                    stop_dist = params[P_STOP_VAL] * sig_stop_dist[i - 1] * underlying_mult
+                    if not stop_dist > 0:
+                        stop_dist = 0.0
                 unit_comm = params[P_COMM_UNIT] + params[P_COMM_PCT] * abs(v_fill)
                 mode = params[P_SIZE_MODE]
                 if mode == 0:
@@ -401,8 +424,17 @@ def run_kernel(
                 elif mode == 1:
                     q = _floor_step(eq * params[P_PCT_EQ] / (abs(v_pay) + unit_comm), params[P_QTY_STEP])
                 else:
+                    # a unit stopped out loses the distance, the exit's slippage or spread and both
+                    # commissions: size so that the whole loss is risk_pct of equity (fill model rule 12)
+                    v_stop = v_pay - stop_dist
+                    und_stop = abs(v_stop) / underlying_mult
+                    exit_cost = _cost_per_unit(
+                        pos_n, pos_sign, pos_mult, pos_legs, v_stop, params, is_option, und_stop
+                    )
+                    exit_comm = params[P_COMM_UNIT] + params[P_COMM_PCT] * abs(v_stop)
+                    unit_loss = stop_dist + exit_cost + unit_comm + exit_comm
                     q = (
-                        _floor_step(eq * params[P_RISK_PCT] / (stop_dist + unit_comm), params[P_QTY_STEP])
+                        _floor_step(eq * params[P_RISK_PCT] / unit_loss, params[P_QTY_STEP])
                         if stop_dist > 0
                         else 0.0
                     )
@@ -425,6 +457,9 @@ def run_kernel(
                         tp_v = v_pay + params[P_TP_VAL] * underlying_mult
                     elif params[P_TP_KIND] == 3:
                         tp_v = v_pay + params[P_TP_VAL] * atr_arr[i - 1] * underlying_mult
+                    elif params[P_TP_KIND] == 4 and sig_tp_dist[i - 1] > 0:
+                        tp_v = v_pay + sig_tp_dist[i - 1] * underlying_mult
+                    traded_event = sig_event[i - 1]
                     next_partial = 0
                     converted = False
                     stage_und_ref = open_[i]
@@ -542,7 +577,7 @@ def run_kernel(
                     pos_mult,
                     pos_legs,
                     is_option,
-                    open_[i],
+                    abs(fill) / underlying_mult,  # slippage on the level's price, not the open
                     t_entry_bar,
                     t_exit_bar,
                     t_dir,
@@ -561,8 +596,8 @@ def run_kernel(
                         break
                     fill = v_open if v_open >= level else level
                     part = min(orig_qty * partial_frac[next_partial], qty)
-                    if params[P_QTY_STEP] >= 1.0:
-                        part = math.floor(part + 1e-9)
+                    # whole shares and contracts, forex in 0.01 lots (fill model rule 12)
+                    part = _floor_step(part, params[P_QTY_STEP])
                     next_partial += 1
                     if part <= 0:
                         continue
@@ -584,7 +619,7 @@ def run_kernel(
                         pos_mult,
                         pos_legs,
                         is_option,
-                        open_[i],
+                        abs(fill) / underlying_mult,  # slippage on the level's price, not the open
                         t_entry_bar,
                         t_exit_bar,
                         t_dir,
@@ -618,7 +653,7 @@ def run_kernel(
                     pos_mult,
                     pos_legs,
                     is_option,
-                    open_[i],
+                    abs(fill) / underlying_mult,  # slippage on the level's price, not the open
                     t_entry_bar,
                     t_exit_bar,
                     t_dir,
@@ -738,6 +773,8 @@ def run_kernel(
                 want = 1
             elif sig_short[i] and dirp <= 0:
                 want = -1
+        if want != 0 and sig_event[i] >= 0 and sig_event[i] == traded_event:
+            want = 0  # an external signal event is traded at most once
         if want != 0 and direction == -want and dirp == 0:
             pend_exit_frac = 1.0  # reversal: close and re-open at the next open
             pend_exit_reason = 10

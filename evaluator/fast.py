@@ -9,9 +9,9 @@ import polars as pl
 
 from evaluator import _kernel as K
 from evaluator.fill_model import EXIT_REASONS
-from evaluator.market import Market
+from evaluator.market import Market, attach_signals
 from evaluator.results import BacktestResult, build_result
-from evaluator.signals import atr, evaluate_bool
+from evaluator.signals import BarSeries, atr, evaluate_bool
 from spec_space.instruments import FUTURES, forex_pair
 from spec_space.models import Level, StrategySpec
 
@@ -44,6 +44,10 @@ def _level(level: Level | None, spec: StrategySpec) -> tuple[float, float]:
         return 3.0, level.atr
     if level.points is not None:
         return 2.0, level.points
+    if level.signal_stop is not None:
+        return 4.0, level.signal_stop
+    if level.signal_target is not None:
+        return 4.0, 1.0  # the distance itself comes per bar from the triggering signal
     return 2.0, float(level.pips) * forex_pair(spec.instrument.symbol).pip_size  # type: ignore[arg-type]
 
 
@@ -128,7 +132,11 @@ def signal_arrays(spec: StrategySpec, market: Market) -> dict[str, np.ndarray]:
         last_of_day = np.ones(n, dtype=np.bool_)
         last_of_day[:-1] = bars.day[1:] != bars.day[:-1]
         force_flat |= last_of_day  # half days close before the flat time: flat at their last bar
-        entry_ok &= ~force_flat
+        # an entry decided on bar i fills at bar i + 1's open: none whose fill bar is already flat,
+        # which would only buy and sell at the same open and pay the costs twice
+        fill_flat = np.zeros(n, dtype=np.bool_)
+        fill_flat[:-1] = force_flat[1:]
+        entry_ok &= ~force_flat & ~fill_flat
     atr_period = 14
     for level in (spec.exits.stop_loss, spec.exits.take_profit):
         if level is not None and level.atr is not None:
@@ -136,7 +144,12 @@ def signal_arrays(spec: StrategySpec, market: Market) -> dict[str, np.ndarray]:
     key = f"atr:{atr_period}"
     if key not in bars.cache:
         bars.cache[key] = atr(bars.high, bars.low, bars.close, atr_period)
+    attach_signals(bars, spec)
+    sig_event, sig_stop_dist, sig_tp_dist = _signal_levels(spec, bars)
     return {
+        "sig_event": sig_event,
+        "sig_stop_dist": sig_stop_dist,
+        "sig_tp_dist": sig_tp_dist,
         "long": evaluate_bool(spec.entry.long, bars) if spec.direction != "short" else np.zeros(n, np.bool_),
         "short": evaluate_bool(spec.entry.short, bars) if spec.direction != "long" else np.zeros(n, np.bool_),
         "exit_long": evaluate_bool(spec.exits.exit_long, bars),
@@ -145,6 +158,25 @@ def signal_arrays(spec: StrategySpec, market: Market) -> dict[str, np.ndarray]:
         "force_flat": force_flat,
         "atr": bars.cache[key],
     }
+
+
+def _signal_levels(spec: StrategySpec, bars: BarSeries) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per bar: the latest external event known (-1: none; the kernel trades each event at most once), and
+    its entry-to-stop and entry-to-target distances (the signal_stop / signal_target levels)."""
+    n = len(bars)
+    names = sorted(spec.external_signal_names())
+    if not names:
+        return np.full(n, -1, np.int64), np.full(n, np.nan), np.full(n, np.nan)
+    events = bars.external[names[0]]  # one signal list drives a spec's entries
+    index = np.searchsorted(events.ts, bars.ts, side="right") - 1
+    known = index >= 0
+    safe = np.maximum(index, 0)
+    stop_dist = np.where(known, np.abs(events.entry[safe] - events.stop[safe]), np.nan)
+    tp_dist = np.full(n, np.nan)
+    level = spec.exits.take_profit.signal_target if spec.exits.take_profit is not None else None
+    if level is not None and level <= events.targets.shape[1]:
+        tp_dist = np.where(known, np.abs(events.targets[safe, level - 1] - events.entry[safe]), np.nan)
+    return np.where(known, index, -1).astype(np.int64), stop_dist, tp_dist
 
 
 def run(spec: StrategySpec, market: Market, start: dt.date, end: dt.date) -> BacktestResult:
@@ -178,6 +210,9 @@ def run(spec: StrategySpec, market: Market, start: dt.date, end: dt.date) -> Bac
         sig["entry_ok"],
         sig["force_flat"],
         sig["atr"],
+        sig["sig_event"],
+        sig["sig_stop_dist"],
+        sig["sig_tp_dist"],
         i0,
         i1,
         kernel_params(spec),

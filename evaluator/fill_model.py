@@ -29,7 +29,7 @@ Exits
   8. Time exits (``eod_flat_time``, ``max_hold_minutes``, ``close_days_before_expiry``) fill at the
      open of the first bar at or past the time. Options still held at their expiry session's last
      bar close at that bar's mark (0DTE). Everything open at the end of the backtest window closes
-     at the last bar's close.
+     at the last bar's close. No entry is taken whose fill bar would already be at or past the flat time.
   9. Reversal (direction ``both``): the opposite entry signal closes the position and opens the new
      one at the same next-bar open.
 
@@ -43,9 +43,15 @@ Marks
 Sizing
   12. Whole shares and contracts; forex in 0.01 lots. ``pct_equity`` commits that fraction of
       equity (commission included); ``risk`` loses ``risk_pct`` of equity at the stop.
+
+External signals
+  13. An external signal event (spec.signals, e.g. a Kirkland CSV row) is known from the first bar that
+      starts at or after its time; each event is traded at most once. ``signal_stop`` / ``signal_target``
+      levels take the distance from that event's entry price to its stop / target, measured from our own
+      fill.
 """
 
-FILL_MODEL_VERSION = "1"
+FILL_MODEL_VERSION = "2"
 
 # Exit reasons, shared by both engines' trade records.
 EXIT_REASONS: dict[int, str] = {

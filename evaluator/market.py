@@ -8,6 +8,8 @@ window; each backtest (a trial, a fold) then runs on a slice of it without touch
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +17,7 @@ import numba
 import numpy as np
 import polars as pl
 
-from evaluator.signals import BarSeries
+from evaluator.signals import BarSeries, ExternalEvents
 from spec_space.models import StrategySpec
 
 NY = "America/New_York"
@@ -140,7 +142,6 @@ def load_market(
     end: dt.date,
     *,
     warmup_days: int | None = None,
-    external_events: dict[tuple[str, str], list[dt.datetime]] | None = None,
 ) -> Market:
     """Load everything ``spec`` needs between ``start`` and ``end`` (plus indicator warm-up) from ``store``."""
     if warmup_days is None:
@@ -150,25 +151,63 @@ def load_market(
         symbol, start - dt.timedelta(days=warmup_days), end, timeframe=spec.timeframe, session=spec.session
     )
     series, day_first_bar, day_ord = bars_from_frame(frame)
-    if external_events:
-        series.events = {key: _event_flags(series.ts, times) for key, times in external_events.items()}
+    attach_signals(series, spec)
     options = OptionArrays.empty(len(series.session_dates))
     if spec.instrument.type == "option":
         options = load_options(store, spec, series, day_first_bar, start)
     return Market(symbol, series, day_first_bar, day_ord, options, {"start": start, "end": end})
 
 
+def _utc_ns(times: list[dt.datetime]) -> np.ndarray:
+    # exact integer nanoseconds since the epoch; naive times are UTC. (A naive datetime's .timestamp()
+    # reads the machine's local zone, which shifted every event on machines not set to UTC.)
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    deltas = [(t if t.tzinfo else t.replace(tzinfo=dt.UTC)) - epoch for t in times]
+    return np.array(
+        [(d.days * 86_400 + d.seconds) * 1_000_000_000 + d.microseconds * 1_000 for d in deltas], dtype=np.int64
+    )
+
+
+def attach_signals(series: BarSeries, spec: StrategySpec) -> None:
+    """Put the spec's external signal lists on the bars (once per content; a different list under the same
+    name drops the cached signals computed from the old one)."""
+    for name, events in spec.signals.items():
+        digest = hashlib.sha256(json.dumps([e.model_dump(mode="json") for e in events]).encode()).hexdigest()
+        current = series.external.get(name)
+        if current is not None and current.digest == digest:
+            continue
+        if current is not None:
+            for key in [k for k in series.cache if "external_signal" in k or "signal_level" in k]:
+                del series.cache[key]
+        ordered = sorted(events, key=lambda e: _utc_ns([e.time])[0])
+        width = max((len(e.targets) for e in ordered), default=0)
+        targets = np.full((len(ordered), width), np.nan)
+        for row, event in enumerate(ordered):
+            targets[row, : len(event.targets)] = event.targets
+        series.external[name] = ExternalEvents(
+            ts=_utc_ns([e.time for e in ordered]),
+            side=np.array([1 if e.side == "buy" else -1 for e in ordered], dtype=np.int8),
+            entry=np.array([e.entry for e in ordered], dtype=np.float64),
+            stop=np.array([e.stop for e in ordered], dtype=np.float64),
+            targets=targets,
+            digest=digest,
+        )
+
+
 def _event_flags(ts: np.ndarray, times: list[dt.datetime]) -> np.ndarray:
+    """True on the first bar starting at or after each time (an event is known from then on)."""
     flags = np.zeros(len(ts), dtype=np.bool_)
     if not times:
         return flags
+    positions = np.searchsorted(ts, _utc_ns(times), side="left")
+    flags[positions[positions < len(ts)]] = True
+    return flags
+    # exact integer nanoseconds since the epoch; naive times are UTC. (A naive datetime's .timestamp()
+    # reads the machine's local zone, which shifted every event on machines not set to UTC.)
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    deltas = [(t if t.tzinfo else t.replace(tzinfo=dt.UTC)) - epoch for t in times]
     stamps = np.array(
-        [
-            int(t.astimezone(dt.UTC).replace(tzinfo=None).timestamp() * 1e9)
-            if t.tzinfo
-            else int(t.replace(tzinfo=dt.UTC).timestamp() * 1e9)
-            for t in times
-        ],
+        [(d.days * 86_400 + d.seconds) * 1_000_000_000 + d.microseconds * 1_000 for d in deltas],
         dtype=np.int64,
     )
     # an event becomes known at its time: it fires on the first bar starting at or after it

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numba
@@ -19,6 +19,18 @@ import numpy as np
 from spec_space.expressions import parse_expression
 
 _WEEKDAYS = {"mon": 0, "tue": 1, "wed": 2, "thu": 3, "fri": 4, "sat": 5, "sun": 6}
+
+
+@dataclass(frozen=True)
+class ExternalEvents:
+    """One named list of external signal events (spec.signals), sorted by time."""
+
+    ts: np.ndarray  # int64 ns UTC, when each event became known
+    side: np.ndarray  # int8: +1 buy, -1 sell
+    entry: np.ndarray
+    stop: np.ndarray
+    targets: np.ndarray  # float64 [events, levels], NaN where an event has fewer levels
+    digest: str  # content hash: cached signals of another list with the same name must not be reused
 
 
 @dataclass
@@ -35,7 +47,7 @@ class BarSeries:
     minute: np.ndarray  # int32 minutes since midnight, exchange time, bar start
     weekday: np.ndarray  # int8, Monday = 0
     session_dates: list[dt.date]
-    events: Mapping[tuple[str, str], np.ndarray] = field(default_factory=dict)  # external signal bar flags
+    external: dict[str, ExternalEvents] = field(default_factory=dict)  # external signal lists by name
     cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
@@ -133,13 +145,29 @@ def _field(name: str, bars: BarSeries) -> np.ndarray:
     return getattr(bars, name).astype(np.float64)
 
 
-def _int_arg(node: ast.AST, name: str) -> int:
+def _int_arg(node: ast.AST, name: str, minimum: int = 1) -> int:
     if not isinstance(node, ast.Constant) or isinstance(node.value, str):
         raise ValueError(f"{name}: the period must be a number")
     value = int(round(float(node.value)))
-    if value < 1:
-        raise ValueError(f"{name}: the period must be at least 1, got {node.value}")
+    if value < minimum:
+        raise ValueError(f"{name}: the period must be at least {minimum}, got {node.value}")
     return value
+
+
+def _event_window(bar_ts: np.ndarray, event_ts: np.ndarray, window_minutes: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each bar: the index of the latest event known at the bar's start (-1 if none) and whether that
+    event's window is open. An event at 10:15:30 is known from the bar starting 10:16 on; window 0 opens
+    on that first bar only. A later event of the list closes the earlier one's window."""
+    index = np.searchsorted(event_ts, bar_ts, side="right") - 1
+    known = index >= 0
+    if window_minutes == 0:
+        first = np.zeros(len(bar_ts), dtype=np.bool_)
+        change = np.ones(len(bar_ts), dtype=np.bool_)
+        change[1:] = index[1:] != index[:-1]
+        first[known & change] = True
+        return index, first
+    age = bar_ts - event_ts[np.maximum(index, 0)] if len(event_ts) else np.zeros(len(bar_ts), np.int64)
+    return index, known & (age <= window_minutes * 60_000_000_000)
 
 
 def _float_arg(node: ast.AST, name: str) -> float:
@@ -235,11 +263,25 @@ def _call(node: ast.Call, bars: BarSeries) -> np.ndarray:
             out = (a > b) & (prev_a <= prev_b) if name == "crosses_above" else (a < b) & (prev_a >= prev_b)
         out[0] = False
         return out
-    if name == "external_signal":
-        key = (args[0].value, args[1].value.lower())  # type: ignore[attr-defined]
-        if key not in bars.events:
-            raise ValueError(f"external_signal{key}: no such signal file was loaded for this backtest")
-        return bars.events[key]
+    if name in ("external_signal", "signal_level"):
+        events = bars.external.get(args[0].value)  # type: ignore[attr-defined]
+        if events is None:
+            raise ValueError(f"{name}: no signal list {args[0].value!r} in spec.signals")  # type: ignore[attr-defined]
+        index, open_window = _event_window(bars.ts, events.ts, _int_arg(args[2], name, minimum=0))
+        if name == "external_signal":
+            side = {"buy": 1, "sell": -1}.get(args[1].value.lower())  # type: ignore[attr-defined]
+            if side is None:
+                raise ValueError(f"external_signal: the side must be 'buy' or 'sell', got {args[1].value!r}")  # type: ignore[attr-defined]
+            return open_window & (events.side[np.maximum(index, 0)] == side)
+        field_name = args[1].value.lower()  # type: ignore[attr-defined]
+        if field_name in ("entry", "stop"):
+            column = getattr(events, field_name)
+        elif field_name.startswith("target") and field_name[6:].isdigit() and int(field_name[6:]) >= 1:
+            level = int(field_name[6:]) - 1
+            column = events.targets[:, level] if level < events.targets.shape[1] else np.full(len(events.ts), np.nan)
+        else:
+            raise ValueError(f"signal_level: unknown field {args[1].value!r}; use entry, stop, target1, target2, ...")  # type: ignore[attr-defined]
+        return np.where(open_window, column[np.maximum(index, 0)] if len(column) else np.nan, np.nan)
     if name == "abs":
         return np.abs(_num(args[0], bars))
     if name in ("min", "max"):

@@ -9,6 +9,7 @@ import click
 
 from search.backtest_cli import backtest
 from search.data_cli import data
+from search.seed_cli import seed
 from search.spec_cli import spec
 
 
@@ -21,3 +22,4 @@ def main() -> None:
 main.add_command(data)
 main.add_command(spec)
 main.add_command(backtest)
+main.add_command(seed)

@@ -69,10 +69,17 @@ def seed(ideas_glob: str, signals_path: Path | None, provider: str | None, out: 
                 for error in outcome.errors:
                     click.echo(f"    {error.splitlines()[0][:300]}", err=True)
     if signals_path is not None:
+        from seeds.kirkland import KirklandFormatError
         from seeds.signal_spaces import write_signal_spaces
 
-        for line in write_signal_spaces(signals_path, out):
+        try:
+            lines, written = write_signal_spaces(signals_path, out)
+        except (KirklandFormatError, FileNotFoundError) as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        for line in lines:
             click.echo(line)
+        accepted += len(written)
     click.echo(llm.ledger.summary_table() if hasattr(llm, "ledger") else "")
     click.echo(f"{accepted} space(s) written to {out}, {rejected} rejected")
     sys.exit(1 if rejected and not accepted else 0)

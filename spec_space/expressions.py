@@ -115,11 +115,21 @@ FUNCTIONS: dict[str, FunctionDoc] = {
         "crosses_below(a, b)", "bool", "a < b on this bar and a >= b on the previous", 2, 2
     ),
     "external_signal": FunctionDoc(
-        "external_signal('name', 'buy'|'sell')",
+        "external_signal('name', 'buy'|'sell', window_minutes)",
         "bool",
-        "true on the first bar at or after each event of the named external signal file (Kirkland CSV)",
-        2,
-        2,
+        "true on bars starting within window_minutes after an event of that side in the named signal list "
+        "(spec.signals, e.g. the Kirkland CSV) until the next event of the list; 0 = only the first bar at or "
+        "after the event",
+        3,
+        3,
+        (0, 1),
+    ),
+    "signal_level": FunctionDoc(
+        "signal_level('name', 'entry'|'stop'|'target1'|'target2'|..., window_minutes)",
+        "number",
+        "that price of the latest event of the named signal list while its window is open, else NaN",
+        3,
+        3,
         (0, 1),
     ),
     "abs": FunctionDoc("abs(x)", "number", "absolute value", 1, 1),

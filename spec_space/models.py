@@ -131,8 +131,26 @@ class Entry(_Strict):
         return None if value is None else _check_time(value)
 
 
+class SignalEvent(_Strict):
+    """One external trade signal (a Kirkland CSV row, normalised by the seeding agents)."""
+
+    time: dt.datetime = Field(description="when the signal was issued (with its UTC offset)")
+    side: Literal["buy", "sell"]
+    entry: float = Field(gt=0)
+    stop: float = Field(gt=0)
+    targets: list[float] = Field(default_factory=list, description="take-profit levels, nearest first")
+
+    @model_validator(mode="after")
+    def _sides(self) -> SignalEvent:
+        sign = 1 if self.side == "buy" else -1
+        if sign * (self.entry - self.stop) <= 0:
+            raise ValueError(f"a {self.side} signal needs its stop on the losing side of entry {self.entry}")
+        return self
+
+
 class Level(_Strict):
-    """A distance from the entry price: exactly one of pct (of entry price or premium), atr multiple, points, pips."""
+    """A distance from the entry price: exactly one of pct (of entry price or premium), atr multiple, points,
+    pips, or taken from the external signal that triggered the entry (signal_stop / signal_target)."""
 
     pct: float | None = Field(None, gt=0, description="fraction of the entry price (options: of the premium)")
     atr: float | None = Field(
@@ -141,12 +159,19 @@ class Level(_Strict):
     atr_period: int = Field(14, ge=2, le=500)
     points: float | None = Field(None, gt=0, description="price units of the instrument")
     pips: float | None = Field(None, gt=0, description="forex pips")
+    signal_stop: float | None = Field(
+        None, gt=0, description="this multiple of the triggering signal's entry-to-stop distance"
+    )
+    signal_target: int | None = Field(
+        None, ge=1, le=5, description="the triggering signal's take-profit level number (1 = nearest)"
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Level:
-        given = [k for k in ("pct", "atr", "points", "pips") if getattr(self, k) is not None]
+        kinds = ("pct", "atr", "points", "pips", "signal_stop", "signal_target")
+        given = [k for k in kinds if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(f"give exactly one of pct, atr, points, pips (got {given or 'none'})")
+            raise ValueError(f"give exactly one of {', '.join(kinds)} (got {given or 'none'})")
         return self
 
 
@@ -238,6 +263,9 @@ class StrategySpec(_Strict):
     sizing: Sizing = Field(default_factory=Sizing)
     costs: Costs = Field(default_factory=Costs)
     initial_cash: float = Field(100_000.0, gt=0)
+    signals: dict[str, list[SignalEvent]] = Field(
+        default_factory=dict, description="external signal events by name, read by external_signal(...)"
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> StrategySpec:
@@ -254,6 +282,20 @@ class StrategySpec(_Strict):
                 raise ValueError(f"exits.{name}: options use pct of the premium")
             if level.pips is not None and self.instrument.type != "forex":
                 raise ValueError(f"exits.{name}: pips apply to forex only")
+        names = self.external_signal_names()
+        missing = names - set(self.signals)
+        if missing:
+            raise ValueError(f"expressions read external signals {sorted(missing)} that spec.signals does not hold")
+        uses_signal_levels = any(
+            lvl is not None and (lvl.signal_stop is not None or lvl.signal_target is not None)
+            for lvl in (self.exits.stop_loss, self.exits.take_profit)
+        )
+        if uses_signal_levels and not names:
+            raise ValueError("signal_stop / signal_target levels need entries triggered by external_signal(...)")
+        if self.exits.stop_loss is not None and self.exits.stop_loss.signal_target is not None:
+            raise ValueError("exits.stop_loss: use signal_stop (signal_target is for take_profit)")
+        if self.exits.take_profit is not None and self.exits.take_profit.signal_stop is not None:
+            raise ValueError("exits.take_profit: use signal_target (signal_stop is for stop_loss)")
         if self.sizing.mode == "risk" and (self.exits.stop_loss is None):
             raise ValueError("sizing mode 'risk' needs exits.stop_loss to know the risk per unit")
         if self.exits.close_days_before_expiry is not None and not is_option:
