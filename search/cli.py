@@ -9,6 +9,7 @@ import click
 
 from search.backtest_cli import backtest
 from search.data_cli import data
+from search.run_cli import best, dashboard, run, studies
 from search.seed_cli import seed
 from search.spec_cli import spec
 
@@ -23,3 +24,7 @@ main.add_command(data)
 main.add_command(spec)
 main.add_command(backtest)
 main.add_command(seed)
+main.add_command(run)
+main.add_command(studies)
+main.add_command(best)
+main.add_command(dashboard)

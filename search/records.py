@@ -1,0 +1,153 @@
+"""Per-trial record files: each trial's per-fold metrics and daily returns, under ``<studies>/<study>/trials/``.
+
+One ``.npz`` file per trial (``trial_000042.npz``), written atomically by the driver before the trial is
+told to the study, so a COMPLETE trial always has its record. Contents (no pickles; ``np.load`` reads it
+with ``allow_pickle=False``):
+
+===========  ==============  =====================================================================
+array        dtype           meaning
+===========  ==============  =====================================================================
+``fold``     int16           fold index of each row
+``oos``      bool            False = in-sample row, True = out-of-sample row
+``date``     datetime64[D]   session date
+``ret``      float64         simple daily return of that window's backtest (fraction)
+``meta``     str (0-d)       JSON: format, trial number, params, feasible, per-fold IS/OOS metrics
+===========  ==============  =====================================================================
+
+Walk-forward optimisation, PBO and DSR are computed from these files with no extra backtest.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from evaluator.trial import TrialOutcome
+from evaluator.wfo import FoldRecord, TrialRecord
+
+__all__ = [
+    "RECORD_FORMAT",
+    "load_records",
+    "read_record",
+    "record_path",
+    "safe_name",
+    "study_dir",
+    "write_record",
+]
+
+RECORD_FORMAT = 1
+
+
+def safe_name(name: str) -> str:
+    """A study name usable as one folder name (anything outside ``[A-Za-z0-9_.-]`` becomes ``_``)."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip(".")
+    return cleaned or "_"
+
+
+def study_dir(studies_root: str | Path, study_name: str) -> Path:
+    return Path(studies_root) / safe_name(study_name)
+
+
+def record_path(folder: str | Path, number: int) -> Path:
+    """The record file of trial ``number`` in a study folder."""
+    return Path(folder) / "trials" / f"trial_{number:06d}.npz"
+
+
+def _finite_or_none(metrics: dict[str, float]) -> dict[str, float | None]:
+    # JSON has no NaN; null reads back as nan
+    return {k: (float(v) if math.isfinite(v) else None) for k, v in metrics.items()}
+
+
+def _from_json(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: (math.nan if v is None else float(v)) for k, v in metrics.items()}
+
+
+def write_record(folder: str | Path, number: int, outcome: TrialOutcome) -> Path:
+    """Write trial ``number``'s record atomically (temp file + rename) and return its path."""
+    path = record_path(folder, number)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folds, oos, dates, rets = [], [], [], []
+    for f in outcome.folds:
+        for is_oos, d, r in ((False, f.is_dates, f.is_returns), (True, f.oos_dates, f.oos_returns)):
+            folds.append(np.full(len(d), f.fold, dtype=np.int16))
+            oos.append(np.full(len(d), is_oos, dtype=np.bool_))
+            dates.append(np.asarray(d, dtype="datetime64[D]"))
+            rets.append(np.asarray(r, dtype=np.float64))
+    meta = {
+        "format": RECORD_FORMAT,
+        "number": number,
+        "params": dict(outcome.values),
+        "feasible": outcome.feasible,
+        "engine": outcome.engine,
+        "folds": [
+            {
+                "fold": f.fold,
+                "is": _finite_or_none(dict(f.is_metrics)),
+                "oos": _finite_or_none(dict(f.oos_metrics)),
+            }
+            for f in outcome.folds
+        ],
+    }
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(
+            fh,
+            fold=np.concatenate(folds) if folds else np.empty(0, np.int16),
+            oos=np.concatenate(oos) if oos else np.empty(0, np.bool_),
+            date=np.concatenate(dates) if dates else np.empty(0, "datetime64[D]"),
+            ret=np.concatenate(rets) if rets else np.empty(0, np.float64),
+            meta=np.array(json.dumps(meta)),
+        )
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def read_record(path: str | Path) -> TrialRecord:
+    """Read one record file back into a :class:`~evaluator.wfo.TrialRecord`."""
+    path = Path(path)
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data["meta"]))
+        if meta.get("format") != RECORD_FORMAT:
+            raise ValueError(
+                f"{path}: record format {meta.get('format')!r}, this code reads format {RECORD_FORMAT}; "
+                "re-run the study with this version to rewrite its records"
+            )
+        fold, oos, date, ret = data["fold"], data["oos"], data["date"], data["ret"]
+    records = []
+    for entry in meta["folds"]:
+        k = entry["fold"]
+        is_rows = (fold == k) & ~oos
+        oos_rows = (fold == k) & oos
+        records.append(
+            FoldRecord(
+                k,
+                _from_json(entry["is"]),
+                _from_json(entry["oos"]),
+                date[is_rows],
+                ret[is_rows],
+                date[oos_rows],
+                ret[oos_rows],
+            )
+        )
+    return TrialRecord(int(meta["number"]), meta["params"], records, bool(meta["feasible"]))
+
+
+def load_records(folder: str | Path, numbers: Iterable[int]) -> tuple[list[TrialRecord], list[int]]:
+    """Records of the given trials; also the numbers whose file is missing (listed, not fatal)."""
+    found, missing = [], []
+    for number in numbers:
+        path = record_path(folder, number)
+        if path.exists():
+            found.append(read_record(path))
+        else:
+            missing.append(number)
+    return found, missing

@@ -1,0 +1,770 @@
+"""The search driver: ``search run`` as a function.
+
+The driver holds the Optuna study and is the only process that writes to its storage. It asks trials
+in fixed-size batches, sends them to an executor (inline or Ray), and tells results back one by one in
+trial-number order as soon as they are in, each after its record file is written, so an interrupted
+run loses no finished trial.
+
+Determinism (same space, seed and trial count -> the same trials whatever the executor or worker count):
+batches have a fixed size (``batch_size``, default 8) independent of the workers; two batches are in
+flight; batch ``k + 2`` is asked right after the last trial of batch ``k`` is told, and before any trial
+of batch ``k + 1`` is told (tells go in trial-number order). So when each batch is asked the study holds
+exactly the same finished and running trials, whichever worker finished first. The sampler is seeded
+from the study seed (see :mod:`search.study`); the evaluation itself has no randomness.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import importlib.metadata
+import math
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+from data.store import Store
+from evaluator.fill_model import FILL_MODEL_VERSION
+from evaluator.market import signal_symbol
+from evaluator.trial import DIRECTIONS, TrialOutcome, check_metrics
+from evaluator.walkforward import Fold, make_folds
+from evaluator.wfo import WFOResult, walk_forward_optimise
+from search.executor import Executor, TaskResult, WorkContext, make_executor
+from search.paths import default_data_root, studies_root
+from search.records import load_records, study_dir, write_record
+from search.study import (
+    StudyMismatch,
+    check_same,
+    count_finished,
+    default_sampler,
+    directions_of,
+    json_safe,
+    make_sampler,
+    mask_url,
+    open_storage,
+    recover_interrupted,
+    session_seed,
+    storage_url,
+)
+from spec_space.loader import load_space
+from spec_space.space import DefaultSource, Objective, SpecSpace
+
+__all__ = [
+    "BATCH_SIZE",
+    "RunConfig",
+    "RunSummary",
+    "SearchSetupError",
+    "compute_wfo",
+    "parse_duration",
+    "parse_objectives",
+    "run_search",
+    "top_trials",
+]
+
+#: Trials asked per batch. Part of the determinism contract: change it and the trial sequence changes.
+BATCH_SIZE = 8
+#: Stored on the study; errors longer than this are cut (the traceback attr keeps the tail).
+_MAX_MESSAGE = 2000
+_PACKAGES = ("optuna", "numba", "polars", "ray", "lumibot", "numpy", "optuna-dashboard")
+
+
+class SearchSetupError(RuntimeError):
+    """The run cannot start or cannot make progress; the message says what to fix."""
+
+
+@dataclass
+class RunConfig:
+    """Options of ``search run`` (see its ``--help``); ``None`` means the space's or the stored value."""
+
+    space_path: Path
+    trials: int
+    study: str | None = None
+    sampler: str | None = None
+    objectives: Sequence[str] | None = None
+    engine: str = "fast"
+    workers: int = 1
+    use_ray: bool = True
+    ray_address: str | None = None
+    storage: str | None = None
+    data_root: str | None = None
+    studies_root: Path | None = None
+    seed: int | None = None
+    timeout: float | None = None
+    batch_size: int = BATCH_SIZE
+    progress: bool = True
+
+
+@dataclass
+class RunSummary:
+    study_name: str
+    storage: str  # masked
+    records_dir: Path
+    target: int
+    finished: int  # trials counting toward the target, after this run
+    complete: int
+    failed: int
+    new_trials: int  # told in this run
+    recovered: list[int]
+    elapsed: float
+    stopped: str  # "budget", "timeout", "interrupted", "already done"
+    wfo: WFOResult | None = None
+    sampler: str = ""
+    executor: str = ""
+    first_error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    study: optuna.Study | None = field(default=None, repr=False)
+
+
+# ------------------------------------------------------------------------------------------ parsing
+
+_DURATION = re.compile(
+    r"^\s*(?:(?P<h>\d+(?:\.\d+)?)h)?\s*(?:(?P<m>\d+(?:\.\d+)?)m)?\s*(?:(?P<s>\d+(?:\.\d+)?)s?)?\s*$"
+)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``"90"``, ``"90s"``, ``"15m"``, ``"2h"``, ``"1h30m"``; ``ValueError`` otherwise."""
+    match = _DURATION.match(text or "")
+    if not text or not text.strip() or match is None or not any(match.groupdict().values()):
+        raise ValueError(f"duration {text!r}: expected e.g. 90s, 15m, 2h or 1h30m")
+    parts = {k: float(v) for k, v in match.groupdict().items() if v}
+    seconds = parts.get("h", 0.0) * 3600 + parts.get("m", 0.0) * 60 + parts.get("s", 0.0)
+    if seconds <= 0:
+        raise ValueError(f"duration {text!r} must be positive")
+    return seconds
+
+
+_DIRECTION_WORDS = {"max": "maximize", "maximize": "maximize", "min": "minimize", "minimize": "minimize"}
+
+
+def parse_objectives(items: Sequence[str]) -> list[Objective]:
+    """``["sharpe", "max_drawdown", "exposure:min"]`` -> objectives (metric's natural direction by default)."""
+    objectives = []
+    for raw in items:
+        item = raw.strip()
+        if not item:
+            continue
+        metric, _, word = item.partition(":")
+        metric = metric.strip()
+        if word:
+            direction = _DIRECTION_WORDS.get(word.strip().lower())
+            if direction is None:
+                raise ValueError(f"objective {item!r}: direction must be max or min, got {word!r}")
+        else:
+            direction = DIRECTIONS.get(metric)
+            if direction is None:
+                raise ValueError(
+                    f"objective {item!r}: metric {metric!r} has no default direction; "
+                    f"write it as {metric}:max or {metric}:min (metrics with one: {', '.join(DIRECTIONS)})"
+                )
+        objectives.append(Objective(metric=metric, direction=direction))
+    if not objectives:
+        raise ValueError("--objectives is empty; name at least one metric, e.g. --objectives sharpe")
+    names = [o.metric for o in objectives]
+    if len(set(names)) != len(names):
+        raise ValueError(f"--objectives names a metric twice: {', '.join(names)}")
+    return objectives
+
+
+# ------------------------------------------------------------------------------------------ setup
+
+
+@dataclass
+class _Prepared:
+    space: SpecSpace
+    space_text: str
+    space_path: Path
+    store: Store
+    symbol: str
+    folds: list[Fold]
+    manifest_hash: str
+
+
+def _prepare(config: RunConfig) -> _Prepared:
+    space = load_space(config.space_path)
+    if config.objectives:
+        space = space.model_copy(update={"objectives": parse_objectives(config.objectives)})
+    check_metrics(space)
+    store = Store(config.data_root or default_data_root())
+    spec = space.build(space.suggest(DefaultSource(space)))
+    symbol = signal_symbol(spec)
+    window = space.data
+    sessions = store.sessions(symbol, window.start, window.end)
+    if not sessions:
+        raise SearchSetupError(
+            f"{config.space_path}: data: no {symbol} sessions between {window.start} and {window.end} in the "
+            f"store at {store.root}; ingest them (search data ingest --dst {store.root} --tickers {symbol}) "
+            "or pass --data with the right store"
+        )
+    wf = space.walk_forward
+    try:
+        folds = make_folds(
+            sessions,
+            scheme=wf.scheme,
+            train_days=wf.train_days,
+            test_days=wf.test_days,
+            embargo_days=wf.embargo_days,
+            n_folds=wf.folds,
+        )
+    except ValueError as exc:
+        raise SearchSetupError(f"{config.space_path}: walk_forward: {exc}") from None
+    warmup = 400 if spec.timeframe == "1d" else 10  # the same warm-up load_market reads
+    manifest = store.manifest_hash(window.start - dt.timedelta(days=warmup), window.end, [symbol])
+    return _Prepared(
+        space, Path(config.space_path).read_text(), Path(config.space_path), store, symbol, folds, manifest
+    )
+
+
+def _git_commit() -> dict[str, Any] | None:
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": bool(dirty)} if commit else None
+
+
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for name in _PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _fold_dicts(folds: Sequence[Fold]) -> list[dict[str, Any]]:
+    return [
+        {
+            "index": f.index,
+            "train_start": str(f.train_start),
+            "train_end": str(f.train_end),
+            "test_start": str(f.test_start),
+            "test_end": str(f.test_end),
+        }
+        for f in folds
+    ]
+
+
+def provenance(prep: _Prepared, config: RunConfig, *, seed: int, records_dir: Path) -> dict[str, Any]:
+    """Study-level provenance: what was searched, on which data, by which code. No secrets, no env values."""
+    space = prep.space
+    return {
+        "space_name": space.name,
+        "space_hash": space.content_hash(),
+        "space_path": str(prep.space_path.resolve()),
+        "space_text": prep.space_text,
+        "objectives": [{"metric": o.metric, "direction": o.direction} for o in space.objectives],
+        "constraints": [c.model_dump() for c in space.constraints],
+        "seed": seed,
+        "engine": config.engine,
+        "batch_size": config.batch_size,
+        "fill_model_version": FILL_MODEL_VERSION,
+        "data_root": mask_url(prep.store.root),
+        "data_symbol": prep.symbol,
+        "data_window": [str(space.data.start), str(space.data.end)],
+        "data_manifest_hash": prep.manifest_hash,
+        "walk_forward": space.walk_forward.model_dump(),
+        "folds": _fold_dicts(prep.folds),
+        "records_dir": str(records_dir.resolve()),
+        "packages": _versions(),
+        "python": platform.python_version(),
+        "git": _git_commit(),
+        "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _open_study(
+    config: RunConfig, prep: _Prepared, url: str, root: Path
+) -> tuple[optuna.Study, int, Path, str, int]:
+    """Create or resume the study; returns (study, study seed, records folder, sampler name, sampler seed)."""
+    name = config.study or prep.space.name
+    storage = open_storage(url)
+    directions = [o.direction for o in prep.space.objectives]
+    if config.sampler:  # a sampler that cannot run this study fails before the study is created
+        make_sampler(config.sampler, seed=0, n_objectives=len(directions))
+    study = optuna.create_study(
+        storage=storage,
+        study_name=name,
+        directions=directions,
+        load_if_exists=True,
+        sampler=optuna.samplers.RandomSampler(seed=0),  # replaced below once the seed is known
+    )
+    existing = study.get_trials(deepcopy=False)
+    fresh = "space_hash" not in study.user_attrs
+    if directions_of(study) != directions:
+        raise StudyMismatch(
+            f"study {name!r} optimises {directions_of(study)}, this run's objectives "
+            f"({', '.join(o.metric for o in prep.space.objectives)}) need {directions}; "
+            "use the study's objectives or a new --study name"
+        )
+    if fresh:
+        seed = 0 if config.seed is None else config.seed
+        records_dir = study_dir(root, name)
+        for key, value in provenance(prep, config, seed=seed, records_dir=records_dir).items():
+            study.set_user_attr(key, json_safe(value))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # names the dashboard shows on its axes instead of "Objective 0"
+            study.set_metric_names([f"IS {o.metric}" for o in prep.space.objectives])
+    else:
+        attrs = study.user_attrs
+        new_study_hint = "re-run with the original settings, or start a new study with --study NAME"
+        check_same(
+            study,
+            "space_hash",
+            prep.space.content_hash(),
+            f"the space ({prep.space_path}) changed since the study began; {new_study_hint}",
+        )
+        check_same(
+            study,
+            "objectives",
+            [{"metric": o.metric, "direction": o.direction} for o in prep.space.objectives],
+            new_study_hint,
+        )
+        check_same(study, "engine", config.engine, new_study_hint)
+        check_same(study, "batch_size", config.batch_size, new_study_hint)
+        check_same(
+            study,
+            "folds",
+            _fold_dicts(prep.folds),
+            f"the data now gives different walk-forward folds; {new_study_hint}",
+        )
+        if config.seed is not None:
+            check_same(study, "seed", config.seed, new_study_hint)
+        seed = int(attrs["seed"])
+        stored_dir = attrs.get("records_dir")
+        records_dir = Path(stored_dir) if stored_dir else study_dir(root, name)
+    sampler_name = config.sampler or study.user_attrs.get("sampler") or default_sampler(len(directions))
+    sampler_seed = session_seed(seed, sampler_name, len(existing))
+    study.sampler = make_sampler(sampler_name, seed=sampler_seed, n_objectives=len(directions))
+    if fresh:
+        study.set_user_attr("sampler", sampler_name)
+    return study, seed, records_dir, sampler_name, sampler_seed
+
+
+# ------------------------------------------------------------------------------------------ telling
+
+
+def _is_better(a: float, b: float, direction: str) -> bool:
+    return a > b if direction == "maximize" else a < b
+
+
+class _Teller:
+    """Writes a finished trial's record and attributes, then tells it; keeps counts for the progress bar."""
+
+    def __init__(self, study: optuna.Study, space: SpecSpace, records_dir: Path) -> None:
+        self.study = study
+        self.space = space
+        self.records_dir = records_dir
+        self.complete = 0
+        self.failed = 0
+        self.errors = 0
+        self.first_error: str | None = None
+        self.best: tuple[float, int] | None = None
+        self.direction = space.objectives[0].direction
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            self._track(t.values[0], t.number, _feasible(t))
+
+    def _track(self, value: float, number: int, feasible: bool) -> None:
+        if feasible and (self.best is None or _is_better(value, self.best[0], self.direction)):
+            self.best = (value, number)
+
+    def _fail(self, trial: Trial, reason: str, detail: str | None = None, worker: str = "") -> None:
+        trial.set_user_attr("fail_reason", reason[:_MAX_MESSAGE])
+        if detail:
+            trial.set_user_attr("traceback", detail[-4000:])
+        if worker:
+            trial.set_user_attr("worker", worker)
+        self.study.tell(trial, state=TrialState.FAIL)
+        self.failed += 1
+
+    def tell(self, trial: Trial, result: TaskResult) -> None:
+        if result.outcome is None:
+            self.errors += 1
+            if self.first_error is None:
+                self.first_error = result.error
+            self._fail(trial, result.error or "unknown error", result.traceback, result.worker)
+            return
+        outcome = result.outcome
+        undefined = [
+            o.metric
+            for o, v in zip(self.space.objectives, outcome.objectives, strict=True)
+            if not math.isfinite(v)
+        ]
+        if undefined:
+            self._fail(
+                trial,
+                f"objective(s) {', '.join(undefined)} undefined on every in-sample fold (e.g. a Sharpe ratio "
+                "of flat equity: no trades); the sampler cannot rank this trial",
+                worker=result.worker,
+            )
+            return
+        path = write_record(self.records_dir, trial.number, outcome)
+        self._set_attrs(trial, outcome, path, result.worker)
+        for constraint, value in zip(self.space.constraints, outcome.constraints, strict=True):
+            trial.set_constraint(f"{constraint.metric} {constraint.op} {constraint.value:g}", value)
+        self.study.tell(trial, outcome.objectives)
+        self.complete += 1
+        self._track(outcome.objectives[0], trial.number, outcome.feasible)
+
+    def _set_attrs(self, trial: Trial, outcome: TrialOutcome, path: Path, worker: str) -> None:
+        # four writes, each a storage round trip: per-fold IS metrics live in "info" and the record file
+        trial.set_user_attr("is_mean", json_safe(outcome.is_mean))
+        trial.set_user_attr("oos_mean", json_safe(outcome.oos_mean))
+        trial.set_user_attr("oos_folds", json_safe([dict(f.oos_metrics) for f in outcome.folds]))
+        trial.set_user_attr(
+            "info",
+            json_safe(
+                {
+                    "record": str(path.relative_to(self.records_dir)),
+                    "feasible": outcome.feasible,
+                    "is_defined_folds": outcome.is_defined_folds,
+                    "is_folds": [dict(f.is_metrics) for f in outcome.folds],
+                    "elapsed_s": round(outcome.elapsed, 4),
+                    "worker": worker,
+                }
+            ),
+        )
+
+    def postfix(self) -> str:
+        best = "-" if self.best is None else f"{self.best[0]:.4g} (#{self.best[1]})"
+        return f"fail={self.failed} best {self.space.objectives[0].metric}={best}"
+
+
+def _feasible(trial: FrozenTrial) -> bool:
+    return all(v <= 0.0 for v in trial.constraints.values())
+
+
+# ------------------------------------------------------------------------------------------ the loop
+
+
+class _StopRequest:
+    """Set by SIGINT / SIGTERM; the driver stops between trials (nothing is interrupted half-written)."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.signal is not None
+
+
+@contextlib.contextmanager
+def _graceful_stop() -> Iterator[_StopRequest]:
+    """Ctrl-C / SIGTERM: finish telling what is done, re-enqueue what runs, exit. A second one aborts at once.
+
+    A flag rather than an exception: ``KeyboardInterrupt`` raised inside a numba kernel comes back as a
+    ``SystemError`` (and would be recorded as a failed trial), and one raised mid-write leaves a trial
+    half-recorded.
+    """
+    stop = _StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if stop:
+            raise KeyboardInterrupt
+        stop.signal = signal.Signals(signum).name
+        os.write(2, b"\nstopping once the running trials are told; send it again to stop at once\n")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        initial=initial,
+        unit="trial",
+        dynamic_ncols=True,
+        disable=not enabled,
+        file=sys.stderr,
+        smoothing=0.1,
+    )
+
+
+def _drive(
+    study: optuna.Study,
+    space: SpecSpace,
+    executor: Executor,
+    teller: _Teller,
+    *,
+    to_ask: int,
+    batch_size: int,
+    deadline: float | None,
+    bar: Any,
+    stop: _StopRequest,
+) -> str:
+    """Ask / evaluate / tell until ``to_ask`` trials are told, the deadline or a stop; returns why it stopped."""
+    asked: dict[int, Trial] = {}
+    order: list[int] = []  # asked, not yet told, ascending
+    batch_last: set[int] = set()
+    held: dict[int, TaskResult] = {}
+    remaining = to_ask
+    stopped = "budget"
+    first_batch: list[int] = []
+
+    def ask_batch() -> None:
+        nonlocal remaining
+        count = min(batch_size, remaining)
+        numbers = []
+        for _ in range(count):
+            trial = study.ask()
+            try:
+                values = space.suggest(trial)
+            except Exception as exc:  # noqa: BLE001 - e.g. an enqueued value outside the space's range
+                held[trial.number] = TaskResult(trial.number, error=f"{type(exc).__name__}: {exc}")
+            else:
+                executor.submit(trial.number, values)
+            asked[trial.number] = trial
+            order.append(trial.number)
+            numbers.append(trial.number)
+        remaining -= count
+        if numbers:
+            batch_last.add(numbers[-1])
+            if not first_batch:
+                first_batch.extend(numbers)
+
+    def may_ask() -> bool:
+        nonlocal stopped
+        if remaining <= 0 or stop:
+            return False
+        if deadline is not None and time.monotonic() >= deadline:
+            stopped = "timeout"
+            return False
+        return True
+
+    for _ in range(2):
+        if may_ask():
+            ask_batch()
+    try:
+        while order:
+            while order and order[0] in held:
+                number = order.pop(0)
+                teller.tell(asked.pop(number), held.pop(number))
+                bar.update(1)
+                bar.set_postfix_str(teller.postfix(), refresh=False)
+                if (
+                    number == first_batch[-1]
+                    and teller.errors == len(first_batch)
+                    and not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                ):
+                    raise SearchSetupError(
+                        f"every trial of the first batch failed; the first error was: {teller.first_error}"
+                    )
+                if number in batch_last and may_ask():
+                    ask_batch()
+            if not order:
+                break
+            if stop:
+                stopped = "interrupted"
+                executor.cancel()
+                for number in sorted(held):  # finished, so told even out of order; the rest is re-enqueued
+                    teller.tell(asked.pop(number), held.pop(number))
+                    bar.update(1)
+                break
+            result = executor.next_result(timeout=0.5)
+            if result is not None:
+                held[result.number] = result
+    except BaseException:
+        # tell what finished (it is not lost), then leave the rest RUNNING for recovery by the caller
+        executor.cancel()
+        for number in sorted(held):
+            if number in asked:
+                with contextlib.suppress(Exception):
+                    teller.tell(asked.pop(number), held.pop(number))
+        raise
+    return stopped
+
+
+def run_search(config: RunConfig, *, echo: Callable[[str], None] = print) -> RunSummary:
+    """Run (or resume) a study until it holds ``config.trials`` finished trials; see the module docstring."""
+    if config.trials < 1:
+        raise ValueError(f"--trials must be at least 1, got {config.trials}")
+    if config.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {config.batch_size}")
+    if not config.use_ray and config.workers != 1:
+        raise ValueError(
+            f"--no-ray evaluates trials inline in one process, but --workers is {config.workers}; "
+            "use --workers 1 with --no-ray, or drop --no-ray to run on Ray"
+        )
+    started = time.monotonic()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    root = Path(config.studies_root) if config.studies_root is not None else studies_root()
+    prep = _prepare(config)
+    url = storage_url(config.storage, root)
+    study, seed, records_dir, sampler_name, sampler_seed = _open_study(config, prep, url, root)
+    recovered = recover_interrupted(study, records_dir)
+    trials = study.get_trials(deepcopy=False)
+    finished_before = count_finished(trials)
+    to_ask = max(0, config.trials - finished_before)
+    summary = RunSummary(
+        study_name=study.study_name,
+        storage=mask_url(url),
+        records_dir=records_dir,
+        target=config.trials,
+        finished=finished_before,
+        complete=0,
+        failed=0,
+        new_trials=0,
+        recovered=recovered,
+        elapsed=0.0,
+        stopped="already done" if to_ask == 0 else "budget",
+        sampler=sampler_name,
+        study=study,
+    )
+    if recovered:
+        echo(
+            f"resumed: {len(recovered)} trial(s) left running by a stopped driver marked FAIL and re-enqueued"
+        )
+    if to_ask:
+        ctx = WorkContext(
+            space=prep.space,
+            space_hash=prep.space.content_hash(),
+            store_root=prep.store.root,
+            folds=tuple(prep.folds),
+            engine=config.engine,
+        )
+        t0 = time.monotonic()
+        executor = make_executor(
+            ctx, workers=config.workers, use_ray=config.use_ray, address=config.ray_address
+        )
+        summary.timings["executor_start_s"] = time.monotonic() - t0
+        summary.executor = f"{executor.kind} x{executor.workers}"
+        if executor.workers > 2 * config.batch_size:
+            echo(
+                f"note: {executor.workers} workers but only 2 x {config.batch_size} trials in flight; "
+                "raise --batch-size to use them all (a different batch size gives different trials)"
+            )
+        echo(
+            f"study {study.study_name!r} on {summary.storage}: {finished_before} finished, {to_ask} to run "
+            f"({sampler_name}, seed {seed}, {summary.executor}, {len(prep.folds)} folds, engine {config.engine})"
+        )
+        sessions = list(study.user_attrs.get("sessions") or [])
+        sessions.append(
+            {
+                "started_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "sampler": sampler_name,
+                "sampler_seed": sampler_seed,
+                "trials_before": len(trials),
+                "executor": summary.executor,
+                "target": config.trials,
+            }
+        )
+        study.set_user_attr("sessions", sessions)
+        teller = _Teller(study, prep.space, records_dir)
+        bar = _progress_bar(config.trials, finished_before, config.progress)
+        deadline = None if config.timeout is None else started + config.timeout
+        t0 = time.monotonic()
+        try:
+            with _graceful_stop() as stop:
+                summary.stopped = _drive(
+                    study,
+                    prep.space,
+                    executor,
+                    teller,
+                    to_ask=to_ask,
+                    batch_size=config.batch_size,
+                    deadline=deadline,
+                    bar=bar,
+                    stop=stop,
+                )
+        except KeyboardInterrupt:
+            summary.stopped = "interrupted"
+        finally:
+            bar.close()
+            executor.close()
+            if summary.stopped == "interrupted" or sys.exc_info()[0] is not None:
+                recover_interrupted(study, records_dir)
+        summary.timings["loop_s"] = time.monotonic() - t0
+        summary.complete, summary.failed = teller.complete, teller.failed
+        summary.new_trials = teller.complete + teller.failed
+        summary.first_error = teller.first_error
+    summary.finished = count_finished(study.get_trials(deepcopy=False))
+    summary.wfo = compute_wfo(study, records_dir)
+    if summary.wfo is not None:
+        study.set_user_attr("wfo", json_safe(wfo_attr(summary.wfo)))
+    summary.elapsed = time.monotonic() - started
+    return summary
+
+
+# ------------------------------------------------------------------------------------------ results
+
+
+def top_trials(study: optuna.Study, k: int) -> list[FrozenTrial]:
+    """The ``k`` best COMPLETE trials: feasible first; one objective by value, several by Pareto front
+    (ties and the rest by the first objective)."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        return []
+    sign = 1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else -1.0
+    front: set[int] = set()
+    if len(study.directions) > 1:
+        front = {t.number for t in study.best_trials}
+
+    def key(t: FrozenTrial) -> tuple[bool, bool, float, int]:
+        return (not _feasible(t), t.number not in front, -sign * t.values[0], t.number)
+
+    return sorted(complete, key=key)[:k]
+
+
+def compute_wfo(study: optuna.Study, records_dir: Path) -> WFOResult | None:
+    """Walk-forward optimisation over the study's COMPLETE trials, on the first objective."""
+    numbers = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    if not numbers:
+        return None
+    records, _missing = load_records(records_dir, numbers)
+    if not records:
+        return None
+    objectives = study.user_attrs.get("objectives") or []
+    metric = objectives[0]["metric"] if objectives else "sharpe"
+    direction = directions_of(study)[0]
+    return walk_forward_optimise(records, metric=metric, direction=direction)  # type: ignore[arg-type]
+
+
+def wfo_attr(result: WFOResult) -> dict[str, Any]:
+    return {
+        "metric": result.metric,
+        "direction": result.direction,
+        "choices": [
+            {"fold": c.fold, "trial": c.trial, "is_value": c.is_value, "oos_value": c.oos_value}
+            for c in result.choices
+        ],
+        "skipped_folds": result.skipped_folds,
+        "summary": result.summary(),
+    }

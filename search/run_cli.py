@@ -1,0 +1,369 @@
+"""``search run``, ``search studies``, ``search best``, ``search dashboard``: Optuna studies of spec spaces.
+
+Optuna, Ray and the evaluator are imported inside the commands so other ``search`` commands start fast.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from search.paths import DATA_ROOT_ENV, STUDIES_ROOT_ENV
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+    from rich.table import Table
+
+    from evaluator.wfo import WFOResult
+
+__all__ = ["best", "dashboard", "run", "studies"]
+
+_STORAGE_HELP = (
+    f"Optuna storage: a database URL (sqlite:///..., postgresql://...) or journal:PATH "
+    f"(default: sqlite at <studies root>/farm.db; studies root = ${STUDIES_ROOT_ENV} or ./studies)."
+)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "-"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def results_table(study: optuna.Study, trials: list[FrozenTrial], title: str) -> Table:
+    """Params, IS means and OOS means of the objective metrics (and trades) for each trial."""
+    from rich.table import Table
+
+    objectives = study.user_attrs.get("objectives") or []
+    metrics = [o["metric"] for o in objectives]
+    if "n_trades" not in metrics:
+        metrics.append("n_trades")
+    params = sorted({p for t in trials for p in t.params})
+    table = Table(title=title, show_lines=False)
+    table.add_column("#", justify="right")
+    for name in params:
+        table.add_column(name, justify="right")
+    for metric in metrics:
+        table.add_column(f"IS {metric}", justify="right")
+        table.add_column(f"OOS {metric}", justify="right")
+    table.add_column("ok", justify="center")
+    for t in trials:
+        is_mean = t.user_attrs.get("is_mean") or {}
+        oos_mean = t.user_attrs.get("oos_mean") or {}
+        feasible = all(v <= 0 for v in t.constraints.values())
+        row = [str(t.number), *(_fmt(t.params.get(p)) for p in params)]
+        for metric in metrics:
+            row += [_fmt(is_mean.get(metric)), _fmt(oos_mean.get(metric))]
+        row.append("yes" if feasible else "no")
+        table.add_row(*row)
+    return table
+
+
+def wfo_lines(result: WFOResult) -> list[str]:
+    summary = result.summary()
+    lines = [
+        f"walk-forward optimisation (best in-sample {result.metric} per fold -> its out-of-sample segment):",
+        "  "
+        + ", ".join(
+            f"fold {c.fold}: trial #{c.trial} (IS {_fmt(c.is_value)}, OOS {_fmt(c.oos_value)})"
+            for c in result.choices
+        ),
+        f"  stitched OOS: {int(summary['days'])} days, total return {summary['total_return']:.2%}, "
+        f"Sharpe {_fmt(summary['sharpe'])}, max drawdown {summary['max_drawdown']:.2%}",
+    ]
+    if result.skipped_folds:
+        lines.append(f"  folds without a defined in-sample {result.metric}: {result.skipped_folds}")
+    return lines
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(width=max(120, Console().width))
+
+
+# --------------------------------------------------------------------------------------------- run
+
+
+@click.command("run")
+@click.option(
+    "--space",
+    "space_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Spec space YAML: parameters, data window, walk-forward scheme, objectives, constraints.",
+)
+@click.option(
+    "--trials",
+    required=True,
+    type=click.IntRange(min=1),
+    help="Finished trials the study should hold; a re-run resumes and stops at this total.",
+)
+@click.option("--study", "study_name", default=None, help="Study name (default: the space's name).")
+@click.option(
+    "--sampler",
+    type=click.Choice(["tpe", "nsga2", "cmaes", "random", "qmc", "gp"]),
+    default=None,
+    help="Default: tpe for one objective, nsga2 for several (or the study's sampler on resume).",
+)
+@click.option(
+    "--objectives",
+    default=None,
+    help="Comma-separated metrics overriding the space's, e.g. sharpe,max_drawdown or exposure:min.",
+)
+@click.option("--engine", type=click.Choice(["fast", "lumibot"]), default="fast", show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Parallel trials (default: CPU count; 1 with --no-ray).",
+)
+@click.option("--ray-address", default=None, help="Join a Ray cluster (ray://host:10001 or host:6379).")
+@click.option("--no-ray", is_flag=True, help="Evaluate trials inline in this process (needs --workers 1).")
+@click.option("--storage", default=None, help=_STORAGE_HELP)
+@click.option(
+    "--data",
+    "data_root",
+    default=None,
+    help=f"Parquet store root (default: ${DATA_ROOT_ENV} or sample_data/store).",
+)
+@click.option("--seed", type=int, default=None, help="Study seed (default 0; a resumed study keeps its own).")
+@click.option("--timeout", default=None, help="Stop asking new trials after this long, e.g. 90s, 15m, 2h.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Trials asked at once; fixed per study so the trial sequence does not depend on --workers.",
+)
+@click.option(
+    "--top", type=click.IntRange(min=0), default=10, show_default=True, help="Candidates shown at the end."
+)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def run(
+    space_path: Path,
+    trials: int,
+    study_name: str | None,
+    sampler: str | None,
+    objectives: str | None,
+    engine: str,
+    workers: int | None,
+    ray_address: str | None,
+    no_ray: bool,
+    storage: str | None,
+    data_root: str | None,
+    seed: int | None,
+    timeout: str | None,
+    batch_size: int,
+    top: int,
+    progress: bool,
+) -> None:
+    """Search a spec space: walk-forward trials on Ray (or inline), results in an Optuna study."""
+    import os
+
+    from search.run import RunConfig, SearchSetupError, parse_duration, run_search, top_trials
+    from search.study import StudyMismatch
+    from spec_space.loader import SpecError
+
+    try:
+        seconds = parse_duration(timeout) if timeout else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--timeout") from None
+    if no_ray and ray_address:
+        raise click.UsageError("--ray-address joins a Ray cluster and --no-ray runs inline: give one of them")
+    if workers is None:
+        workers = 1 if no_ray else (os.cpu_count() or 1)
+    config = RunConfig(
+        space_path=space_path,
+        trials=trials,
+        study=study_name,
+        sampler=sampler,
+        objectives=objectives.split(",") if objectives else None,
+        engine=engine,
+        workers=workers,
+        use_ray=not no_ray,
+        ray_address=ray_address,
+        storage=storage,
+        data_root=data_root,
+        seed=seed,
+        timeout=seconds,
+        batch_size=batch_size,
+        progress=progress,
+    )
+    try:
+        summary = run_search(config, echo=click.echo)
+    except (SpecError, SearchSetupError, StudyMismatch, LookupError, ValueError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    study = summary.study
+    click.echo(
+        f"{summary.study_name}: {summary.finished}/{summary.target} trials finished "
+        f"(+{summary.complete} complete, +{summary.failed} failed this run, {summary.elapsed:.1f} s, "
+        f"stopped: {summary.stopped}); storage {summary.storage}; records {summary.records_dir}"
+    )
+    if summary.first_error:
+        click.echo(f"first trial error: {summary.first_error}")
+    if top:
+        best_trials = top_trials(study, top)
+        if best_trials:
+            _console().print(
+                results_table(study, best_trials, f"top {len(best_trials)} of {summary.study_name}")
+            )
+    if summary.wfo is not None:
+        for line in wfo_lines(summary.wfo):
+            click.echo(line)
+    if summary.stopped == "interrupted":
+        click.echo("interrupted: finished trials are saved; run the same command again to resume", err=True)
+        sys.exit(130)
+
+
+# --------------------------------------------------------------------------------------------- studies
+
+
+@click.command("studies")
+@click.option("--storage", default=None, help=_STORAGE_HELP)
+def studies(storage: str | None) -> None:
+    """List the studies in a storage with their trial counts and best first-objective value."""
+    import optuna
+    from optuna.trial import TrialState
+    from rich.table import Table
+
+    from search.paths import studies_root
+    from search.study import count_finished, mask_url, open_storage, storage_url
+
+    url = storage_url(storage, studies_root())
+    backend = open_storage(url)
+    summaries = optuna.get_all_study_summaries(backend, include_best_trial=False)
+    if not summaries:
+        click.echo(f"no studies in {mask_url(url)}")
+        return
+    table = Table(title=f"studies in {mask_url(url)}")
+    for name in (
+        "study",
+        "space",
+        "objectives",
+        "finished",
+        "complete",
+        "failed",
+        "running",
+        "best",
+        "created",
+    ):
+        table.add_column(
+            name, justify="left" if name in ("study", "space", "objectives", "created") else "right"
+        )
+    for s in sorted(summaries, key=lambda s: s.study_name):
+        study = optuna.load_study(study_name=s.study_name, storage=backend)
+        trials = study.get_trials(deepcopy=False)
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        objectives = study.user_attrs.get("objectives") or []
+        best = "-"
+        if complete:
+            values = [t.values[0] for t in complete]
+            best = _fmt(max(values) if study.directions[0].name == "MAXIMIZE" else min(values))
+        table.add_row(
+            s.study_name,
+            str(study.user_attrs.get("space_name", "-")),
+            ",".join(f"{o['metric']}:{o['direction'][:3]}" for o in objectives) or "-",
+            str(count_finished(trials)),
+            str(len(complete)),
+            str(sum(t.state == TrialState.FAIL for t in trials)),
+            str(sum(t.state == TrialState.RUNNING for t in trials)),
+            best,
+            str(study.user_attrs.get("created_utc", s.datetime_start or "-")),
+        )
+    _console().print(table)
+
+
+# --------------------------------------------------------------------------------------------- best
+
+
+@click.command("best")
+@click.option("--study", "study_name", required=True, help="Study name (see `search studies`).")
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--storage", default=None, help=_STORAGE_HELP)
+def best(study_name: str, top: int, storage: str | None) -> None:
+    """The study's best candidates (params, IS and OOS metrics) and its walk-forward optimisation."""
+    import optuna
+
+    from search.paths import studies_root
+    from search.run import compute_wfo, top_trials
+    from search.study import mask_url, open_storage, storage_url
+
+    url = storage_url(storage, studies_root())
+    try:
+        study = optuna.load_study(study_name=study_name, storage=open_storage(url))
+    except KeyError:
+        names = optuna.get_all_study_names(open_storage(url))
+        click.echo(
+            f"error: no study {study_name!r} in {mask_url(url)}; studies: {', '.join(names) or 'none'}",
+            err=True,
+        )
+        sys.exit(2)
+    trials = top_trials(study, top)
+    if not trials:
+        click.echo(f"study {study_name!r} has no complete trial yet")
+        return
+    _console().print(results_table(study, trials, f"top {len(trials)} of {study_name}"))
+    records_dir = study.user_attrs.get("records_dir")
+    result = compute_wfo(study, Path(records_dir)) if records_dir else None
+    if result is not None:
+        for line in wfo_lines(result):
+            click.echo(line)
+    else:
+        click.echo(f"no trial records found under {records_dir}: walk-forward optimisation needs them")
+
+
+# --------------------------------------------------------------------------------------------- dashboard
+
+
+@click.command("dashboard")
+@click.option("--storage", default=None, help=_STORAGE_HELP)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to bind; 0.0.0.0 exposes the dashboard (no authentication) to the network.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(min=0, max=65535),
+    default=8080,
+    show_default=True,
+    help="Port (0: any free port; the URL is printed).",
+)
+def dashboard(storage: str | None, host: str, port: int) -> None:
+    """Serve optuna-dashboard on the study storage until Ctrl-C."""
+    from search.dashboard import dashboard_server
+    from search.paths import studies_root
+    from search.study import mask_url, open_storage, storage_url
+
+    url = storage_url(storage, studies_root())
+    try:
+        server = dashboard_server(open_storage(url), host, port)
+    except OSError as exc:
+        click.echo(
+            f"error: cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port", err=True
+        )
+        sys.exit(2)
+    shown = f"[{host}]" if ":" in host else host
+    click.echo(
+        f"optuna-dashboard for {mask_url(url)} at http://{shown}:{server.server_port}/dashboard/ (Ctrl-C stops)",
+        nl=True,
+    )
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
