@@ -262,38 +262,27 @@ def run_kernel(
                     )
 
         # leg prices for this bar: open (fill), worst/best (intrabar), close (mark)
-        v_open = 0.0
-        v_low = 0.0
-        v_high = 0.0
-        v_close = 0.0
-        priced = True
+        v_open, v_low, v_high, v_close, priced = 0.0, 0.0, 0.0, 0.0, True
         if direction != 0:
-            for k in range(pos_n):
-                if pos_legs[k] < 0:
-                    if is_option:
-                        priced = False
-                        continue
-                    o, h, lo_, c = open_[i], high[i], low[i], close[i]
-                else:
-                    p = c_off[pos_legs[k]] + pos_in_day
-                    last = p_last[p]
-                    if np.isnan(last):
-                        priced = False
-                        last = last_mark[k]
-                    o = p_open[p] if not np.isnan(p_open[p]) else last
-                    h = p_high[p] if not np.isnan(p_high[p]) else last
-                    lo_ = p_low[p] if not np.isnan(p_low[p]) else last
-                    c = last
-                    last_mark[k] = last
-                s = pos_sign[k] * pos_mult[k]
-                v_open += s * o
-                v_close += s * c
-                if s > 0:
-                    v_low += s * lo_
-                    v_high += s * h
-                else:
-                    v_low += s * h
-                    v_high += s * lo_
+            v_open, v_low, v_high, v_close, priced = _marks(
+                i,
+                pos_in_day,
+                pos_n,
+                pos_legs,
+                pos_sign,
+                pos_mult,
+                last_mark,
+                is_option,
+                open_,
+                high,
+                low,
+                close,
+                c_off,
+                p_open,
+                p_high,
+                p_low,
+                p_last,
+            )
 
         # ---- 1. pending exit (signal, reversal, multi-leg level) at this bar's open
         exit_qty = 0.0
@@ -362,6 +351,26 @@ def run_kernel(
                     best_v = net
                     stop_v, tp_v = _levels(net, 0.0, params)
                     converted = True
+                    # the bar was valued with the long leg alone: value both legs from here on
+                    v_open, v_low, v_high, v_close, priced = _marks(
+                        i,
+                        pos_in_day,
+                        pos_n,
+                        pos_legs,
+                        pos_sign,
+                        pos_mult,
+                        last_mark,
+                        is_option,
+                        open_,
+                        high,
+                        low,
+                        close,
+                        c_off,
+                        p_open,
+                        p_high,
+                        p_low,
+                        p_last,
+                    )
                 else:
                     converted = True  # the debit left would be too small: keep the long call as it is
         pend_convert = -1
@@ -464,35 +473,29 @@ def run_kernel(
                     converted = False
                     stage_und_ref = open_[i]
                     trades_today += 1
-                    # recompute this bar's marks for the fresh position
-                    v_open = v_fill
-                    v_low = 0.0
-                    v_high = 0.0
-                    v_close = 0.0
+                    # this bar's marks for the fresh position; the entry filled at the raw open, so an
+                    # intrabar level between the open and open-plus-costs fills at the open (a gap)
+                    _, v_low, v_high, v_close, priced = _marks(
+                        i,
+                        pos_in_day,
+                        pos_n,
+                        pos_legs,
+                        pos_sign,
+                        pos_mult,
+                        last_mark,
+                        is_option,
+                        open_,
+                        high,
+                        low,
+                        close,
+                        c_off,
+                        p_open,
+                        p_high,
+                        p_low,
+                        p_last,
+                    )
                     priced = True
-                    for k in range(pos_n):
-                        if pos_legs[k] < 0:
-                            o, h, lo_, c = open_[i], high[i], low[i], close[i]
-                        else:
-                            p = c_off[pos_legs[k]] + pos_in_day
-                            last = p_last[p]
-                            if np.isnan(last):
-                                last = last_mark[k]
-                            o = p_open[p] if not np.isnan(p_open[p]) else last
-                            h = p_high[p] if not np.isnan(p_high[p]) else last
-                            lo_ = p_low[p] if not np.isnan(p_low[p]) else last
-                            c = last
-                            last_mark[k] = last
-                        s = pos_sign[k] * pos_mult[k]
-                        v_close += s * c
-                        if s > 0:
-                            v_low += s * lo_
-                            v_high += s * h
-                        else:
-                            v_low += s * h
-                            v_high += s * lo_
-                    # the entry filled at the open: the rest of the bar can only be between low and high
-                    v_open = v_pay
+                    v_open = v_fill
         pend_entry = 0
 
         # ---- 4. time exits at this bar's open
@@ -759,7 +762,9 @@ def run_kernel(
                     pend_convert = _find_contract(
                         day_c0[d], day_c1[d], pos_exp[0], target, pos_call[0], c_exp, c_strike, c_call
                     )
-            if pend_exit_frac == 0.0 and (direction > 0 and sig_exit_long[i] or direction < 0 and sig_exit_short[i]):
+            if pend_exit_frac == 0.0 and (
+                direction > 0 and sig_exit_long[i] or direction < 0 and sig_exit_short[i]
+            ):
                 pend_exit_frac = 1.0
                 pend_exit_reason = 0
         want = 0
@@ -828,6 +833,61 @@ def run_kernel(
         equity,
         exposure_bars,
     )
+
+
+@numba.njit(cache=True)
+def _marks(
+    i,
+    pos_in_day,
+    pos_n,
+    pos_legs,
+    pos_sign,
+    pos_mult,
+    last_mark,
+    is_option,
+    open_,
+    high,
+    low,
+    close,
+    c_off,
+    p_open,
+    p_high,
+    p_low,
+    p_last,
+):  # pragma: no cover
+    """Value of one position unit on bar i: (open, worst, best, close, every leg priced)."""
+    v_open = 0.0
+    v_low = 0.0
+    v_high = 0.0
+    v_close = 0.0
+    priced = True
+    for k in range(pos_n):
+        if pos_legs[k] < 0:
+            if is_option:
+                priced = False
+                continue
+            o, h, lo_, c = open_[i], high[i], low[i], close[i]
+        else:
+            p = c_off[pos_legs[k]] + pos_in_day
+            last = p_last[p]
+            if np.isnan(last):
+                priced = False
+                last = last_mark[k]
+            o = p_open[p] if not np.isnan(p_open[p]) else last
+            h = p_high[p] if not np.isnan(p_high[p]) else last
+            lo_ = p_low[p] if not np.isnan(p_low[p]) else last
+            c = last
+            last_mark[k] = last
+        s = pos_sign[k] * pos_mult[k]
+        v_open += s * o
+        v_close += s * c
+        if s > 0:
+            v_low += s * lo_
+            v_high += s * h
+        else:
+            v_low += s * h
+            v_high += s * lo_
+    return v_open, v_low, v_high, v_close, priced
 
 
 @numba.njit(cache=True)

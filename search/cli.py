@@ -8,7 +8,11 @@ from __future__ import annotations
 import click
 
 from search.backtest_cli import backtest
+from search.confirm_cli import confirm
 from search.data_cli import data
+from search.gate_cli import gate
+from search.promote_cli import approve, deployments, promote, stop
+from search.report_cli import report
 from search.run_cli import best, dashboard, run, studies
 from search.seed_cli import seed
 from search.spec_cli import spec
@@ -28,3 +32,10 @@ main.add_command(run)
 main.add_command(studies)
 main.add_command(best)
 main.add_command(dashboard)
+main.add_command(gate)
+main.add_command(report)
+main.add_command(confirm)
+main.add_command(promote)
+main.add_command(deployments)
+main.add_command(stop)
+main.add_command(approve)

@@ -6,6 +6,7 @@ study's trials) holds up every other browser request; the same WSGI app on a thr
 
 from __future__ import annotations
 
+from pathlib import Path
 from socketserver import ThreadingMixIn
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -25,10 +26,17 @@ class _QuietHandler(WSGIRequestHandler):
         """Requests are not logged: the dashboard polls every few seconds and would flood the terminal."""
 
 
-def dashboard_server(storage: BaseStorage, host: str = "127.0.0.1", port: int = 8080) -> WSGIServer:
+def dashboard_server(storage: BaseStorage, host: str = "127.0.0.1", port: int = 8080,
+                     studies_root: str | Path | None = None) -> WSGIServer:
     """A server for the dashboard of ``storage`` bound to ``host:port`` (port 0: any free port).
 
-    Call ``serve_forever()`` on it; ``server.server_port`` is the bound port.
+    Call ``serve_forever()`` on it; ``server.server_port`` is the bound port. The studies' artifacts (the
+    HTML reports ``search report`` attaches) are served from their study folders, so the dashboard's
+    artifact links open them.
     """
-    app = optuna_dashboard.wsgi(storage)
+    from search.paths import studies_root as default_studies_root
+    from search.report import StudiesArtifactStore
+
+    root = Path(studies_root) if studies_root is not None else default_studies_root()
+    app = optuna_dashboard.wsgi(storage, artifact_store=StudiesArtifactStore(root))
     return make_server(host, port, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)

@@ -25,6 +25,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import re
 import time
 from dataclasses import dataclass, field
@@ -109,6 +110,7 @@ ACCOUNT_COLUMNS = [
 ]
 
 LEVERAGE = 100.0
+HISTORY_RESOLUTIONS = {"1m": 1, "5m": 5, "15m": 15, "30m": 30, "1H": 60, "4H": 240, "1D": 1440, "1W": 10080}
 _ID_BASE = 7277816997830857000  # TradeLocker ids are 19-digit numbers sent as strings
 
 
@@ -187,6 +189,7 @@ class FakeTradeLocker(FakeServer):
         self._access: dict[str, float] = {}
         self._refresh: dict[str, float] = {}
         self._serial = 0
+        self.history_requests = 0
         self.books = {
             1: Book(account_id="700123", acc_num=1, balance=50_000.0),
             2: Book(account_id="700124", acc_num=2, balance=25_000.0),
@@ -344,6 +347,8 @@ class FakeTradeLocker(FakeServer):
                 return self._ok({"instruments": [i.as_json() for i in self.instruments.values()]})
             if path == "/trade/quotes":
                 return self._quotes(query)
+            if path == "/trade/history":
+                return self._history(query)
             if path == f"{base}/state":
                 return self._ok({"accountDetailsData": self._state(book)})
             if path == f"{base}/orders":
@@ -413,6 +418,52 @@ class FakeTradeLocker(FakeServer):
                 400, f"routeId {query.get('routeId')} is not a route of instrument {inst.name}"
             )
         return self._ok({"ap": inst.ask, "bp": inst.bid, "as": 1_000_000.0, "bs": 1_000_000.0})
+
+    def _history(self, query: dict[str, str]) -> Response:
+        """``GET /trade/history``: deterministic bars around the instrument's bid (see ``bar_close``).
+
+        TradeLocker answers ``{"s": "ok", "d": {"barDetails": [{t, o, h, l, c, v}]}}`` (t in ms, bar
+        start), ``{"s": "no_data"}`` for an empty range, and refuses ranges of more than 20,000 bars.
+        """
+        inst = self.instruments.get(int(query.get("tradableInstrumentId", "0") or 0))
+        if inst is None:
+            return self._error(400, "Unknown tradableInstrumentId")
+        if query.get("routeId") != str(inst.info_route):
+            return self._error(400, f"routeId {query.get('routeId')} is not the INFO route of {inst.name}")
+        minutes = HISTORY_RESOLUTIONS.get(query.get("resolution", ""))
+        if minutes is None:
+            return self._error(400, f"Invalid resolution {query.get('resolution')!r}")
+        try:
+            start_ms, end_ms = int(query["from"]), int(query["to"])
+        except (KeyError, ValueError):
+            return self._error(400, "from and to (ms) are required")
+        step = minutes * 60_000
+        first = -(-start_ms // step) * step
+        if (end_ms - first) // step > 20_000:
+            return self._error(400, "Requested history exceeds the limit of 20000 bars")
+        self.history_requests += 1
+        bars = []
+        for t in range(first, end_ms, step):
+            if time.gmtime(t / 1000).tm_wday >= 5:  # FX is closed on the weekend
+                continue
+            o, c = self.bar_close(inst, t - step), self.bar_close(inst, t)
+            bars.append(
+                {
+                    "t": t,
+                    "o": o,
+                    "h": round(max(o, c) + 0.0002, 5),
+                    "l": round(min(o, c) - 0.0002, 5),
+                    "c": c,
+                    "v": 100.0,
+                }
+            )
+        if not bars:
+            return Response(200, {"s": "no_data"})
+        return self._ok({"barDetails": bars})
+
+    def bar_close(self, inst: FakeInstrument, t_ms: int) -> float:
+        """Close of the bar starting at ``t_ms``: the bid plus a slow deterministic wave (0.1%)."""
+        return round(inst.bid * (1 + 0.001 * math.sin(t_ms / 60_000 / 45.0)), 5)
 
     def _upl(self, position: dict[str, Any]) -> float:
         inst = self.instruments[position["tradableInstrumentId"]]

@@ -12,9 +12,11 @@ marketable, otherwise they rest. Bracket (OTO/OTOCO) exits rest until canceled.
 
 from __future__ import annotations
 
+import math
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from ._server import FakeServer, RecordedRequest, Response
 
@@ -25,6 +27,7 @@ _EQUITY_SIDES = {"buy", "sell", "buy_to_cover", "sell_short"}
 _OPTION_SIDES = {"buy_to_open", "buy_to_close", "sell_to_open", "sell_to_close"}
 _FINAL = {"filled", "canceled", "rejected", "expired"}
 
+_EASTERN = ZoneInfo("America/New_York")
 TRADE_DATE_MS = 1763150400000  # 2025-11-14T20:00:00Z, fixed so quotes are deterministic
 
 
@@ -53,6 +56,7 @@ class FakeTradier(FakeServer):
         self.orders: dict[int, dict[str, Any]] = {}
         self._next_order_id = 1000
         self._next_position_id = 500
+        self.history_requests = 0
         self.equity_quotes: dict[str, tuple[float, float, float]] = {
             "SPY": (590.11, 590.13, 590.12),
             "AAPL": (227.40, 227.45, 227.43),
@@ -162,6 +166,10 @@ class FakeTradier(FakeServer):
                 return Response(200, {"order": self._render_order(order, query)})
             if path == "/markets/quotes":
                 return Response(200, self._quotes(query.get("symbols", "")))
+            if path == "/markets/timesales":
+                return self._timesales(query)
+            if path == "/markets/history":
+                return self._history(query)
             if path == "/markets/options/expirations":
                 dates = self.expirations.get(query.get("symbol", ""))
                 return Response(200, {"expirations": {"date": dates} if dates else None})
@@ -314,6 +322,87 @@ class FakeTradier(FakeServer):
                 }
                 rows.append(row)
         return {"options": {"option": rows}}
+
+    def bar_close(self, symbol: str, minute: int) -> float:
+        """Close of the minute bar ``minute`` (minutes since the epoch): the last price plus a slow
+        deterministic wave (0.1%), so indicators have something to chew on."""
+        last = self._prices(symbol)[2]  # type: ignore[index]
+        return round(last * (1 + 0.001 * math.sin(minute / 45.0)), 2)
+
+    def _timesales(self, query: dict[str, str]) -> Response:
+        """``GET /markets/timesales``: minute bars (``interval`` 1min/5min/15min) between ``start`` and
+        ``end`` (US/Eastern ``YYYY-MM-DD HH:MM``), weekdays only, 09:30-16:00 with ``session_filter=open``
+        and 04:00-20:00 with ``all``; ``{"series": {"data": [...]}}`` or ``{"series": null}``."""
+        symbol = query.get("symbol", "")
+        if not self._prices(symbol):
+            return Response(400, {"errors": {"error": [f"Invalid symbol {symbol!r}"]}})
+        interval = {"1min": 1, "5min": 5, "15min": 15}.get(query.get("interval", "1min"))
+        if interval is None:
+            return Response(400, {"errors": {"error": [f"Invalid interval {query.get('interval')!r}"]}})
+        try:
+            start = datetime.strptime(query["start"], "%Y-%m-%d %H:%M").replace(tzinfo=_EASTERN)
+            end = datetime.strptime(query["end"], "%Y-%m-%d %H:%M").replace(tzinfo=_EASTERN)
+        except (KeyError, ValueError):
+            return Response(400, {"errors": {"error": ["start and end are required (YYYY-MM-DD HH:MM)"]}})
+        open_only = query.get("session_filter", "all") == "open"
+        first, last = (9 * 60 + 30, 16 * 60) if open_only else (4 * 60, 20 * 60)
+        self.history_requests += 1
+        rows = []
+        t = start.replace(second=0, microsecond=0)
+        t -= timedelta(minutes=t.minute % interval)
+        while t <= end:
+            minute_of_day = t.hour * 60 + t.minute
+            if t.weekday() < 5 and first <= minute_of_day < last:
+                epoch_min = int(t.timestamp() // 60)
+                o, c = self.bar_close(symbol, epoch_min - interval), self.bar_close(symbol, epoch_min)
+                rows.append(
+                    {
+                        "time": t.strftime("%Y-%m-%dT%H:%M:%S"),
+                        "timestamp": int(t.timestamp()),
+                        "price": c,
+                        "open": o,
+                        "high": round(max(o, c) + 0.01, 2),
+                        "low": round(min(o, c) - 0.01, 2),
+                        "close": c,
+                        "volume": 1000,
+                        "vwap": round((o + c) / 2, 4),
+                    }
+                )
+            t += timedelta(minutes=interval)
+        if not rows:
+            return Response(200, {"series": None})
+        return Response(200, {"series": {"data": rows if len(rows) > 1 else rows[0]}})
+
+    def _history(self, query: dict[str, str]) -> Response:
+        """``GET /markets/history``: daily bars between ``start`` and ``end`` (weekdays)."""
+        symbol = query.get("symbol", "")
+        if not self._prices(symbol):
+            return Response(400, {"errors": {"error": [f"Invalid symbol {symbol!r}"]}})
+        try:
+            day = date.fromisoformat(query["start"])
+            end = date.fromisoformat(query["end"])
+        except (KeyError, ValueError):
+            return Response(400, {"errors": {"error": ["start and end are required (YYYY-MM-DD)"]}})
+        self.history_requests += 1
+        rows = []
+        while day <= end:
+            if day.weekday() < 5:
+                minute = int(datetime(day.year, day.month, day.day, 16, tzinfo=_EASTERN).timestamp() // 60)
+                o, c = self.bar_close(symbol, minute - 390), self.bar_close(symbol, minute)
+                rows.append(
+                    {
+                        "date": day.isoformat(),
+                        "open": o,
+                        "high": max(o, c) + 0.5,
+                        "low": min(o, c) - 0.5,
+                        "close": c,
+                        "volume": 50_000_000,
+                    }
+                )
+            day += timedelta(days=1)
+        if not rows:
+            return Response(200, {"history": None})
+        return Response(200, {"history": {"day": rows if len(rows) > 1 else rows[0]}})
 
     # ------------------------------------------------------------ orders
     def _new_id(self) -> int:

@@ -1,0 +1,175 @@
+"""``search gate``: overfitting checks, then KPI gates, for a study's best candidates.
+
+The work is in :mod:`search.gate`; this module parses options and prints the verdict table.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from search.paths import DATA_ROOT_ENV, STUDIES_ROOT_ENV
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from search.gate import GateSummary
+
+__all__ = ["gate", "verdict_table"]
+
+_STORAGE_HELP = (
+    "Optuna storage: a database URL (sqlite:///..., postgresql://...) or journal:PATH "
+    f"(default: sqlite at <studies root>/farm.db; studies root = ${STUDIES_ROOT_ENV} or ./studies)."
+)
+
+
+def _cell(value: float | None, digits: int = 3) -> str:
+    if value is None or not math.isfinite(value):
+        return "nan"
+    if abs(value) >= 1000 or value.is_integer():
+        return f"{value:.0f}"
+    return f"{value:.{digits}g}"
+
+
+def verdict_table(summary: GateSummary) -> Table:
+    """Rank, trial, objective, one column per gate (value and pass/fail, '-' when not evaluated), verdict."""
+    from rich.table import Table
+
+    table = Table(
+        title=f"gates of {summary.study_name}: top {len(summary.candidates)} by IS {summary.objective} "
+        f"({summary.direction})",
+        caption="✓ pass  ✗ fail  - not evaluated (the candidate failed an overfitting gate first)",
+    )
+    table.add_column("#", justify="right")
+    table.add_column("trial", justify="right")
+    table.add_column(f"IS {summary.objective}", justify="right")
+    for g in summary.config.gates:
+        table.add_column(f"{g.name}\n{g.op} {g.threshold:g}", justify="right")
+    table.add_column("verdict")
+    for c in summary.candidates:
+        row = [str(c.rank), str(c.number), _cell(c.objectives.get(summary.objective))]
+        for r in c.verdict.results:
+            if not r.evaluated:
+                row.append("[dim]-[/dim]")
+            elif r.passed:
+                row.append(f"[green]{_cell(r.value)} ✓[/green]")
+            else:
+                row.append(f"[red]{_cell(r.value)} ✗[/red]")
+        row.append(
+            "[bold green]passed[/bold green]"
+            if c.verdict.passed
+            else f"[red]rejected ({c.verdict.rejected_at_stage})[/red]"
+        )
+        table.add_row(*row)
+    return table
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(width=max(120, Console().width))
+
+
+@click.command("gate")
+@click.option("--study", "study_name", required=True, help="Study name (see `search studies`).")
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Candidates: the best feasible COMPLETE trials by the study's first objective.",
+)
+@click.option(
+    "--storage",
+    default=None,
+    help=_STORAGE_HELP,
+)
+@click.option(
+    "--data",
+    "data_root",
+    default=None,
+    help=f"Parquet store for the OOS re-runs (default: the store the study recorded; ${DATA_ROOT_ENV} is not used).",
+)
+@click.option(
+    "--gates",
+    "gates_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML gate overrides applied after the space's `gates` (gate name: threshold | {fields} | null, "
+    "or a full `gates:` list).",
+)
+@click.option(
+    "--blocks",
+    type=click.IntRange(min=2),
+    default=16,
+    show_default=True,
+    help="CSCV blocks S for PBO (even; fewer are used when the sessions cannot fill them).",
+)
+@click.option(
+    "--bootstrap",
+    "bootstrap_samples",
+    type=click.IntRange(min=1),
+    default=2000,
+    show_default=True,
+    help="Bootstrap samples of the OOS trade order for the max-drawdown percentiles.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+def gate(
+    study_name: str,
+    top: int,
+    storage: str | None,
+    data_root: str | None,
+    gates_file: Path | None,
+    blocks: int,
+    bootstrap_samples: int,
+    seed: int,
+) -> None:
+    """Overfitting checks (DSR, PBO, WFE, stability, bootstrap drawdown) first, then KPI gates on OOS results.
+
+    Writes <study folder>/gates/ (gates.csv, gates.json, pbo.json, candidate_<rank>/...), stores each verdict
+    in the study attribute `gate` and as a note on the candidate's trial (optuna-dashboard shows it).
+    """
+    from evaluator.gates import GateConfigError
+    from search.gate import GateRunConfig, GateSetupError, run_gates
+    from search.study import StudyMismatch
+
+    if blocks % 2:
+        raise click.BadParameter(
+            f"must be even (CSCV splits the blocks in halves), got {blocks}", param_hint="--blocks"
+        )
+    config = GateRunConfig(
+        study=study_name,
+        top=top,
+        storage=storage,
+        data_root=data_root,
+        gates_file=gates_file,
+        n_blocks=blocks,
+        bootstrap_samples=bootstrap_samples,
+        seed=seed,
+    )
+    try:
+        summary = run_gates(config, echo=click.echo)
+    except (GateSetupError, GateConfigError, StudyMismatch, LookupError, ValueError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    stats = summary.stats
+    pbo = "not computed" if stats.pbo is None else f"{stats.pbo.pbo:.3f} (S = {stats.pbo_info['n_blocks']})"
+    click.echo(
+        f"{summary.study_name}: {stats.n_trials_raw} trials with records, effective N = "
+        f"{_cell(stats.n_trials_eff)}, PBO = {pbo}; gates from {' + '.join(summary.sources)}"
+    )
+    _console().print(verdict_table(summary))
+    for c in summary.candidates:
+        if not c.verdict.passed:
+            click.echo(f"  #{c.rank} trial {c.number}: {c.verdict.summary()}")
+    for note in summary.notes:
+        click.echo(f"note: {note}")
+    passed = sum(c.verdict.passed for c in summary.candidates)
+    click.echo(
+        f"{passed} of {len(summary.candidates)} candidate(s) passed; artifacts in {summary.folder}; "
+        f"report: search report --study {summary.study_name}"
+    )

@@ -1,0 +1,77 @@
+"""``search confirm``: a trial's walk-forward windows re-run in Lumibot, compared, and recorded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+from click.testing import CliRunner
+
+from search.confirm_cli import CONFIRM_ATTR, confirm, confirm_trial
+from search.run import RunConfig, run_search
+from tests.search.conftest import write_space
+
+
+@pytest.fixture(scope="module")
+def small_study(tmp_path_factory: pytest.TempPathFactory, sample_store: str) -> tuple[str, Path]:
+    """Two trials of an SMA cross over 2 folds of 3 training and 2 test sessions (short Lumibot runs)."""
+    root = tmp_path_factory.mktemp("studies")
+    space = write_space(
+        root,
+        name="sma_confirm",
+        data={"start": "2024-01-02", "end": "2024-01-17"},
+        walk_forward={"scheme": "rolling", "train_days": 3, "test_days": 2, "embargo_days": 0, "folds": 2},
+        constraints=[],
+        params={"fast": {"int": [3, 8]}, "slow": {"int": [20, 30], "step": 5}},
+    )
+    summary = run_search(
+        RunConfig(
+            space_path=space,
+            trials=2,
+            use_ray=False,
+            data_root=sample_store,
+            studies_root=root,
+            progress=False,
+        ),
+        echo=lambda _: None,
+    )
+    assert summary.complete == 2, summary
+    return summary.study_name, root
+
+
+def test_confirm_records_parity_per_window(small_study: tuple[str, Path]) -> None:
+    name, root = small_study
+    lines: list[str] = []
+    result = confirm_trial(name, 1, studies_root=root, echo=lines.append)
+    assert result.passed, [w.report.summary() for w in result.windows]
+    assert [(w.fold, w.window) for w in result.windows] == [
+        (0, "in_sample"),
+        (0, "out_of_sample"),
+        (1, "in_sample"),
+        (1, "out_of_sample"),
+    ]
+    assert len(lines) == 4 and all("parity" in line for line in lines)
+    assert sum(w.report.n_trades[1] for w in result.windows) > 0
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{root / 'farm.db'}")
+    (entry,) = study.user_attrs[CONFIRM_ATTR]["candidates"]
+    assert (entry["trial"], entry["passed"]) == (1, True)
+    detail = json.loads(Path(entry["file"]).read_text())
+    assert detail["passed"] is True and len(detail["windows"]) == 4
+    assert detail["windows"][0]["report"]["ok"] is True
+
+
+def test_confirm_cli(small_study: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    name, root = small_study
+    monkeypatch.setenv("FARM_STUDIES", str(root))
+    runner = CliRunner()
+    done = runner.invoke(confirm, ["--study", name, "--trial", "0"])
+    assert done.exit_code == 0, done.output
+    assert "trial 0: CONFIRMED" in done.output
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{root / 'farm.db'}")
+    assert 0 in [c["trial"] for c in study.user_attrs[CONFIRM_ATTR]["candidates"]]
+    missing = runner.invoke(confirm, ["--study", name, "--trial", "7"])
+    assert missing.exit_code == 1 and "has no trial 7" in missing.output
+    unknown = runner.invoke(confirm, ["--study", "nope", "--trial", "0"])
+    assert unknown.exit_code == 1 and "no study 'nope'" in unknown.output
