@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command from a fresh clone to results: install, generate sample data in the Polygon flat-file
-# layout, ingest it, run the main search on it, gate the candidates and write the HTML report.
+# layout, ingest it, search the ZRCE space (500 walk-forward trials), gate the candidates and write the
+# HTML report. TRIALS=100 bash scripts/demo.sh for a quicker look.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TRIALS="${TRIALS:-500}"
@@ -14,5 +15,8 @@ S=.venv/bin/search
 
 $S data synth --root sample_data/flat             # SPY, QQQ, AMD (+ options), EURUSD, XAUUSD, MES; 2024H1
 $S data ingest --src sample_data/flat --dst sample_data/store
-$S backtest --spec spec_space/sma_cross.yaml --data sample_data/store
-$S backtest --spec spec_space/zrce.yaml --data sample_data/store
+$S backtest --spec spec_space/zrce.yaml --data sample_data/store          # the defaults, one backtest
+$S run --space spec_space/zrce.yaml --trials "$TRIALS" --data sample_data/store
+$S gate --study zrce --top 5
+$S report --study zrce
+echo "open reports/zrce/index.html, or watch the study live: $S dashboard"

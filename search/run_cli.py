@@ -47,11 +47,10 @@ def results_table(study: optuna.Study, trials: list[FrozenTrial], title: str) ->
     metrics = [o["metric"] for o in objectives]
     if "n_trades" not in metrics:
         metrics.append("n_trades")
-    params = sorted({p for t in trials for p in t.params})
-    table = Table(title=title, show_lines=False)
+    # one wrapped parameters column: a space has a dozen or more parameters, a column each would not fit
+    table = Table(title=title, show_lines=True)
     table.add_column("#", justify="right")
-    for name in params:
-        table.add_column(name, justify="right")
+    table.add_column("parameters", overflow="fold", min_width=24)
     for metric in metrics:
         table.add_column(f"IS {metric}", justify="right")
         table.add_column(f"OOS {metric}", justify="right")
@@ -60,7 +59,7 @@ def results_table(study: optuna.Study, trials: list[FrozenTrial], title: str) ->
         is_mean = t.user_attrs.get("is_mean") or {}
         oos_mean = t.user_attrs.get("oos_mean") or {}
         feasible = all(v <= 0 for v in t.constraints.values())
-        row = [str(t.number), *(_fmt(t.params.get(p)) for p in params)]
+        row = [str(t.number), "  ".join(f"{k}={_fmt(v)}" for k, v in sorted(t.params.items()))]
         for metric in metrics:
             row += [_fmt(is_mean.get(metric)), _fmt(oos_mean.get(metric))]
         row.append("yes" if feasible else "no")
