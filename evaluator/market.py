@@ -135,6 +135,14 @@ def bars_from_frame(frame: pl.DataFrame) -> tuple[BarSeries, np.ndarray, np.ndar
     return series, day_first_bar, day_ord
 
 
+def market_key(spec: StrategySpec) -> tuple[object, ...]:
+    """What :func:`load_market` reads from a spec: two specs with the same key can share one Market (their
+    signals, exits, sizing, option deltas and staleness differ per trial and are applied at run time)."""
+    inst = spec.instrument
+    longest_dte = max((leg.dte for leg in inst.legs), default=None)
+    return (signal_symbol(spec), inst.type, inst.symbol, longest_dte, spec.timeframe, spec.session)
+
+
 def load_market(
     store: Any,
     spec: StrategySpec,

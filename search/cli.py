@@ -1,41 +1,53 @@
 """The ``search`` command line: one entry point for data, specs, backtests, studies, gates, reports and brokers.
 
 Sub-commands are thin: they parse options, call the package that owns the work and print results.
+Their modules are imported only when the command runs (scipy, lumibot and ray are slow to import), so
+``search run`` does not pay for ``search confirm``'s imports.
 """
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
-from search.backtest_cli import backtest
-from search.confirm_cli import confirm
-from search.data_cli import data
-from search.gate_cli import gate
-from search.promote_cli import approve, deployments, promote, stop
-from search.report_cli import report
-from search.run_cli import best, dashboard, run, studies
-from search.seed_cli import seed
-from search.spec_cli import spec
+#: command name -> "module:attribute"
+COMMANDS: dict[str, str] = {
+    "data": "search.data_cli:data",
+    "spec": "search.spec_cli:spec",
+    "backtest": "search.backtest_cli:backtest",
+    "seed": "search.seed_cli:seed",
+    "run": "search.run_cli:run",
+    "studies": "search.run_cli:studies",
+    "best": "search.run_cli:best",
+    "dashboard": "search.run_cli:dashboard",
+    "gate": "search.gate_cli:gate",
+    "report": "search.report_cli:report",
+    "confirm": "search.confirm_cli:confirm",
+    "promote": "search.promote_cli:promote",
+    "deployments": "search.promote_cli:deployments",
+    "stop": "search.promote_cli:stop",
+    "approve": "search.promote_cli:approve",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attribute = target.split(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="strategy-search-farm")
 def main() -> None:
     """Strategy search farm: search spec spaces of trading strategies with walk-forward backtests."""
 
 
-main.add_command(data)
-main.add_command(spec)
-main.add_command(backtest)
-main.add_command(seed)
-main.add_command(run)
-main.add_command(studies)
-main.add_command(best)
-main.add_command(dashboard)
-main.add_command(gate)
-main.add_command(report)
-main.add_command(confirm)
-main.add_command(promote)
-main.add_command(deployments)
-main.add_command(stop)
-main.add_command(approve)
+if __name__ == "__main__":  # pragma: no cover
+    main()

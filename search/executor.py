@@ -22,7 +22,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from evaluator.market import Market, load_market
+from evaluator.market import Market, load_market, market_key
 from evaluator.trial import TrialOutcome, evaluate_params
 from evaluator.walkforward import Fold
 from spec_space.models import StrategySpec
@@ -42,7 +42,7 @@ __all__ = [
 #: Ray retries a task this many times when its worker process dies (not when the trial raises).
 MAX_RETRIES = 3
 #: Markets kept per worker process (one per space and data root in practice).
-MARKET_CACHE_SIZE = 2
+MARKET_CACHE_SIZE = 4
 #: Signal arrays cached on a market beyond this many bytes are dropped (they are recomputed on demand),
 #: so a long search over many distinct indicator periods cannot exhaust a worker's memory.
 SIGNAL_CACHE_BYTES = 256 * 2**20
@@ -81,14 +81,7 @@ _MARKETS: collections.OrderedDict[tuple[str, ...], Market] = collections.Ordered
 
 def _market_key(ctx: WorkContext, spec: StrategySpec) -> tuple[str, ...]:
     # the market depends on what is traded and how it is sampled, not on signals or exits
-    return (
-        ctx.store_root,
-        ctx.space_hash,
-        ctx.engine,
-        spec.instrument.model_dump_json(),
-        spec.timeframe,
-        spec.session,
-    )
+    return (ctx.store_root, ctx.space_hash, ctx.engine, *map(str, market_key(spec)))
 
 
 def worker_market(ctx: WorkContext, spec: StrategySpec) -> Market:
