@@ -207,6 +207,8 @@ def run_kernel(
     t_comm = np.zeros(max_trades)
     t_reason = np.zeros(max_trades, np.int64)
     t_legs = np.full((max_trades, 4), -1, np.int64)
+    # the trade book, one tuple so each exit's call passes one argument instead of ten
+    book = (t_entry_bar, t_exit_bar, t_dir, t_qty, t_entry_px, t_exit_px, t_pnl, t_comm, t_reason, t_legs)
     n_tr = 0
     equity = np.full(n, np.nan)
     exposure_bars = 0
@@ -310,16 +312,7 @@ def run_kernel(
                 pos_legs,
                 is_option,
                 open_[i],
-                t_entry_bar,
-                t_exit_bar,
-                t_dir,
-                t_qty,
-                t_entry_px,
-                t_exit_px,
-                t_pnl,
-                t_comm,
-                t_reason,
-                t_legs,
+                book,
             )
         if priced or direction == 0:  # an option without a price yet keeps its exit for the next bar
             pend_exit_frac = 0.0
@@ -533,16 +526,7 @@ def run_kernel(
                     pos_legs,
                     is_option,
                     open_[i],
-                    t_entry_bar,
-                    t_exit_bar,
-                    t_dir,
-                    t_qty,
-                    t_entry_px,
-                    t_exit_px,
-                    t_pnl,
-                    t_comm,
-                    t_reason,
-                    t_legs,
+                    book,
                 )
 
         # ---- 5. intrabar levels (single-instrument positions)
@@ -581,16 +565,7 @@ def run_kernel(
                     pos_legs,
                     is_option,
                     abs(fill) / underlying_mult,  # slippage on the level's price, not the open
-                    t_entry_bar,
-                    t_exit_bar,
-                    t_dir,
-                    t_qty,
-                    t_entry_px,
-                    t_exit_px,
-                    t_pnl,
-                    t_comm,
-                    t_reason,
-                    t_legs,
+                    book,
                 )
             if direction != 0:
                 while next_partial < len(partial_pct):
@@ -623,16 +598,7 @@ def run_kernel(
                         pos_legs,
                         is_option,
                         abs(fill) / underlying_mult,  # slippage on the level's price, not the open
-                        t_entry_bar,
-                        t_exit_bar,
-                        t_dir,
-                        t_qty,
-                        t_entry_px,
-                        t_exit_px,
-                        t_pnl,
-                        t_comm,
-                        t_reason,
-                        t_legs,
+                        book,
                     )
                     if direction == 0:
                         break
@@ -657,16 +623,7 @@ def run_kernel(
                     pos_legs,
                     is_option,
                     abs(fill) / underlying_mult,  # slippage on the level's price, not the open
-                    t_entry_bar,
-                    t_exit_bar,
-                    t_dir,
-                    t_qty,
-                    t_entry_px,
-                    t_exit_px,
-                    t_pnl,
-                    t_comm,
-                    t_reason,
-                    t_legs,
+                    book,
                 )
 
         # ---- 6. end of the option's life or of the window: close at this bar's close
@@ -704,16 +661,7 @@ def run_kernel(
                     pos_legs,
                     is_option,
                     close[i],
-                    t_entry_bar,
-                    t_exit_bar,
-                    t_dir,
-                    t_qty,
-                    t_entry_px,
-                    t_exit_px,
-                    t_pnl,
-                    t_comm,
-                    t_reason,
-                    t_legs,
+                    book,
                 )
 
         # ---- 7. decisions on this bar's close
@@ -935,17 +883,9 @@ def _close(
     pos_legs,
     is_option,
     und_price,
-    t_entry_bar,
-    t_exit_bar,
-    t_dir,
-    t_qty,
-    t_entry_px,
-    t_exit_px,
-    t_pnl,
-    t_comm,
-    t_reason,
-    t_legs,
+    book,
 ):  # pragma: no cover
+    t_entry_bar, t_exit_bar, t_dir, t_qty, t_entry_px, t_exit_px, t_pnl, t_comm, t_reason, t_legs = book
     v_fill = v_price - _cost_per_unit(
         pos_n, pos_sign, pos_mult, pos_legs, v_price, params, is_option, und_price
     )
