@@ -8,10 +8,16 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from search.paths import default_data_root, run_folder
+
+if TYPE_CHECKING:
+    from data.store import Store
+    from spec_space.models import StrategySpec
+    from spec_space.space import SpecSpace
 
 DATE = click.DateTime(formats=["%Y-%m-%d"])
 
@@ -49,6 +55,7 @@ def backtest(spec_path: Path, sets: tuple[str, ...], date_from: dt.datetime | No
     from spec_space.loader import SpecError, is_space_file, load_space, load_spec
     from spec_space.space import DefaultSource
 
+    space: SpecSpace | None = None
     try:
         if is_space_file(spec_path):
             space = load_space(spec_path)
@@ -81,6 +88,7 @@ def backtest(spec_path: Path, sets: tuple[str, ...], date_from: dt.datetime | No
     t_run = time.perf_counter() - t0
     result.write(folder, concrete)
     (folder / "params.json").write_text(json.dumps(values, indent=2))
+    _write_provenance(folder, concrete, space, spec_path, store, start, end, engine, values)
     fig = equity_drawdown_figure(result.daily.get_column("date").to_list(), result.daily.get_column("equity").to_list(),
                                  title=f"{concrete.name}: {start} to {end} ({engine} engine)",
                                  initial_cash=concrete.initial_cash)
@@ -91,4 +99,25 @@ def backtest(spec_path: Path, sets: tuple[str, ...], date_from: dt.datetime | No
     for key, value in result.metrics.items():
         click.echo(f"  {key:<14} {value:>14.4f}" if isinstance(value, float) else f"  {key:<14} {value!s:>14}")
     click.echo(f"load {t_load:.2f}s, backtest {t_run * 1000:.1f} ms; wrote {folder}{os.sep}"
-               "{trades.csv, daily.csv, metrics.json, equity.html}")
+               "{trades.csv, daily.csv, metrics.json, equity.html, provenance.json, settings.json}")
+
+
+def _write_provenance(folder: Path, spec: StrategySpec, space: SpecSpace | None, spec_path: Path, store: Store,
+                      start: dt.date, end: dt.date, engine: str, values: dict[str, object]) -> None:
+    """provenance.json (code, space, spec, data manifest, engine; see search.provenance) and settings.json
+    (what was asked for), so the run folder says how to get the same result again."""
+    from search.provenance import backtest_provenance
+    from search.study import mask_url
+
+    provenance = backtest_provenance(spec=spec, space=space, space_path=spec_path, store=store, start=start,
+                                     end=end, engine=engine)
+    (folder / "provenance.json").write_text(json.dumps(provenance, indent=2, default=str))
+    settings = {
+        "spec_path": str(spec_path.resolve()),
+        "params": values,
+        "engine": engine,
+        "window": [str(start), str(end)],
+        "data_root": mask_url(str(store.root)),
+        "folder": str(folder.resolve()),
+    }
+    (folder / "settings.json").write_text(json.dumps(settings, indent=2, default=str))

@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "gate": "search.gate_cli:gate",
     "report": "search.report_cli:report",
     "confirm": "search.confirm_cli:confirm",
+    "reproduce": "search.reproduce_cli:reproduce",
     "promote": "search.promote_cli:promote",
     "deployments": "search.promote_cli:deployments",
     "stop": "search.promote_cli:stop",

@@ -1,15 +1,19 @@
 """``search promote``, ``search deployments``, ``search stop``, ``search approve``: from gated, confirmed
 candidates to paper trading, and the controls around it.
 
-Which trials are candidates: COMPLETE trials that passed the gates (``search gate``) AND the Lumibot
-confirmation (``search confirm``). A verdict is read from, in order:
+Which trials are candidates: COMPLETE trials that passed the gates (``search gate``), the Lumibot
+confirmation (``search confirm``) AND the reproduction (``search reproduce``: the trial re-run from its
+records on today's data and code gives the stored results). Promote does not reproduce by itself: a
+candidate needs a passed ``reproduce`` verdict, so a data or code change since the study ran stops it
+until it is reproduced again. A verdict is read from, in order:
 
-* the trial's user attribute ``gate`` / ``confirm`` (``{"passed": bool, "summary": ...}``, or a bool);
-* the study's user attribute ``gate`` / ``confirm``: ``{"candidates": [{"trial": n, "passed": bool,
+* the trial's user attribute ``gate`` / ``confirm`` / ``reproduce`` (``{"passed": bool, "summary": ...}``,
+  or a bool);
+* the study's user attribute of the same name: ``{"candidates": [{"trial": n, "passed": bool,
   "summary": ..., "rank": r}, ...], "folder": ...}``, the form ``search gate`` writes (Optuna 5 refuses
   user attributes on finished trials, so study-level verdicts are the norm).
 
-A trial without both verdicts passed is never promoted. Candidates are taken in gate rank order
+A trial without all three verdicts passed is never promoted. Candidates are taken in gate rank order
 (then trial number), ``--top K`` of them.
 
 What the backtest predicts (stored with each deployment, compared with paper results): the mean and
@@ -53,6 +57,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CONFIRM_ATTR",
     "GATE_ATTR",
+    "REPRODUCE_ATTR",
     "Candidate",
     "CycleReport",
     "PromoteOptions",
@@ -75,6 +80,9 @@ GATE_ATTR = "gate"
 #: The user attribute ``search confirm`` (the Lumibot re-run of a candidate) writes, the same key as
 #: ``search.confirm_cli.CONFIRM_ATTR`` (not imported: that module pulls the engines into every CLI start).
 CONFIRM_ATTR = "confirm"
+#: The user attribute ``search reproduce`` writes (``search.reproduce.REPRODUCE_ATTR``, not imported for
+#: the same reason).
+REPRODUCE_ATTR = "reproduce"
 
 _STORAGE_HELP = (
     "Optuna storage of the study: a database URL or journal:PATH "
@@ -133,6 +141,8 @@ class Candidate:
     confirm_summary: str
     rank: int | None
     expected: Expected
+    reproduce_summary: str = ""
+    trial_provenance: dict[str, Any] = field(default_factory=dict)  # from the trial's record
 
 
 @dataclass
@@ -229,13 +239,14 @@ def expected_range(
 def find_candidates(
     study: optuna.Study, *, top: int, studies_root: Path
 ) -> tuple[list[Candidate], list[Rejection]]:
-    """The ``top`` trials that passed both the gates and the confirmation, and why the others did not."""
+    """The ``top`` trials that passed the gates, the confirmation and the reproduction, and why the others
+    did not."""
     from optuna.trial import TrialState
 
     from search.gate import load_study_space
 
     space = load_study_space(study)
-    eligible: list[tuple[tuple[int, int], FrozenTrial, dict[str, Any], str, str]] = []
+    eligible: list[tuple[tuple[int, int], FrozenTrial, dict[str, Any], str, str, str]] = []
     rejected: list[Rejection] = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         gate_ok, gate_summary, gate_entry = verdict(study, trial, GATE_ATTR)
@@ -248,6 +259,15 @@ def find_candidates(
         if not confirm_ok:
             rejected.append(Rejection(trial.number, f"confirm: {confirm_summary or 'not passed'}"))
             continue
+        reproduce_ok, reproduce_summary, _ = verdict(study, trial, REPRODUCE_ATTR)
+        if not reproduce_ok:
+            hint = (
+                f"; run `search reproduce --study {study.study_name} --trial {trial.number}`"
+                if reproduce_ok is None
+                else ""
+            )
+            rejected.append(Rejection(trial.number, f"reproduce: {reproduce_summary or 'not passed'}{hint}"))
+            continue
         rank = gate_entry.get("rank")
         eligible.append(
             (
@@ -256,11 +276,12 @@ def find_candidates(
                 gate_entry,
                 gate_summary,
                 confirm_summary,
+                reproduce_summary,
             )
         )
     eligible.sort(key=lambda item: item[0])
     out = []
-    for (rank, _), trial, gate_entry, gate_summary, confirm_summary in eligible[:top]:
+    for (rank, _), trial, gate_entry, gate_summary, confirm_summary, reproduce_summary in eligible[:top]:
         out.append(
             Candidate(
                 trial=trial.number,
@@ -271,9 +292,23 @@ def find_candidates(
                 confirm_summary=confirm_summary,
                 rank=None if rank == 10**9 else rank,
                 expected=expected_range(study, trial, gate_entry, studies_root),
+                reproduce_summary=reproduce_summary,
+                trial_provenance=_trial_provenance(study, trial, studies_root),
             )
         )
     return out, rejected
+
+
+def _trial_provenance(study: optuna.Study, trial: FrozenTrial, studies_root: Path) -> dict[str, Any]:
+    """The trial's own provenance (spec JSON and hash, data manifest, code) from its record meta."""
+    from search.gate import records_folder
+    from search.records import read_meta, record_path
+
+    path = record_path(records_folder(study, studies_root), trial.number)
+    try:
+        return dict(read_meta(path).get("provenance") or {})
+    except (OSError, ValueError):
+        return {}
 
 
 # ----------------------------------------------------------------------------------------- options
@@ -356,11 +391,10 @@ def _risk_limits(options: PromoteOptions, equity: float) -> RiskLimits | None:
 
 
 def _provenance(study: optuna.Study, candidate: Candidate, storage_masked: str) -> dict[str, Any]:
-    from search.run import _git_commit, _versions
+    from search.provenance import code_provenance
 
-    attrs = {
-        k: v for k, v in study.user_attrs.items() if k not in ("space_text", GATE_ATTR, CONFIRM_ATTR, "wfo")
-    }
+    verdicts = ("space_text", GATE_ATTR, CONFIRM_ATTR, REPRODUCE_ATTR, "wfo")
+    attrs = {k: v for k, v in study.user_attrs.items() if k not in verdicts}
     return {
         "study": study.study_name,
         "storage": storage_masked,
@@ -369,9 +403,11 @@ def _provenance(study: optuna.Study, candidate: Candidate, storage_masked: str) 
         "gate_rank": candidate.rank,
         "gate": candidate.gate_summary,
         "confirm": candidate.confirm_summary,
+        "reproduce": candidate.reproduce_summary,
         "study_provenance": attrs,
+        "trial_provenance": candidate.trial_provenance,
         "promoted_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "code": {"git": _git_commit(), "packages": _versions(), "python": sys.version.split()[0]},
+        "code": code_provenance(),  # the code promoting (and running) it, next to the code that found it
     }
 
 
@@ -400,8 +436,9 @@ def promote_candidates(
         result.skipped.append(f"trial {r.trial}: {r.reason}")
     if not candidates:
         result.skipped.append(
-            f"study {options.study!r}: no trial passed both the gates ({GATE_ATTR!r}) and the Lumibot "
-            f"confirmation ({CONFIRM_ATTR!r}); run `search gate` and `search confirm` first"
+            f"study {options.study!r}: no trial passed the gates ({GATE_ATTR!r}), the Lumibot confirmation "
+            f"({CONFIRM_ATTR!r}) and the reproduction ({REPRODUCE_ATTR!r}); run `search gate`, `search confirm` "
+            "and `search reproduce` first"
         )
         return result
     storage_masked = mask_url(storage_url(options.storage, options.studies_root))
@@ -638,7 +675,10 @@ _common_env = click.option(
 
 @click.command("promote")
 @click.option(
-    "--study", "study_name", required=True, help="Study whose gated and confirmed trials to deploy."
+    "--study",
+    "study_name",
+    required=True,
+    help="Study whose gated, confirmed and reproduced trials to deploy.",
 )
 @click.option(
     "--top", type=click.IntRange(min=1), default=1, show_default=True, help="Deploy at most K candidates."
@@ -703,7 +743,8 @@ def promote(
     studies_root: Path | None,
     env_file: Path | None,
 ) -> None:
-    """Deploy the study's best gated and confirmed candidates to paper trading (or, approved, live)."""
+    """Deploy the study's best gated, confirmed and reproduced candidates to paper trading (or, approved,
+    live)."""
     root = _studies_root(studies_root)
     options = PromoteOptions(
         study=study_name,

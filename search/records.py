@@ -11,7 +11,9 @@ array        dtype           meaning
 ``oos``      bool            False = in-sample row, True = out-of-sample row
 ``date``     datetime64[D]   session date
 ``ret``      float64         simple daily return of that window's backtest (fraction)
-``meta``     str (0-d)       JSON: format, trial number, params, feasible, per-fold IS/OOS metrics
+``meta``     str (0-d)       JSON: format, trial number, params, feasible, per-fold IS/OOS metrics,
+                             and ``provenance`` (the trial's concrete spec JSON and hash, seed, engine,
+                             fill model, data manifest hash, code; see :mod:`search.provenance`)
 ===========  ==============  =====================================================================
 
 Walk-forward optimisation, PBO and DSR are computed from these files with no extra backtest.
@@ -35,6 +37,7 @@ from evaluator.wfo import FoldRecord, TrialRecord
 __all__ = [
     "RECORD_FORMAT",
     "load_records",
+    "read_meta",
     "read_record",
     "record_path",
     "safe_name",
@@ -69,8 +72,14 @@ def _from_json(metrics: dict[str, Any]) -> dict[str, float]:
     return {k: (math.nan if v is None else float(v)) for k, v in metrics.items()}
 
 
-def write_record(folder: str | Path, number: int, outcome: TrialOutcome) -> Path:
-    """Write trial ``number``'s record atomically (temp file + rename) and return its path."""
+def write_record(
+    folder: str | Path, number: int, outcome: TrialOutcome, *, provenance: dict[str, Any] | None = None
+) -> Path:
+    """Write trial ``number``'s record atomically (temp file + rename) and return its path.
+
+    ``provenance`` (JSON-ready) goes into the meta as is: the record alone then says which spec, data
+    and code produced it.
+    """
     path = record_path(folder, number)
     path.parent.mkdir(parents=True, exist_ok=True)
     folds, oos, dates, rets = [], [], [], []
@@ -95,6 +104,8 @@ def write_record(folder: str | Path, number: int, outcome: TrialOutcome) -> Path
             for f in outcome.folds
         ],
     }
+    if provenance is not None:
+        meta["provenance"] = provenance
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as fh:
         np.savez(
@@ -111,16 +122,28 @@ def write_record(folder: str | Path, number: int, outcome: TrialOutcome) -> Path
     return path
 
 
+def _checked_meta(path: Path, text: str) -> dict[str, Any]:
+    meta = json.loads(text)
+    if meta.get("format") != RECORD_FORMAT:
+        raise ValueError(
+            f"{path}: record format {meta.get('format')!r}, this code reads format {RECORD_FORMAT}; "
+            "re-run the study with this version to rewrite its records"
+        )
+    return meta
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """The JSON meta of one record file (params, per-fold metrics and, when recorded, ``provenance``)."""
+    path = Path(path)
+    with np.load(path, allow_pickle=False) as data:
+        return _checked_meta(path, str(data["meta"]))
+
+
 def read_record(path: str | Path) -> TrialRecord:
     """Read one record file back into a :class:`~evaluator.wfo.TrialRecord`."""
     path = Path(path)
     with np.load(path, allow_pickle=False) as data:
-        meta = json.loads(str(data["meta"]))
-        if meta.get("format") != RECORD_FORMAT:
-            raise ValueError(
-                f"{path}: record format {meta.get('format')!r}, this code reads format {RECORD_FORMAT}; "
-                "re-run the study with this version to rewrite its records"
-            )
+        meta = _checked_meta(path, str(data["meta"]))
         fold, oos, date, ret = data["fold"], data["oos"], data["date"], data["ret"]
     records = []
     for entry in meta["folds"]:

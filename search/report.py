@@ -146,6 +146,10 @@ def _summary(study: optuna.Study, url: str) -> list[tuple[str, str]]:
         ("data manifest hash", str(attrs.get("data_manifest_hash", "-"))),
         ("fill model version", str(attrs.get("fill_model_version", "-"))),
     ]
+    files = attrs.get("data_files")
+    if isinstance(files, dict):
+        window = " .. ".join(attrs.get("data_manifest_window") or [])
+        rows.append(("data source files", f"{len(files)} flat files behind the manifest hash ({window})"))
     wf = attrs.get("walk_forward")
     if wf:
         rows.append(
@@ -170,10 +174,10 @@ def _summary(study: optuna.Study, url: str) -> list[tuple[str, str]]:
             )
         )
     git = attrs.get("git") or {}
+    code = f"strategy-search-farm {attrs.get('project_version') or '-'}"
     if git:
-        rows.append(
-            ("code", f"git {git.get('commit', '-')}{' (uncommitted changes)' if git.get('dirty') else ''}")
-        )
+        code += f", git {git.get('commit', '-')}{' (uncommitted changes)' if git.get('dirty') else ''}"
+    rows.append(("code", code))
     rows.append(("python", str(attrs.get("python", "-"))))
     packages = attrs.get("packages") or {}
     if packages:
@@ -182,6 +186,18 @@ def _summary(study: optuna.Study, url: str) -> list[tuple[str, str]]:
     sessions = attrs.get("sessions") or []
     if sessions:
         rows.append(("run sessions", f"{len(sessions)}; last started {sessions[-1].get('started_utc', '-')}"))
+    reproduced = (attrs.get("reproduce") or {}).get("candidates") or []
+    if reproduced:  # search reproduce: each trial re-run from its records on the present data and code
+        rows.append(
+            (
+                "reproduce",
+                "; ".join(
+                    f"trial {r.get('trial')}: {'passed' if r.get('passed') else 'FAILED'} "
+                    f"({r.get('reproduced_utc', '-')}): {r.get('summary', '')}"
+                    for r in reproduced
+                ),
+            )
+        )
     return rows
 
 

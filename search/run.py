@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import importlib.metadata
 import math
 import os
 import platform
 import re
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -44,6 +42,15 @@ from evaluator.walkforward import Fold, make_folds
 from evaluator.wfo import WFOResult, walk_forward_optimise
 from search.executor import Executor, TaskResult, WorkContext, make_executor
 from search.paths import default_data_root, studies_root
+from search.provenance import (
+    data_files,
+    git_commit,
+    manifest_window,
+    package_versions,
+    project_version,
+    session_provenance,
+    trial_provenance,
+)
 from search.records import load_records, study_dir, write_record
 from search.study import (
     StudyMismatch,
@@ -78,7 +85,6 @@ __all__ = [
 BATCH_SIZE = 8
 #: Stored on the study; errors longer than this are cut (the traceback attr keeps the tail).
 _MAX_MESSAGE = 2000
-_PACKAGES = ("optuna", "numba", "polars", "ray", "lumibot", "numpy", "optuna-dashboard")
 
 
 class SearchSetupError(RuntimeError):
@@ -191,6 +197,8 @@ class _Prepared:
     symbol: str
     folds: list[Fold]
     manifest_hash: str
+    manifest_window: tuple[dt.date, dt.date]
+    data_files: dict[str, str]
 
 
 def _prepare(config: RunConfig) -> _Prepared:
@@ -221,43 +229,19 @@ def _prepare(config: RunConfig) -> _Prepared:
         )
     except ValueError as exc:
         raise SearchSetupError(f"{config.space_path}: walk_forward: {exc}") from None
-    warmup = 400 if spec.timeframe == "1d" else 10  # the same warm-up load_market reads
-    manifest = store.manifest_hash(window.start - dt.timedelta(days=warmup), window.end, [symbol])
+    first, last = manifest_window(space, spec)  # the same warm-up load_market reads
+    manifest = store.manifest_hash(first, last, [symbol])
     return _Prepared(
-        space, Path(config.space_path).read_text(), Path(config.space_path), store, symbol, folds, manifest
+        space,
+        Path(config.space_path).read_text(),
+        Path(config.space_path),
+        store,
+        symbol,
+        folds,
+        manifest,
+        (first, last),
+        data_files(store, first, last, [symbol]),
     )
-
-
-def _git_commit() -> dict[str, Any] | None:
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return {"commit": commit, "dirty": bool(dirty)} if commit else None
-
-
-def _versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for name in _PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
-    return out
 
 
 def _fold_dicts(folds: Sequence[Fold]) -> list[dict[str, Any]]:
@@ -291,12 +275,15 @@ def provenance(prep: _Prepared, config: RunConfig, *, seed: int, records_dir: Pa
         "data_symbol": prep.symbol,
         "data_window": [str(space.data.start), str(space.data.end)],
         "data_manifest_hash": prep.manifest_hash,
+        "data_manifest_window": [str(d) for d in prep.manifest_window],
+        "data_files": prep.data_files,
         "walk_forward": space.walk_forward.model_dump(),
         "folds": _fold_dicts(prep.folds),
         "records_dir": str(records_dir.resolve()),
-        "packages": _versions(),
+        "project_version": project_version(),
+        "packages": package_versions(),
         "python": platform.python_version(),
-        "git": _git_commit(),
+        "git": git_commit(),
         "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 
@@ -380,10 +367,13 @@ def _is_better(a: float, b: float, direction: str) -> bool:
 class _Teller:
     """Writes a finished trial's record and attributes, then tells it; keeps counts for the progress bar."""
 
-    def __init__(self, study: optuna.Study, space: SpecSpace, records_dir: Path) -> None:
+    def __init__(
+        self, study: optuna.Study, space: SpecSpace, records_dir: Path, session: dict[str, Any] | None = None
+    ) -> None:
         self.study = study
         self.space = space
         self.records_dir = records_dir
+        self.session = session  # provenance shared by this session's trials (None: records carry none)
         self.complete = 0
         self.failed = 0
         self.errors = 0
@@ -427,15 +417,26 @@ class _Teller:
                 worker=result.worker,
             )
             return
-        path = write_record(self.records_dir, trial.number, outcome)
-        self._set_attrs(trial, outcome, path, result.worker)
+        provenance = None
+        if self.session is not None:
+            # the spec is rebuilt here (0.25 ms) so the record holds the exact JSON the trial ran
+            provenance = json_safe(trial_provenance(self.session, self.space.build(outcome.values)))
+        path = write_record(self.records_dir, trial.number, outcome, provenance=provenance)
+        self._set_attrs(trial, outcome, path, result.worker, provenance)
         for constraint, value in zip(self.space.constraints, outcome.constraints, strict=True):
             trial.set_constraint(f"{constraint.metric} {constraint.op} {constraint.value:g}", value)
         self.study.tell(trial, outcome.objectives)
         self.complete += 1
         self._track(outcome.objectives[0], trial.number, outcome.feasible)
 
-    def _set_attrs(self, trial: Trial, outcome: TrialOutcome, path: Path, worker: str) -> None:
+    def _set_attrs(
+        self,
+        trial: Trial,
+        outcome: TrialOutcome,
+        path: Path,
+        worker: str,
+        provenance: dict[str, Any] | None = None,
+    ) -> None:
         # four writes, each a storage round trip: per-fold IS metrics live in "info" and the record file
         trial.set_user_attr("is_mean", json_safe(outcome.is_mean))
         trial.set_user_attr("oos_mean", json_safe(outcome.oos_mean))
@@ -450,6 +451,7 @@ class _Teller:
                     "is_folds": [dict(f.is_metrics) for f in outcome.folds],
                     "elapsed_s": round(outcome.elapsed, 4),
                     "worker": worker,
+                    "spec_hash": (provenance or {}).get("spec_hash"),
                 }
             ),
         )
@@ -675,19 +677,41 @@ def run_search(config: RunConfig, *, echo: Callable[[str], None] = print) -> Run
             f"study {study.study_name!r} on {summary.storage}: {finished_before} finished, {to_ask} to run "
             f"({sampler_name}, seed {seed}, {summary.executor}, {len(prep.folds)} folds, engine {config.engine})"
         )
-        sessions = list(study.user_attrs.get("sessions") or [])
-        sessions.append(
-            {
-                "started_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "sampler": sampler_name,
-                "sampler_seed": sampler_seed,
-                "trials_before": len(trials),
-                "executor": summary.executor,
-                "target": config.trials,
-            }
+        session = session_provenance(
+            space=prep.space,
+            seed=seed,
+            sampler=sampler_name,
+            sampler_seed=sampler_seed,
+            engine=config.engine,
+            store=prep.store,
+            symbol=prep.symbol,
+            manifest_hash=prep.manifest_hash,
+            window=prep.manifest_window,
         )
+        entry: dict[str, Any] = {
+            "started_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "sampler": sampler_name,
+            "sampler_seed": sampler_seed,
+            "trials_before": len(trials),
+            "executor": summary.executor,
+            "target": config.trials,
+            "project_version": session["project_version"],
+            "git": session["git"],
+            "fill_model_version": session["fill_model_version"],
+            "data_manifest_hash": prep.manifest_hash,
+        }
+        if prep.manifest_hash != study.user_attrs.get("data_manifest_hash"):
+            # a resumed session on changed data: its trials name this hash, and this list names the files
+            entry["data_files"] = prep.data_files
+            echo(
+                f"note: the data store changed since the study began (manifest {prep.manifest_hash[:12]}, "
+                f"study {str(study.user_attrs.get('data_manifest_hash'))[:12]}); this session's trials record "
+                "the data they ran on"
+            )
+        sessions = list(study.user_attrs.get("sessions") or [])
+        sessions.append(json_safe(entry))
         study.set_user_attr("sessions", sessions)
-        teller = _Teller(study, prep.space, records_dir)
+        teller = _Teller(study, prep.space, records_dir, session)
         bar = _progress_bar(config.trials, finished_before, config.progress)
         deadline = None if config.timeout is None else started + config.timeout
         t0 = time.monotonic()

@@ -320,6 +320,20 @@ def best(study_name: str, top: int, storage: str | None) -> None:
             click.echo(line)
     else:
         click.echo(f"no trial records found under {records_dir}: walk-forward optimisation needs them")
+    for line in _provenance_block(study, trials[0], records_dir):
+        click.echo(line)
+
+
+def _provenance_block(study: optuna.Study, trial: FrozenTrial, records_dir: str | None) -> list[str]:
+    """The study's provenance and the best trial's own (from its record), compactly."""
+    from search.provenance import provenance_lines
+    from search.records import read_meta, record_path
+
+    meta: dict[str, Any] = {"number": trial.number}
+    path = record_path(records_dir, trial.number) if records_dir else None
+    if path is not None and path.exists():
+        meta = read_meta(path)
+    return provenance_lines(study.user_attrs, meta, study_name=study.study_name)
 
 
 # --------------------------------------------------------------------------------------------- dashboard

@@ -146,8 +146,9 @@ def _make_study(
     values: list[Any],
     dd_p95: float,
 ) -> None:
-    """Trials 0..n-1 with ``param`` = values[i]; trial 0 passed the gates and the confirmation, trial 1
-    passed the gates only, trial 2 was rejected by the gates (``search gate``'s study attribute form)."""
+    """Trials 0..n-1 with ``param`` = values[i]; trial 0 passed the gates, the confirmation and the
+    reproduction, trial 1 passed the gates (and the reproduction) only, trial 2 was rejected by the gates
+    (``search gate``'s study attribute form)."""
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize")
     dist = (
         optuna.distributions.IntDistribution(1, 9)
@@ -186,6 +187,15 @@ def _make_study(
             "candidates": [
                 {"trial": 0, "passed": True, "summary": "lumibot matches the fast engine"},
                 {"trial": 1, "passed": False, "summary": "lumibot trades differ: 3 of 40"},
+            ]
+        },
+    )
+    study.set_user_attr(  # the form `search reproduce` writes; promote needs it passed too
+        "reproduce",
+        {
+            "candidates": [
+                {"trial": 0, "passed": True, "summary": "reproduced: 4 windows match the records exactly"},
+                {"trial": 1, "passed": True, "summary": "reproduced: 4 windows match the records exactly"},
             ]
         },
     )
