@@ -29,10 +29,9 @@ Secrets. Credentials are read from the environment (or the ``.env`` file named b
 in each process that needs them; they are never passed on a command line, written to the database,
 or written to the deployment folder. The database URL reaches the children in ``$FARM_DEPLOYMENTS_DB``.
 
-The strategy: :func:`build_strategy`. The evaluator's ``SpecStrategy`` when
-:mod:`evaluator.lumibot_engine` offers its live mode (``live_strategy``); until then
-:class:`brokers.live_spec.LiveSpecStrategy`, which computes the spec's signals with the engines' own
-function from the broker's bars.
+The strategy: :func:`build_strategy`, the evaluator's ``SpecStrategy`` in its live mode
+(:func:`evaluator.lumibot_engine.live_strategy`): the class that confirmed the candidate in backtests,
+deciding on the broker's bars with the engines' own signal code.
 
 Lumibot quirk worked around here: stopping a live ``Trader`` while an iteration runs deadlocks
 Lumibot 4.6.30 (see :func:`stop_trader`).
@@ -84,7 +83,6 @@ __all__ = [
     "build_lumibot_broker",
     "build_strategy",
     "default_market",
-    "live_strategy_factory",
     "strategy_problem",
     "install_risk_guard",
     "kill_switch",
@@ -573,54 +571,28 @@ def build_lumibot_broker(
     raise PaperSetupError(f"unknown broker {dep.broker!r}; choose one of {', '.join(BROKERS)}")
 
 
-def live_strategy_factory() -> Callable[..., Any] | None:
-    """``evaluator.lumibot_engine.live_strategy`` when the evaluator offers SpecStrategy's live mode."""
-    from evaluator import lumibot_engine
-
-    return getattr(lumibot_engine, "live_strategy", None)
-
-
-def strategy_problem(spec: Mapping[str, Any]) -> str | None:
-    """Why a spec cannot be paper traded with the strategy :func:`build_strategy` would use, or None."""
-    if live_strategy_factory() is not None:
-        return None
-    from brokers.live_spec import UnsupportedLive, check_live_support
+def strategy_problem(spec: Mapping[str, Any], broker: str | None = None) -> str | None:
+    """Why a spec cannot be paper traded (on ``broker``, when given), or None."""
+    from evaluator.lumibot_engine import live_problem
     from spec_space.models import StrategySpec
 
-    try:
-        check_live_support(StrategySpec.model_validate(spec))
-    except UnsupportedLive as exc:
-        return str(exc)
-    return None
+    return live_problem(StrategySpec.model_validate(spec), broker)
 
 
 def build_strategy(broker: LumiBroker, dep: Deployment, settings: PaperSettings) -> Any:
-    """The Lumibot strategy of a deployment: its spec interpreted on the live broker.
-
-    ``evaluator.lumibot_engine.live_strategy(broker, spec, *, name, sleeptime)`` builds it when the
-    evaluator provides SpecStrategy's live mode (the contract this module relies on); until then
-    :class:`brokers.live_spec.LiveSpecStrategy`, which computes the same signals
-    (:func:`evaluator.fast.signal_arrays`) from the broker's bars.
-    """
+    """The Lumibot strategy of a deployment: its spec interpreted on the live broker by
+    ``evaluator.lumibot_engine.live_strategy(broker, spec, *, name, sleeptime)`` (SpecStrategy's live mode)."""
+    from evaluator.lumibot_engine import UnsupportedLive, live_strategy
     from spec_space.models import StrategySpec
 
     if settings.strategy != "spec":
         raise PaperSetupError(f"unknown strategy builder {settings.strategy!r}; the only one is 'spec'")
     spec = StrategySpec.model_validate(dep.spec)
     name = f"dep-{dep.id}"[:60]
-    factory = live_strategy_factory()
-    if factory is not None:
-        return factory(broker, spec, name=name, sleeptime=settings.sleeptime)
-    from brokers.live_spec import LiveSpecStrategy, UnsupportedLive, check_live_support
-
     try:
-        check_live_support(spec)
+        return live_strategy(broker, spec, name=name, sleeptime=settings.sleeptime)
     except UnsupportedLive as exc:
         raise PaperSetupError(str(exc)) from None
-    parameters: dict[str, Any] = {"spec": spec.model_dump(mode="json")}
-    if settings.sleeptime:
-        parameters["sleeptime"] = settings.sleeptime
-    return LiveSpecStrategy(broker=broker, name=name, parameters=parameters)
 
 
 def _order_legs(order: Any) -> list[Leg]:

@@ -69,8 +69,50 @@ rest together; the fill model takes them strictly in list order).
 Signals: in a backtest the strategy reads the precomputed, causal arrays of
 :func:`evaluator.fast.signal_arrays` and picks contracts with the fast engine's own
 :func:`evaluator._kernel.select_contract`, so both engines see the same signals and the same chain.
-A live deployment recomputes those arrays from the broker's bars with :mod:`evaluator.signals` at
-each bar close (the expressions are causal, so the values at a closed bar do not change).
+
+Live mode (:func:`live_strategy`, :meth:`SpecStrategy.configure_live`): the same class, on a live Lumibot
+broker (paper or real money). At each iteration it reads the broker's recent bars of the spec's symbol
+(``get_historical_prices``; :mod:`evaluator._live` keeps the closed ones, builds hourly bars the way the
+store does) into a Market built by the backtests' ``bars_from_frame``, and recomputes
+:func:`evaluator.fast.signal_arrays` on it. A bar not yet decided on is decided once, in the kernel's
+order: step 7 on its close, then steps 1-5 at the next bar's open, which is now (the wall clock's bar,
+so the end-of-day flat and ``max_hold_minutes`` follow the clock even on delayed data). The entry window
+and the flat flags come from the calendar (``data.calendar``): the arrays cannot know yet that their last
+bar is its session's last. Options are chosen from the broker's chain (``get_chains``,
+``get_chain_full_info``) by ``select_contract`` itself, on the quotes' mids. Orders go through Lumibot's
+order API: market orders for entries and exits (a multi-leg position as one multi-leg order); the stop,
+partial targets and target of a single-instrument position rest at the broker (GTC, on the price grid,
+rounded towards the side they trigger on) from the entry's fill, re-placed when trailing or break-even
+moves them, the others cancelled when one fills; multi-leg levels are checked on the legs' bar closes
+(their quote's mid when a contract did not trade). Fills, positions and cash are the broker's: levels
+start from the actual fill, modelled slippage and commissions only size the position, and the broker's
+position is the truth (one found at the broker is taken over with levels from its average price, one gone
+is forgotten, an earlier run's resting exits are cancelled). Where the fill model cannot hold live: fills
+are the broker's prices, not a bar's open; an expiring option closes at its last bar's open instead of
+the close; the stop and the target are two orders the broker does not link (both can fill in a fast
+market; the position check then sees what is held). On a TradeLocker account (hedging: a resting
+opposite order opens a second position instead of closing the first) the levels are watched at every
+iteration against the last price and closed with a market order. Refused live (:func:`live_problem`):
+futures, staged conversions, and instruments the broker does not trade here (forex on Tradier, stocks
+and options on TradeLocker).
+
+Lumibot live behaviours the live mode works around (lumibot 4.6.30):
+
+9. ``Strategy.get_last_price`` caches prices per broker clock tick in any process where Lumibot read
+   ``IS_BACKTESTING=true`` at import (this module imports it so); a live broker's clock never ticks, so
+   live prices would never change. The import-time snapshot is reset (backtests are recognised by their
+   broker as well).
+10. Strategy callbacks for events that happen during the first iteration are dropped, and
+    ``on_trading_iteration`` runs on a worker thread while the executor thread delivers callbacks: the
+    strategy follows its orders' states (which the broker's polling thread keeps current) at every
+    iteration and callback, under one lock; an entry waits a few seconds for its fills so its resting
+    exits follow at once, not one iteration later.
+11. Lumibot's Tradier broker treats paper accounts' data as 15 minutes late, and its positions carry no
+    average price: decisions use the bars as delivered with the clock's bar as "now", and a position
+    taken over after a restart gets its entry from Tradier's cost basis.
+12. Lumibot's Tradier data source counts 1,440 minutes a day when it picks the first day to fetch, so the
+    default lookback asks for three days of bars; ``get_chain_full_info`` is given the underlying price and
+    a zero rate (else it fetches them); ``Order.get_fill_price`` rounds to cents, so fills are averaged here.
 
 Isolation: ``Strategy.run_backtest`` lets environment variables override its arguments
 (BACKTESTING_START/END, BACKTESTING_DATA_SOURCE, BACKTESTING_BUDGET, ...) and writes ``logs/``
@@ -89,13 +131,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import math
 import os
 import pickle
 import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,11 +149,12 @@ import pandas as pd
 import polars as pl
 
 from evaluator import _kernel as K
+from evaluator import _live
 from evaluator.fast import _legs, kernel_params, signal_arrays, underlying_multiplier
 from evaluator.fill_model import EXIT_REASONS
-from evaluator.market import NY, Market
+from evaluator.market import NY, Market, signal_symbol
 from evaluator.results import BacktestResult, build_result
-from spec_space.instruments import FUTURES
+from spec_space.instruments import FUTURES, forex_pair
 from spec_space.models import StrategySpec
 
 # Variables Lumibot reads that would override our arguments or reach the network: removed for a run.
@@ -175,10 +220,17 @@ def lumibot_environment(run_dir: Path | None = None) -> Iterator[None]:
 
 
 with lumibot_environment():  # no .env discovery, no startup banner, no error reporting on import
+    import lumibot.strategies.strategy as _lumibot_strategy_module
     from lumibot.backtesting import BacktestingBroker, PandasDataBacktesting
     from lumibot.entities import Asset, Data, TradingFee
     from lumibot.strategies import Strategy
     from lumibot.traders import Trader
+
+# Lumibot snapshots IS_BACKTESTING from the environment when it is imported (true just above) and then
+# caches Strategy.get_last_price / get_quote per broker clock tick in any process it believes backtests;
+# a live broker's clock never ticks, so a live strategy in this process would read one price forever.
+# Backtests are recognised by their broker (IS_BACKTESTING_BROKER) as well, so the snapshot can say "no".
+_lumibot_strategy_module.IS_BACKTESTING = False
 
 _USD = Asset("USD", asset_type="forex")
 _EPOCH = dt.date(1970, 1, 1)
@@ -458,6 +510,10 @@ class _Action:
     fees: dict[int, float] = field(default_factory=dict)
     rest_kind: str = ""  # resting orders: stop | partial | target
     partial_index: int = -1
+    # live entries: the decision bar's (atr, signal stop distance, signal target distance), to set the
+    # levels from the actual fill; live exits: (direction, quantity) before the exit, restored if refused
+    context: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    restore: tuple[int, float] = (0, 0.0)
 
 
 @dataclass
@@ -476,20 +532,36 @@ class _Resting:
 class SpecStrategy(Strategy):
     """One generic Lumibot strategy that interprets any StrategySpec (see the module docstring).
 
-    :func:`run` builds the plan and calls :meth:`configure` before the backtest starts. Decisions read
-    the plan's arrays (the Market); fills, positions, cash and commissions are Lumibot's. The state
-    and the numbered steps mirror ``evaluator._kernel.run_kernel`` so the two can be read side by side.
+    Backtests: :func:`run` builds the plan and calls :meth:`configure` before the backtest starts.
+    Decisions read the plan's arrays (the Market); fills, positions, cash and commissions are Lumibot's.
+    Live: :func:`live_strategy` calls :meth:`configure_live`; each decision rebuilds the Market from the
+    broker's bars (the ``_live_*`` methods). The state and the numbered steps mirror
+    ``evaluator._kernel.run_kernel`` so the two can be read side by side.
     """
 
     plan: _Plan
+    live: _Live | None = None  # set by configure_live: the strategy trades on a live broker
 
     # ------------------------------------------------------------------ setup
 
     def configure(self, plan: _Plan, per_unit_fee: float) -> None:
+        """Backtest mode: decisions read ``plan``'s arrays, fills come from ``_SpecBroker``'s hook."""
+        self._init_state(plan)
+        self.per_unit_fee = per_unit_fee
+        # bookkeeping around Lumibot
+        self.closed_upto = plan.i0 - 1
+        self.pending_mark: tuple[int, float] | None = None
+        self.equity = np.full(len(plan.market.bars.ts), np.nan)
+        self.exposure_bars = 0
+        self.cur_bar = plan.i0
+        self.cash_pending = 0.0  # expected cash change of this open's orders, not yet filled
+        self.broker.fill_hook = self._on_fill
+
+    def _init_state(self, plan: _Plan) -> None:
+        """The kernel's position state (``evaluator._kernel.run_kernel``), shared by both modes."""
         self.plan = plan
         self.prm = plan.params.copy()  # a conversion raises the per-unit commission for its trade
         self.comm_unit_entry = float(self.prm[K.P_COMM_UNIT])
-        self.per_unit_fee = per_unit_fee
         self.n_legs = len(plan.leg_kind)
         self.qty = 0.0
         self.orig_qty = 0.0
@@ -526,26 +598,24 @@ class SpecStrategy(Strategy):
         self.pend_exit_reason = 0
         self.pend_convert = -1
         self.traded_event = -1  # the external signal event behind the last entry
-        # bookkeeping around Lumibot
-        self.closed_upto = plan.i0 - 1
-        self.pending_mark: tuple[int, float] | None = None
-        self.equity = np.full(len(plan.market.bars.ts), np.nan)
-        self.exposure_bars = 0
-        self.cur_bar = plan.i0
-        self.cash_pending = 0.0  # expected cash change of this open's orders, not yet filled
         self.actions: dict[str, tuple[_Action, int]] = {}  # order identifier -> (action, leg)
         self.resting: list[_Resting] = []
         self.trades: list[dict[str, Any]] = []
         self.contract_assets: dict[str, Any] = {}
         self.failures: list[str] = []
-        self.broker.fill_hook = self._on_fill
 
     def initialize(self) -> None:
+        if self.live is not None:
+            self.sleeptime = self.live.sleeptime
+            return
         self.sleeptime = "1M"  # Lumibot pads the data to a one-minute grid; padding minutes are skipped
 
     # ------------------------------------------------------------------ Lumibot's clock -> bars
 
     def on_trading_iteration(self) -> None:
+        if self.live is not None:
+            self._live_iteration()
+            return
         plan = self.plan
         ns = int(round(self.get_datetime().timestamp())) * 1_000_000_000
         j = plan.bar_at.get(ns)
@@ -868,35 +938,9 @@ class SpecStrategy(Strategy):
         cost = self._cost(fresh, float(bars.open[j]))
         v_pay = v_fill + cost  # what one unit costs, costs included
         eq = float(self.cash) + self.cash_pending
-        stop_dist = 0.0
-        kind = prm[K.P_STOP_KIND]
-        if kind == 1:
-            stop_dist = prm[K.P_STOP_VAL] * abs(v_pay)
-        elif kind == 2:
-            stop_dist = prm[K.P_STOP_VAL] * plan.mult
-        elif kind == 3:
-            stop_dist = prm[K.P_STOP_VAL] * plan.sig["atr"][j - 1] * plan.mult
-        elif kind == 4:  # the triggering external signal's own stop, scaled (rule 13)
-            stop_dist = prm[K.P_STOP_VAL] * plan.sig["sig_stop_dist"][j - 1] * plan.mult
-            if not stop_dist > 0:
-                stop_dist = 0.0
-        unit_comm = prm[K.P_COMM_UNIT] + prm[K.P_COMM_PCT] * abs(v_fill)
+        stop_dist = self._stop_distance(v_pay, plan.sig["atr"][j - 1], plan.sig["sig_stop_dist"][j - 1])
+        q = self._size(fresh, v_fill, v_pay, stop_dist, eq)
         step = float(prm[K.P_QTY_STEP])
-        mode = prm[K.P_SIZE_MODE]
-        if mode == 0:
-            q = float(prm[K.P_QTY])
-        elif mode == 1:
-            q = float(K._floor_step(eq * prm[K.P_PCT_EQ] / (abs(v_pay) + unit_comm), step))
-        elif stop_dist > 0:
-            # a unit stopped out loses the distance, the exit's costs and both commissions
-            v_stop = v_pay - stop_dist
-            exit_cost = self._cost(fresh, abs(v_stop) / plan.mult)
-            unit_loss = (
-                stop_dist + exit_cost + unit_comm + prm[K.P_COMM_UNIT] + prm[K.P_COMM_PCT] * abs(v_stop)
-            )
-            q = float(K._floor_step(eq * prm[K.P_RISK_PCT] / unit_loss, step))
-        else:
-            q = 0.0
         if q < step - 1e-12:
             return False
         action = _Action("entry", j, self.n_legs, exit_qty=q)
@@ -915,19 +959,68 @@ class SpecStrategy(Strategy):
         self.entry_bar = j
         self.entry_ts = int(bars.ts[j])
         self.best_v = v_pay
-        self.stop_v, self.tp_v = (float(x) for x in K._levels(v_pay, stop_dist, prm))
-        if prm[K.P_TP_KIND] == 2:
-            self.tp_v = v_pay + prm[K.P_TP_VAL] * plan.mult
-        elif prm[K.P_TP_KIND] == 3:
-            self.tp_v = v_pay + prm[K.P_TP_VAL] * plan.sig["atr"][j - 1] * plan.mult
-        elif prm[K.P_TP_KIND] == 4 and plan.sig["sig_tp_dist"][j - 1] > 0:
-            self.tp_v = v_pay + plan.sig["sig_tp_dist"][j - 1] * plan.mult
+        self.stop_v, self.tp_v = self._entry_levels(
+            v_pay, stop_dist, plan.sig["atr"][j - 1], plan.sig["sig_tp_dist"][j - 1]
+        )
         self.traded_event = int(plan.sig["sig_event"][j - 1])
         self.next_partial = 0
         self.converted = False
         self.stage_und_ref = float(bars.open[j])
         self.trades_today += 1
         return True
+
+    def _stop_distance(self, v_pay: float, atr: float, sig_stop: float) -> float:
+        """The entry-to-stop distance in value units of one position unit (``risk`` sizing and the
+        point, ATR and signal stops); ``atr`` and ``sig_stop`` are the decision bar's values."""
+        prm = self.prm
+        mult = self.plan.mult
+        kind = prm[K.P_STOP_KIND]
+        stop_dist = 0.0
+        if kind == 1:
+            stop_dist = prm[K.P_STOP_VAL] * abs(v_pay)
+        elif kind == 2:
+            stop_dist = prm[K.P_STOP_VAL] * mult
+        elif kind == 3:
+            stop_dist = prm[K.P_STOP_VAL] * atr * mult
+        elif kind == 4:  # the triggering external signal's own stop, scaled (rule 13)
+            stop_dist = prm[K.P_STOP_VAL] * sig_stop * mult
+            if not stop_dist > 0:
+                stop_dist = 0.0
+        return stop_dist
+
+    def _size(self, fresh: _Trade, v_fill: float, v_pay: float, stop_dist: float, eq: float) -> float:
+        """Rule 12: the position's units from the equity ``eq`` (0.0 when the stop is unknown in
+        ``risk`` mode); the caller refuses sizes below one quantity step."""
+        prm = self.prm
+        unit_comm = prm[K.P_COMM_UNIT] + prm[K.P_COMM_PCT] * abs(v_fill)
+        step = float(prm[K.P_QTY_STEP])
+        mode = prm[K.P_SIZE_MODE]
+        if mode == 0:
+            return float(prm[K.P_QTY])
+        if mode == 1:
+            return float(K._floor_step(eq * prm[K.P_PCT_EQ] / (abs(v_pay) + unit_comm), step))
+        if stop_dist > 0:
+            # a unit stopped out loses the distance, the exit's costs and both commissions
+            v_stop = v_pay - stop_dist
+            exit_cost = self._cost(fresh, abs(v_stop) / self.plan.mult)
+            unit_loss = (
+                stop_dist + exit_cost + unit_comm + prm[K.P_COMM_UNIT] + prm[K.P_COMM_PCT] * abs(v_stop)
+            )
+            return float(K._floor_step(eq * prm[K.P_RISK_PCT] / unit_loss, step))
+        return 0.0
+
+    def _entry_levels(self, v_pay: float, stop_dist: float, atr: float, sig_tp: float) -> tuple[float, float]:
+        """(stop value, target value) of a position entered at ``v_pay`` per unit."""
+        prm = self.prm
+        mult = self.plan.mult
+        stop_v, tp_v = (float(x) for x in K._levels(v_pay, stop_dist, prm))
+        if prm[K.P_TP_KIND] == 2:
+            tp_v = v_pay + prm[K.P_TP_VAL] * mult
+        elif prm[K.P_TP_KIND] == 3:
+            tp_v = v_pay + prm[K.P_TP_VAL] * atr * mult
+        elif prm[K.P_TP_KIND] == 4 and sig_tp > 0:
+            tp_v = v_pay + sig_tp * mult
+        return stop_v, tp_v
 
     # ------------------------------------------------------------------ resting exits (rules 4, 6, 7)
 
@@ -1056,28 +1149,7 @@ class SpecStrategy(Strategy):
             if priced and bar_best > self.best_v:
                 self.best_v = bar_best
             if not self.single and priced:  # multi-leg: levels on close marks, filled next open (rule 5)
-                v_entry = self.v_entry
-                gain = (v_close - v_entry) / abs(v_entry) if v_entry != 0 else 0.0
-                gain_best = (self.best_v - v_entry) / abs(v_entry) if v_entry != 0 else 0.0
-                level_stop, reason = self.stop_v, 1
-                if prm[K.P_BE_TRIG] > 0 and gain_best >= prm[K.P_BE_TRIG]:
-                    be = v_entry + prm[K.P_BE_BUF] * abs(v_entry)
-                    if be > level_stop:
-                        level_stop, reason = be, 5
-                if prm[K.P_TRAIL_PCT] > 0 and gain_best >= prm[K.P_TRAIL_ACT]:
-                    tr = self.best_v - prm[K.P_TRAIL_PCT] * abs(self.best_v)
-                    if tr > level_stop:
-                        level_stop, reason = tr, 4
-                if level_stop > -1e299 and v_close <= level_stop:
-                    self.pend_exit_frac, self.pend_exit_reason = 1.0, reason
-                elif self.tp_v < 1e299 and v_close >= self.tp_v:
-                    self.pend_exit_frac, self.pend_exit_reason = 1.0, 2
-                elif (
-                    self.next_partial < len(plan.partial_pct) and gain >= plan.partial_pct[self.next_partial]
-                ):
-                    self.pend_exit_frac = plan.partial_frac[self.next_partial]
-                    self.pend_exit_reason = 3
-                    self.next_partial += 1
+                self._close_mark_levels(v_close)
             if prm[K.P_STAGED] > 0 and not self.converted and self.pend_exit_frac == 0.0 and priced:
                 ref = self.stage_und_ref
                 move = (float(bars.close[i]) - ref) / ref * (1.0 if self.pos_call[0] else -1.0)
@@ -1158,6 +1230,32 @@ class SpecStrategy(Strategy):
             # that session's first iteration; the fill model checks levels only after the open's exits
             # and entries (steps 1-4), so the exits rest again from the first bar of the next session
             self._cancel_resting()
+
+    def _close_mark_levels(self, v_close: float) -> None:
+        """Rule 5: a multi-leg position's stop, target and partial targets against its close mark; a hit
+        becomes the pending exit filled at the next open."""
+        plan = self.plan
+        prm = self.prm
+        v_entry = self.v_entry
+        gain = (v_close - v_entry) / abs(v_entry) if v_entry != 0 else 0.0
+        gain_best = (self.best_v - v_entry) / abs(v_entry) if v_entry != 0 else 0.0
+        level_stop, reason = self.stop_v, 1
+        if prm[K.P_BE_TRIG] > 0 and gain_best >= prm[K.P_BE_TRIG]:
+            be = v_entry + prm[K.P_BE_BUF] * abs(v_entry)
+            if be > level_stop:
+                level_stop, reason = be, 5
+        if prm[K.P_TRAIL_PCT] > 0 and gain_best >= prm[K.P_TRAIL_ACT]:
+            tr = self.best_v - prm[K.P_TRAIL_PCT] * abs(self.best_v)
+            if tr > level_stop:
+                level_stop, reason = tr, 4
+        if level_stop > -1e299 and v_close <= level_stop:
+            self.pend_exit_frac, self.pend_exit_reason = 1.0, reason
+        elif self.tp_v < 1e299 and v_close >= self.tp_v:
+            self.pend_exit_frac, self.pend_exit_reason = 1.0, 2
+        elif self.next_partial < len(plan.partial_pct) and gain >= plan.partial_pct[self.next_partial]:
+            self.pend_exit_frac = plan.partial_frac[self.next_partial]
+            self.pend_exit_reason = 3
+            self.next_partial += 1
 
     def _close_at_close(self, i: int, priced: bool, expiring: bool) -> None:
         """Rule 8: close at bar ``i``'s close with market orders at the sentinel (module note 1)."""
@@ -1288,6 +1386,811 @@ class SpecStrategy(Strategy):
                 "instrument": trade.tickers if self.plan.is_option else self.plan.market.spec_symbol,
             }
         )
+
+    # ================================================================== live mode
+    #
+    # One decision per closed bar of the broker's data, in the kernel's order: step 7 on bar i's
+    # close, then steps 1-5 at bar i + 1's open, which is now (module section "Live mode"). Fills,
+    # positions and cash are the broker's; the state above follows them.
+
+    def configure_live(
+        self,
+        spec: StrategySpec,
+        broker_kind: str,
+        *,
+        sleeptime: str | None = None,
+        lookback: int | None = None,
+        fill_wait: float = 10.0,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        """Live mode: decisions from the broker's bars, fills from the broker's order states."""
+        plan = _live_plan(spec)
+        self._init_state(plan)
+        fetch, factor = _live.FETCH[spec.timeframe]
+        minutes = _live.BAR_MINUTES[spec.timeframe]
+        self.live = _Live(
+            broker=broker_kind,
+            # a TradeLocker account hedges: a resting sell stop opens a short next to the long instead of
+            # closing it, so its levels are watched here and closed with market orders (module notes)
+            exits="watch" if broker_kind == "tradelocker" else "resting",
+            bar_minutes=minutes,
+            timestep=fetch,
+            factor=factor,
+            lookback=lookback or _live.default_lookback(spec),
+            sleeptime=sleeptime or _live.DEFAULT_SLEEPTIME[spec.timeframe],
+            include_after_hours=spec.session == "extended" or spec.instrument.type == "forex",
+            fill_wait=fill_wait,
+            clock=clock,
+        )
+        self.live_lock = threading.RLock()
+        self.decided_ns = -1  # start of the last bar decided on
+        self.entry_pending = False  # entry orders out, not all filled yet
+        self.entry_bar_ns = 0  # start of the bar the position entered in (its best price counts from it)
+        self.live_orders: dict[int, tuple[Any, _Action, int]] = {}  # id(order) -> (order, action, leg)
+        self.live_pend_legs: list[_live.Contract] = []
+        self.deferred: dict[str, Any] | None = None  # a reversal's entry, sent once its exit has filled
+        self.settle = False  # fills were just processed: positions are compared from the next iteration
+        self.live_day: dt.date | None = None
+        self.live_warned: set[str] = set()
+        self.live_cancelled: set[int] = set()  # id() of orders this run asked the broker to cancel
+        self.set_parameters({"spec": spec.model_dump(mode="json")})
+
+    def on_filled_order(
+        self, position: Any, order: Any, price: float, quantity: float, multiplier: float
+    ) -> None:
+        if self.live is not None:
+            with self.live_lock:
+                self._live_sync()
+
+    def on_canceled_order(self, order: Any) -> None:
+        if self.live is not None:
+            with self.live_lock:
+                self._live_sync()
+
+    def on_error_order(self, order: Any, error: Any = None) -> None:
+        if self.live is not None:
+            with self.live_lock:
+                self._live_sync()
+
+    def _live_iteration(self) -> None:
+        live = self.live
+        assert live is not None
+        with self.live_lock:
+            self._live_sync()
+            if self._live_busy():
+                return  # market orders still working: the next decision waits for their fills
+            if self.deferred is not None:
+                deferred, self.deferred = self.deferred, None
+                if self.direction == 0:  # the reversal's exit filled (a refused one keeps the position)
+                    self._live_enter(**deferred)
+                return
+            if self.settle:
+                self.settle = False
+            else:
+                self._live_reconcile()
+            if self.direction != 0 and live.exits == "watch" and self._live_watch():
+                return
+            market = self._live_market()
+            if market is None:
+                return
+            i = len(market.bars) - 1
+            ts_i = int(market.bars.ts[i])
+            if ts_i <= self.decided_ns:
+                return
+            self.decided_ns = ts_i
+            self._live_decide(market, i)
+
+    # ------------------------------------------------------------------ live: data
+
+    def _live_market(self) -> Market | None:
+        live = self.live
+        assert live is not None
+        spec = self.plan.spec
+        try:
+            bars = self.get_historical_prices(
+                self.plan.underlying,
+                live.lookback * live.factor,
+                live.timestep,
+                include_after_hours=live.include_after_hours,
+            )
+        except Exception as exc:  # a data outage skips this iteration's decision, not the deployment
+            self.log_message(f"no bars of {self.plan.underlying} from the broker: {exc}", color="yellow")
+            return None
+        if bars is None or getattr(bars, "df", None) is None or bars.df.empty:
+            self._live_warn("bars", f"no {live.timestep} bars of {self.plan.underlying} from the broker yet")
+            return None
+        frame = _live.closed_bars(bars.df, spec, pd.Timestamp(live.clock(), tz="UTC"))
+        if len(frame) < 2:
+            return None
+        return _live.frame_market(signal_symbol(spec), frame, intraday=live.bar_minutes < 1440)
+
+    def _live_price(self, asset: Any) -> float | None:
+        try:
+            price = self.get_last_price(asset)
+        except Exception as exc:  # a data hiccup must not end the deployment; the caller falls back
+            self.log_message(f"no last price for {asset}: {exc}", color="yellow")
+            return None
+        if price is None:
+            return None
+        value = float(price)
+        return value if math.isfinite(value) and value > 0 else None
+
+    def _live_warn(self, key: str, message: str) -> None:
+        if key not in self.live_warned:
+            self.live_warned.add(key)
+            self.log_message(message, color="yellow")
+
+    # ------------------------------------------------------------------ live: one decision
+
+    def _live_decide(self, market: Market, i: int) -> None:
+        live = self.live
+        assert live is not None
+        plan = self.plan
+        prm = self.prm
+        spec = plan.spec
+        plan.market = market
+        plan.sig = sig = signal_arrays(spec, market)
+        bars = market.bars
+        bar_ns = live.bar_minutes * _NS_PER_MIN
+        ts_i = int(bars.ts[i])
+        # bar j, whose open is now: the bar after i, or the bar now forming when the data lag the clock
+        ts_j = max(ts_i + bar_ns, live.clock() // bar_ns * bar_ns)
+        minute_i = int(bars.minute[i])
+        day_i = bars.session_dates[int(bars.day[i])]
+        minute_j, day_j = _live.ny_minute_and_date(ts_j)
+        # the arrays' own window and flat flags treat the last bar as its session's last (the backtest
+        # knows; live, the next bar does not exist yet), so these two come from the calendar
+        flat = _clock_minutes(spec.exits.eod_flat_time)
+        ff_i = flat is not None and (minute_i >= flat or _live.is_last_bar(spec, ts_i, live.bar_minutes))
+        ff_j = flat is not None and (minute_j >= flat or _live.is_last_bar(spec, ts_j, live.bar_minutes))
+        w0, w1 = _clock_minutes(spec.entry.window_start), _clock_minutes(spec.entry.window_end)
+        entry_ok = (w0 is None or minute_i >= w0) and (w1 is None or minute_i < w1) and not (ff_i or ff_j)
+
+        # ---- 7. decisions on bar i's close
+        if self.direction != 0:
+            v_close, v_best, priced = self._live_marks(i)
+            if priced and ts_i >= self.entry_bar_ns:
+                bar_best = v_best if self.single else v_close
+                if bar_best > self.best_v:
+                    self.best_v = bar_best
+            if not self.single and priced:
+                self._close_mark_levels(v_close)
+            exit_signal = sig["exit_long"][i] if self.direction > 0 else sig["exit_short"][i]
+            if self.pend_exit_frac == 0.0 and exit_signal:
+                self.pend_exit_frac, self.pend_exit_reason = 1.0, 0
+        want = 0
+        dirp = prm[K.P_DIRECTION]
+        if entry_ok and (prm[K.P_MAX_TRADES_DAY] <= 0 or self.trades_today < prm[K.P_MAX_TRADES_DAY]):
+            if sig["long"][i] and dirp >= 0:
+                want = 1
+            elif sig["short"][i] and dirp <= 0:
+                want = -1
+        if want != 0 and sig["sig_event"][i] >= 0 and sig["sig_event"][i] == self.traded_event:
+            want = 0  # an external signal event is traded at most once (rule 13)
+        if want != 0 and self.direction == -want and dirp == 0:
+            self.pend_exit_frac, self.pend_exit_reason = 1.0, 10  # reversal (rule 9)
+        if want != 0 and (self.direction == 0 or (self.direction == -want and dirp == 0)):
+            legs = self._live_select(want, i) if plan.is_option else []
+            if legs is not None:
+                self.pend_entry, self.live_pend_legs = want, legs
+
+        # ---- 1-5 at bar j's open
+        if day_j != self.live_day:
+            self.live_day = day_j
+            self.trades_today = 0
+        if self.direction != 0 and self.pend_exit_frac > 0.0:
+            frac = self.pend_exit_frac
+            exit_qty = min(self.orig_qty * frac if frac < 1.0 else self.qty, self.qty)
+            if frac < 1.0:  # a partial closes whole contracts (rule 12)
+                exit_qty = float(K._floor_step(exit_qty, prm[K.P_QTY_STEP]))
+            if exit_qty > 0.0:
+                self._live_exit(exit_qty, self.pend_exit_reason)
+        self.pend_exit_frac = 0.0
+        entered = False
+        # an option entry decided on one session never fills on the next (rule 2)
+        if self.pend_entry != 0 and self.direction == 0 and not (plan.is_option and day_i != day_j):
+            order = {"direction": self.pend_entry, "i": i, "legs": self.live_pend_legs, "ts_j": ts_j}
+            if self._live_busy():
+                self.deferred = order  # a reversal: the new position opens once the old one is closed
+            else:
+                entered = self._live_enter(**order)
+        self.pend_entry = 0
+        if self.direction != 0 and not entered and not self.entry_pending:
+            reason = -1
+            day_ord = _live.day_ordinal(day_j)
+            later = self.entry_bar_ns < ts_j  # not the bar the position entered in
+            if ff_j:
+                reason = 7
+            elif later and prm[K.P_MAX_HOLD_NS] > 0 and ts_j - self.entry_ts >= prm[K.P_MAX_HOLD_NS]:
+                reason = 6
+            elif (
+                later
+                and plan.is_option
+                and prm[K.P_CLOSE_BEFORE_EXP] > 0
+                and self.pos_exp[0] - day_ord <= prm[K.P_CLOSE_BEFORE_EXP]
+            ):
+                reason = 11
+            elif (
+                plan.is_option
+                and self.pos_exp[0] <= day_ord
+                and _live.is_last_bar(spec, ts_j, live.bar_minutes)
+            ):
+                # rule 8 closes at the expiry session's last close; live that close cannot be traded,
+                # so the position closes at its last bar's open instead of being left to expire
+                reason = 8
+            if reason >= 0:
+                self._live_exit(self.qty, reason)
+        self._live_place_resting()
+
+    def _live_marks(self, i: int) -> tuple[float, float, bool]:
+        """(value at bar i's close, best value inside it, priced) of the position."""
+        plan = self.plan
+        bars = plan.market.bars
+        if not plan.is_option:
+            s = self.pos_sign[0] * self.pos_mult[0]
+            h, lo, c = float(bars.high[i]), float(bars.low[i]), float(bars.close[i])
+            return s * c, (s * h if s > 0 else s * lo), True
+        v_close = v_best = 0.0
+        priced = True
+        for k in range(self.pos_n):
+            h, lo, c = self._live_contract_bar(k, int(bars.ts[i]))
+            if c != c:
+                priced = False
+                c = h = lo = self.last_mark[k]
+            self.last_mark[k] = c
+            s = self.pos_sign[k] * self.pos_mult[k]
+            v_close += s * c
+            v_best += s * h if s > 0 else s * lo
+        return v_close, v_best, priced
+
+    def _live_contract_bar(self, k: int, ts_i: int) -> tuple[float, float, float]:
+        """(high, low, close) of leg ``k``'s contract in the signal bar starting ``ts_i``: its own trades
+        there, else its last trade within the staleness limit (rule 10), else the quote's mid (live only:
+        a position must not lose its marks because an option did not trade), else NaN."""
+        live = self.live
+        assert live is not None
+        asset = self.pos_asset[k]
+        stale = self.plan.spec.instrument.max_staleness_minutes
+        end = ts_i + live.bar_minutes * _NS_PER_MIN
+        nan = float("nan")
+        try:
+            bars = self.get_historical_prices(asset, live.bar_minutes + stale + 5, "minute")
+        except Exception as exc:  # a data hiccup: fall back to the quote
+            self.log_message(f"no bars for {asset}: {exc}", color="yellow")
+            bars = None
+        if bars is not None and getattr(bars, "df", None) is not None and not bars.df.empty:
+            df = bars.df
+            index = pd.DatetimeIndex(df.index)
+            ns = (
+                index.tz_convert("UTC") if index.tz is not None else index.tz_localize(NY).tz_convert("UTC")
+            ).asi8
+            inside = (ns >= ts_i) & (ns < end)
+            if inside.any():
+                rows = df[inside]
+                return float(rows["high"].max()), float(rows["low"].min()), float(rows["close"].iloc[-1])
+            before = (ns < ts_i) & (ns >= end - (stale + live.bar_minutes) * _NS_PER_MIN)
+            if before.any():
+                c = float(df[before]["close"].iloc[-1])
+                return c, c, c
+        price = self._live_price(asset)
+        return (price, price, price) if price is not None else (nan, nan, nan)
+
+    def _live_select(self, want: int, i: int) -> list[_live.Contract] | None:
+        """Rule 2 live: each leg's contract from the broker's chain, by the kernel's own selection rule
+        (``select_contract``) on the chain's prices; None when a leg finds no priced contract."""
+        plan = self.plan
+        prm = self.prm
+        bars = plan.market.bars
+        spot = float(bars.close[i])
+        day = bars.session_dates[int(bars.day[i])]
+        today = _live.day_ordinal(day)
+        underlying = plan.underlying
+        try:
+            chains = self.get_chains(underlying)
+            expiries = sorted(dt.date.fromisoformat(str(e)[:10]) for e in chains["Chains"]["CALL"])
+        except Exception as exc:  # no chain: no entry this bar
+            self.log_message(f"no option chain for {underlying.symbol}: {exc}", color="yellow")
+            return None
+        snapshot: dict[dt.date, list[_live.Contract]] = {}
+        legs: list[_live.Contract] = []
+        for k in range(self.n_legs):
+            right = int(plan.leg_right[k])
+            want_call = right == 0 or (right == 2 and want > 0)
+            dte = int(plan.leg_dte[k])
+            contracts: list[_live.Contract] = []
+            for expiry in [e for e in expiries if (e - day).days >= dte][:3]:
+                if expiry not in snapshot:
+                    try:
+                        snapshot[expiry] = self._live_chain(expiry, spot)
+                    except Exception as exc:  # that expiry's chain is unavailable: select from the others
+                        self.log_message(f"no {underlying.symbol} chain for {expiry}: {exc}", color="yellow")
+                        snapshot[expiry] = []
+                contracts.extend(snapshot[expiry])
+            if not contracts:
+                self.log_message(f"no {underlying.symbol} expiry at least {dte} days out", color="yellow")
+                return None
+            c_exp, c_strike, c_call, c_off, p_last = _live.chain_arrays(contracts)
+            c = int(
+                K.select_contract(
+                    0,
+                    len(contracts),
+                    0,
+                    spot,
+                    int(bars.minute[i]),
+                    today,
+                    want_call,
+                    dte,
+                    int(plan.leg_select[k]),
+                    float(plan.leg_value[k]),
+                    prm[K.P_RATE],
+                    c_exp,
+                    c_strike,
+                    c_call,
+                    c_off,
+                    p_last,
+                )
+            )
+            if c < 0:
+                self.log_message(
+                    f"leg {k + 1}: no priced {underlying.symbol} contract in the chain", color="yellow"
+                )
+                return None
+            legs.append(contracts[c])
+        return legs
+
+    def _live_chain(self, expiry: dt.date, spot: float) -> list[_live.Contract]:
+        underlying = self.plan.underlying
+        frame = self.get_chain_full_info(underlying, expiry, underlying_price=spot, risk_free_rate=0.0)
+        out = []
+        for row in frame.to_dict("records") if frame is not None else []:
+            kind = str(row.get("option_type") or row.get("right") or "").lower()
+            if kind not in ("call", "put") or row.get("strike") is None:
+                continue
+            out.append(
+                _live.Contract(
+                    expiry, float(row["strike"]), kind == "call", _live.chain_price(row), underlying.symbol
+                )
+            )
+        return out
+
+    # ------------------------------------------------------------------ live: orders
+
+    def _live_submit(self, orders: list[Any], action: _Action, *, what: str) -> Any:
+        """Submit one order, or a multi-leg order, and track it: the order Lumibot tracks (the parent of
+        a multi-leg order), or None when it never reached the broker (refused by the deployment's risk
+        guard, or by the broker at once)."""
+        try:
+            if len(orders) == 1:
+                result = self.submit_order(orders[0])
+            else:
+                result = self.submit_order(orders, is_multileg=True, order_type="market", duration="day")
+        except Exception as exc:  # the broker client raised: nothing is working at the broker
+            self.log_message(f"{what}: submitting failed: {exc}", color="red")
+            return None
+        placed = result[0] if isinstance(result, list) and result else result
+        if placed is None or isinstance(placed, list):
+            self.log_message(f"{what}: refused before reaching the broker", color="red")
+            return None
+        if getattr(placed, "identifier", None) is None or placed.is_canceled():
+            self.log_message(f"{what}: the broker refused it ({getattr(placed, 'status', '?')})", color="red")
+            return None
+        self.live_orders[id(placed)] = (placed, action, 0 if len(orders) == 1 else -1)
+        return placed
+
+    def _live_order(self, asset: Any, units: float, side: str, **kwargs: Any) -> Any:
+        quantity = round(units, 8)
+        # whole shares and contracts go out as integers ("3", not "3.0"), forex units as they are
+        return self.create_order(asset, int(quantity) if quantity.is_integer() else quantity, side, **kwargs)
+
+    def _live_enter(self, direction: int, i: int, legs: list[_live.Contract], ts_j: int) -> bool:
+        """Steps 3 live: size from the broker's equity and current prices, market orders for every leg."""
+        plan = self.plan
+        prm = self.prm
+        bars = plan.market.bars
+        sig = plan.sig
+        rows: list[tuple[float, float, Any, float]] = []  # sign, mult, asset, price
+        if plan.is_option:
+            for k, contract in enumerate(legs):
+                if not math.isfinite(contract.price):
+                    return False
+                asset = Asset(
+                    plan.spec.instrument.symbol,
+                    asset_type="option",
+                    expiration=contract.expiry,
+                    strike=contract.strike,
+                    right="CALL" if contract.call else "PUT",
+                    multiplier=int(K.OPTION_MULT),
+                )
+                rows.append((float(plan.leg_sign[k]), K.OPTION_MULT, asset, contract.price))
+                self.pos_exp[k] = _live.day_ordinal(contract.expiry)
+                self.pos_strike[k] = contract.strike
+                self.pos_call[k] = contract.call
+                self.pos_ticker[k] = contract.ticker
+        else:
+            price = self._live_price(plan.underlying) or float(bars.close[i])
+            rows.append((float(direction), plan.mult, plan.underlying, price))
+        for k, (sgn, mult, asset, px) in enumerate(rows):
+            self.pos_sign[k], self.pos_mult[k], self.pos_asset[k] = sgn, mult, asset
+            self.pos_legs[k] = k if plan.is_option else -1
+            self.pos_units[k] = abs(sgn) if plan.is_option else plan.lumi_units
+            self.last_mark[k] = px
+            if not plan.is_option:
+                self.pos_ticker[k] = ""
+        self.pos_n = len(rows)
+        self.single = self.pos_n == 1
+        prm[K.P_COMM_UNIT] = self.comm_unit_entry
+        fresh = self._trade()
+        v_fill = sum(sgn * mult * px for sgn, mult, _, px in rows)
+        v_pay = v_fill + self._cost(fresh, rows[0][3])
+        value = self.get_portfolio_value()
+        if value is None and prm[K.P_SIZE_MODE] != 0:  # sized from equity the broker did not report
+            self.log_message("no account value from the broker: entry skipped", color="yellow")
+            return False
+        equity = float(value or 0.0)
+        context = (float(sig["atr"][i]), float(sig["sig_stop_dist"][i]), float(sig["sig_tp_dist"][i]))
+        stop_dist = self._stop_distance(v_pay, context[0], context[1])
+        q = self._size(fresh, v_fill, v_pay, stop_dist, equity)
+        label = "long" if direction > 0 else "short"
+        if q < float(prm[K.P_QTY_STEP]) - 1e-12:
+            self.log_message(f"{label} entry signal at bar {_stamp(bars.ts[i])}, but the size rounds to zero")
+            return False
+        action = _Action("entry", 0, self.pos_n, exit_qty=q, context=context)
+        orders = [
+            self._live_order(self.pos_asset[k], q * self.pos_units[k], self._side(rows[k][0], opening=True))
+            for k in range(self.pos_n)
+        ]
+        what = f"{label} entry of {q:g} {self._live_label()}"
+        if self._live_submit(orders, action, what=what) is None:
+            self.pos_n = 0
+            return False
+        self.qty = self.orig_qty = q
+        self.direction = direction
+        self.v_entry = self.v_entry_trade = self.best_v = v_pay  # until the fills arrive
+        self.stop_v, self.tp_v = self._entry_levels(v_pay, stop_dist, context[0], context[2])
+        self.entry_bar_ns = self.entry_ts = ts_j
+        self.traded_event = int(sig["sig_event"][i])
+        self.next_partial = 0
+        self.converted = False
+        self.trades_today += 1
+        self.entry_pending = True
+        self.log_message(f"{what}: signal at bar {_stamp(bars.ts[i])}")
+        self._live_wait_for_fills()
+        return True
+
+    def _live_wait_for_fills(self) -> None:
+        """Wait (briefly) for a market entry's fills, so its resting exits go out within seconds rather
+        than at the next iteration; the broker's polling thread updates the orders meanwhile."""
+        live = self.live
+        assert live is not None
+        deadline = time.monotonic() + live.fill_wait
+        while self.entry_pending and time.monotonic() < deadline:
+            time.sleep(0.1)
+            self._live_sync()
+
+    def _live_exit(self, exit_qty: float, reason: int) -> None:
+        """Close ``exit_qty`` units with market orders (steps 1 and 4 live)."""
+        self._live_cancel_resting()
+        trade = self._trade()
+        action = _Action("exit", 0, trade.n, trade=trade, reason=reason, exit_qty=exit_qty)
+        action.restore = (self.direction, self.qty)
+        orders = [
+            self._live_order(
+                self.pos_asset[k], exit_qty * trade.units[k], self._side(float(trade.sign[k]), opening=False)
+            )
+            for k in range(trade.n)
+        ]
+        what = f"{EXIT_REASONS[reason]} exit of {exit_qty:g} {self._live_label()}"
+        if self._live_submit(orders, action, what=what) is None:
+            return
+        self.log_message(what)
+        self._leave(exit_qty)
+
+    def _live_value_text(self, v: float) -> str:
+        """A unit's value as a trader reads it: the price of a single instrument, else the net value."""
+        if self.pos_n == 1 and not self.plan.is_option:
+            return f"at {v / (self.pos_sign[0] * self.pos_mult[0]):.6g}"
+        if self.pos_n == 1:
+            return f"at {v / (self.pos_sign[0] * self.pos_mult[0]):.4g} a share"
+        return f"net value {v:,.2f} a unit"
+
+    def _live_label(self) -> str:
+        plan = self.plan
+        if plan.is_option:
+            return "+".join(t.removeprefix("O:") for t in self.pos_ticker[: self.pos_n] if t)
+        return str(plan.underlying.symbol)
+
+    def _live_place_resting(self) -> None:
+        """Rules 4, 6, 7 live: the stop, partial targets and target of a single-instrument position rest
+        at the broker (GTC), re-placed when a level moves; prices on the broker's tick grid."""
+        live = self.live
+        assert live is not None
+        if live.exits != "resting" or self.direction == 0 or not self.single or self.entry_pending:
+            if self.resting and (self.direction == 0 or not self.single):
+                self._live_cancel_resting()
+            return
+        rises = self.pos_sign[0] < 0  # a short leg's stop and a long leg's targets trigger on a rise
+        wanted = []
+        for kind, price, units, reason, n in self._wanted_resting():
+            if price > 0.0:
+                up = rises == (kind == "stop")
+                tick = _live.price_tick(
+                    self.plan.spec.instrument.type, price, str(self.plan.underlying.symbol)
+                )
+                price = _live.round_to_tick(price, tick, up=up)
+            wanted.append((kind, price, round(units, 8), reason, n))
+        if wanted == [r.key() for r in self.resting]:
+            return
+        self._live_cancel_resting()
+        side = self._side(self.pos_sign[0], opening=False)
+        for kind, price, units, reason, n in wanted:
+            if price <= 0.0:
+                if rises == (kind == "stop"):
+                    self._live_exit(units / self.pos_units[0], reason)  # every price touches it
+                    return
+                continue
+            action = _Action("resting", 0, 1, reason=reason, rest_kind=kind, partial_index=n)
+            level = {"stop_price": price} if kind == "stop" else {"limit_price": price}
+            order = self._live_order(self.pos_asset[0], units, side, time_in_force="gtc", **level)
+            placed = self._live_submit([order], action, what=f"resting {kind} at {price:g}")
+            if placed is not None:
+                self.resting.append(_Resting(placed, kind, price, units, reason, n))
+
+    def _live_cancel(self, order: Any) -> None:
+        if id(order) in self.live_cancelled or not order.is_active():
+            return  # asked once already: the broker's answer arrives with a poll
+        self.live_cancelled.add(id(order))
+        try:
+            self.cancel_order(order)
+        except Exception as exc:  # already final at the broker: its state arrives with the next poll
+            self.log_message(f"cancelling {order}: {exc}", color="yellow")
+
+    def _live_cancel_resting(self) -> None:
+        for rest in self.resting:
+            self.live_orders.pop(id(rest.order), None)
+            self._live_cancel(rest.order)
+        self.resting = []
+
+    def _live_watch(self) -> bool:
+        """Watch mode (rules 4, 6, 7 where resting exits cannot rest): the resting levels against the
+        broker's current price, closed with a market order when touched. True if an exit went out."""
+        if self.entry_pending or not self.single:
+            return False
+        price = self._live_price(self.pos_asset[0])
+        if price is None:
+            return False
+        rises = self.pos_sign[0] < 0
+        for kind, level, units, reason, n in self._wanted_resting():
+            up = rises == (kind == "stop")
+            if (price >= level) if up else (price <= level):
+                if kind == "partial":
+                    self.next_partial = n + 1
+                self.log_message(f"{kind} level {level:g} touched at {price:g}")
+                self._live_exit(units / self.pos_units[0], reason)
+                return True
+        return False
+
+    # ------------------------------------------------------------------ live: the broker's answers
+
+    def _live_busy(self) -> bool:
+        return any(action.kind in ("entry", "exit") for _, action, _ in self.live_orders.values())
+
+    def _live_sync(self) -> None:
+        """Apply every tracked order that reached a final state (filled, canceled, refused)."""
+        for key, (order, action, k) in list(self.live_orders.items()):
+            if order.is_filled():
+                del self.live_orders[key]
+                self.settle = True
+                self._live_filled(order, action, k)
+            elif order.is_canceled():
+                del self.live_orders[key]
+                self.settle = True
+                self._live_dead(order, action)
+
+    def _live_filled(self, order: Any, action: _Action, k: int) -> None:
+        qty = abs(float(order.quantity or 0.0))
+        price = _fill_price(order)
+        if action.kind == "resting":
+            self._live_resting_filled(order, action, price if price is not None else 0.0, qty)
+            return
+        if k >= 0:
+            action.prices[k] = price if price is not None else self.last_mark[k]
+        else:  # a multi-leg order: its legs' prices, else the quotes
+            children = list(getattr(order, "child_orders", None) or [])
+            for leg in range(action.n_legs):
+                child = next((c for c in children if _same_asset(c.asset, self.pos_asset[leg])), None)
+                px = _fill_price(child) if child is not None else None
+                action.prices[leg] = px if px is not None else (self._live_price(self.pos_asset[leg]) or 0.0)
+        if len(action.prices) < action.n_legs:
+            return
+        trade = action.trade if action.trade is not None else self._trade()
+        v_fill = sum(float(trade.sign[j]) * float(trade.mult[j]) * action.prices[j] for j in range(trade.n))
+        if action.kind == "exit":
+            pnl = action.exit_qty * (v_fill - trade.entry_v)
+            self.log_message(
+                f"closed {action.exit_qty:g} units ({EXIT_REASONS[action.reason]}, {self._live_value_text(v_fill)}): "
+                f"about {pnl:+,.2f} before commissions"
+            )
+            return
+        for j in range(trade.n):
+            self.last_mark[j] = action.prices[j]
+        atr, sig_stop, sig_tp = action.context
+        stop_dist = self._stop_distance(v_fill, atr, sig_stop)
+        self.v_entry = self.v_entry_trade = self.best_v = v_fill
+        self.stop_v, self.tp_v = self._entry_levels(v_fill, stop_dist, atr, sig_tp)
+        self.entry_pending = False
+        self.log_message(
+            f"entered {self.direction * self.qty:+g} {self._live_label()} ({self._live_value_text(v_fill)})"
+        )
+        self._live_place_resting()
+
+    def _live_resting_filled(self, order: Any, action: _Action, price: float, quantity: float) -> None:
+        exit_qty = min(quantity / self.pos_units[0], self.qty)
+        self.resting = [r for r in self.resting if r.order is not order]
+        self.log_message(f"{action.rest_kind} filled: {exit_qty:g} {self._live_label()} at {price:g}")
+        self._leave(exit_qty)
+        if action.rest_kind == "partial":
+            self.next_partial = action.partial_index + 1
+        if self.direction == 0 or action.rest_kind != "partial":
+            self._live_cancel_resting()
+            if self.direction != 0:
+                self.log_message(f"a {action.rest_kind} left {self.qty:g} units open", color="yellow")
+            return
+        # a partial filled: the stop and the final target behind it now close only what is left
+        self._live_cancel_resting()
+        self._live_place_resting()
+
+    def _live_dead(self, order: Any, action: _Action) -> None:
+        why = getattr(order, "error_message", None) or getattr(order, "status", "canceled")
+        if action.kind == "entry":
+            self.log_message(f"the entry order {order} did not fill ({why}); staying flat", color="red")
+            for other, other_action, _ in list(self.live_orders.values()):
+                if other_action is action:
+                    self._live_cancel(other)
+            self.direction, self.qty, self.orig_qty, self.pos_n = 0, 0.0, 0.0, 0
+            self.entry_pending = False
+        elif action.kind == "exit":
+            direction, qty = action.restore
+            self.log_message(
+                f"the exit order {order} did not fill ({why}); retrying at the next bar", color="red"
+            )
+            if self.direction == 0:
+                self.direction, self.qty = direction, qty
+            self.pend_exit_frac, self.pend_exit_reason = 1.0, action.reason
+        else:
+            self.resting = [r for r in self.resting if r.order is not order]  # re-placed at the next bar
+
+    def _live_reconcile(self) -> None:
+        """The broker's position is the truth: adopt one this strategy does not know (a restart, a manual
+        trade), forget one that is gone (a resting exit filled unseen, a manual close)."""
+        plan = self.plan
+        if plan.is_option:
+            held = self._live_option_positions()
+            units = 0.0 if not held else 1.0
+        else:
+            position = self.get_position(plan.underlying)
+            units = float(position.quantity) if position is not None and position.quantity else 0.0
+            held = [(plan.underlying, units, getattr(position, "avg_fill_price", None))] if units else []
+        if self.direction == 0 and held:
+            self._live_adopt(held)
+        elif self.direction != 0 and not held:
+            self.log_message(f"{self._live_label()} is flat at the broker; forgetting the position")
+            self._live_cancel_resting()
+            self.direction, self.qty, self.pos_n = 0, 0.0, 0
+        if self.direction != 0:
+            self._live_cancel_foreign()
+        if self.direction != 0 and not plan.is_option:
+            qty = abs(units) / self.pos_units[0]
+            if (units > 0) != (self.direction > 0):
+                self.log_message(
+                    f"the broker holds {units:+g} {self._live_label()}, opposite to this strategy's position"
+                )
+                self._live_cancel_resting()
+                self.direction, self.qty, self.pos_n = 0, 0.0, 0
+                self._live_adopt(held)
+            elif abs(qty - self.qty) > 1e-9:
+                self.log_message(f"the broker holds {units:+g} {self._live_label()}; following it")
+                self.qty = qty
+                self._live_place_resting()
+
+    def _live_cancel_foreign(self) -> None:
+        """Cancel working orders on the position's instruments that this run did not place (an earlier
+        run's resting exits after a restart): the deployment owns the instrument, and a second set of
+        exits would close the position twice."""
+        mine = {id(order) for order, _, _ in self.live_orders.values()}
+        assets = [self.pos_asset[k] for k in range(self.pos_n)]
+        for order in self.get_orders():
+            if id(order) in mine or not order.is_active() or order.order_type == "market":
+                continue  # an earlier run's market orders fill (or fail) on their own
+            if any(_same_asset(order.asset, asset) for asset in assets):
+                self.log_message(f"cancelling {order}: left working by an earlier run")
+                self._live_cancel(order)
+
+    def _live_option_positions(self) -> list[tuple[Any, float, float | None]]:
+        symbol = str(self.plan.underlying.symbol)
+        out = []
+        for position in self.get_positions():
+            asset = position.asset
+            if (
+                str(asset.asset_type) == "option"
+                and str(asset.symbol) == symbol
+                and float(position.quantity or 0)
+            ):
+                out.append((asset, float(position.quantity), getattr(position, "avg_fill_price", None)))
+        return out
+
+    def _live_cost_basis(self) -> dict[str, float]:
+        """Average price per share of each position as the broker books it, by broker symbol (OCC for
+        options). Lumibot's Tradier positions carry no average price; Tradier's cost basis has it."""
+        tradier = getattr(self.broker, "tradier", None)
+        if tradier is None:
+            return {}
+        try:
+            frame = tradier.account.get_positions()
+        except Exception as exc:  # the levels then start from the current price
+            self.log_message(f"no cost basis from the broker: {exc}", color="yellow")
+            return {}
+        out = {}
+        for row in frame.to_dict("records") if frame is not None else []:
+            symbol, qty, basis = str(row.get("symbol") or ""), row.get("quantity"), row.get("cost_basis")
+            if not symbol or not qty or basis is None:
+                continue
+            mult = K.OPTION_MULT if len(symbol) > 15 and symbol[-9] in "CP" else 1.0
+            out[symbol] = abs(float(basis) / (float(qty) * mult))
+        return out
+
+    def _live_adopt(self, held: list[tuple[Any, float, float | None]]) -> None:
+        """Take over positions found at the broker: levels from their average prices."""
+        plan = self.plan
+        if any(not avg for _, _, avg in held):
+            basis = self._live_cost_basis()
+            held = [(asset, q, avg or basis.get(_broker_symbol(asset)) or None) for asset, q, avg in held]
+        if plan.is_option:
+            size = min(abs(q) for _, q, _ in held)
+            for k, (asset, q, avg) in enumerate(held[:4]):
+                self.pos_sign[k] = (1.0 if q > 0 else -1.0) * abs(q) / size
+                self.pos_mult[k] = K.OPTION_MULT
+                self.pos_asset[k] = asset
+                self.pos_legs[k] = k
+                self.pos_units[k] = abs(q) / size
+                self.pos_exp[k] = _live.day_ordinal(asset.expiration)
+                self.pos_strike[k] = float(asset.strike)
+                self.pos_call[k] = str(asset.right).upper().startswith("C")
+                self.pos_ticker[k] = _live.Contract(
+                    asset.expiration, float(asset.strike), self.pos_call[k], 0.0, str(asset.symbol)
+                ).ticker
+                self.last_mark[k] = float(avg) if avg else (self._live_price(asset) or 0.0)
+            self.pos_n = min(len(held), 4)
+            self.qty = self.orig_qty = size
+            self.direction = 1
+        else:
+            asset, units, avg = held[0]
+            self.direction = 1 if units > 0 else -1
+            self.pos_sign[0], self.pos_mult[0], self.pos_asset[0] = float(self.direction), plan.mult, asset
+            self.pos_legs[0], self.pos_units[0], self.pos_ticker[0] = -1, plan.lumi_units, ""
+            self.pos_n = 1
+            self.qty = self.orig_qty = abs(units) / plan.lumi_units
+            self.last_mark[0] = float(avg) if avg else (self._live_price(asset) or 0.0)
+        self.single = self.pos_n == 1
+        v = sum(self.pos_sign[k] * self.pos_mult[k] * self.last_mark[k] for k in range(self.pos_n))
+        atr = float(self.plan.sig["atr"][-1]) if self.plan.sig else float("nan")
+        stop_dist = self._stop_distance(v, atr, float("nan"))
+        self.v_entry = self.v_entry_trade = self.best_v = v
+        self.stop_v, self.tp_v = self._entry_levels(v, stop_dist, atr, float("nan"))
+        assert self.live is not None
+        bar_ns = self.live.bar_minutes * _NS_PER_MIN
+        now = self.live.clock()
+        self.entry_bar_ns = self.entry_ts = now // bar_ns * bar_ns  # held from this bar on
+        self.next_partial = 0
+        self.entry_pending = False
+        # a position found at the broker is one of today's trades: a restart must not add one more
+        self.live_day = pd.Timestamp(now, tz="UTC").tz_convert(NY).date()
+        self.trades_today = max(self.trades_today, 1)
+        self.log_message(
+            f"holding {self.direction * self.qty:+g} {self._live_label()} found at the broker; levels from its "
+            f"average price ({self._live_value_text(v)})"
+        )
+        self._live_cancel_foreign()
+        self._live_place_resting()
 
 
 # --------------------------------------------------------------------------- running one backtest
@@ -1473,4 +2376,201 @@ def run(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-__all__ = ["SpecStrategy", "lumibot_environment", "run"]
+# --------------------------------------------------------------------------- live trading
+
+
+class UnsupportedLive(ValueError):
+    """SpecStrategy cannot trade this spec live (or not on this broker); the message says why."""
+
+
+# the instruments each broker's Lumibot glue trades live
+_LIVE_BROKERS = {"tradier": ("stock", "option"), "tradelocker": ("forex",)}
+_NO_END = 1 << 62  # live plans have no window end
+
+
+@dataclass(frozen=True)
+class _Live:
+    """How a live SpecStrategy reads and trades its broker (see :meth:`SpecStrategy.configure_live`)."""
+
+    broker: str  # tradier | tradelocker | another Lumibot broker's name
+    exits: str  # resting: single-instrument levels rest at the broker; watch: checked at each iteration
+    bar_minutes: int
+    timestep: str  # the Lumibot timestep fetched
+    factor: int  # fetched bars per signal bar
+    lookback: int  # signal bars per decision
+    sleeptime: str
+    include_after_hours: bool
+    fill_wait: float  # seconds an entry waits for its fills inside the iteration
+    clock: Callable[[], int] = time.time_ns  # now, in ns since the epoch (the bar whose open is now)
+
+
+def _broker_kind(broker: Any) -> str:
+    """``tradier``, ``tradelocker`` or the lower-cased name of another Lumibot broker."""
+    name = str(getattr(broker, "name", "") or getattr(broker, "NAME", "") or type(broker).__name__).lower()
+    for kind in _LIVE_BROKERS:
+        if kind in name:
+            return kind
+    return name
+
+
+def live_problem(spec: StrategySpec, broker: Any = None) -> str | None:
+    """Why SpecStrategy cannot trade ``spec`` live (on ``broker``: a Lumibot broker or its name), or None."""
+    inst = spec.instrument
+    problems = []
+    if inst.type == "future":
+        problems.append(
+            "futures (neither broker trades them here: Tradier's futures API is behind a feature flag and "
+            "TradeLocker accounts hold FX and CFDs); trade the underlying index ETF or backtest only"
+        )
+    if inst.type == "option" and inst.staged is not None:
+        problems.append(
+            "instrument.staged (a staged conversion is backtested only; remove it to trade the spec's legs)"
+        )
+    pcts = [p.pct for p in spec.exits.partial_take_profits]
+    if pcts != sorted(pcts) and (inst.type != "option" or len(inst.legs) == 1):
+        problems.append(
+            f"exits.partial_take_profits must have ascending pct (they rest together), got {pcts}"
+        )
+    if broker is not None:
+        kind = broker if isinstance(broker, str) else _broker_kind(broker)
+        allowed = _LIVE_BROKERS.get(kind.lower())
+        if allowed is not None and inst.type not in allowed:
+            problems.append(f"{inst.type} instruments on {kind} ({kind} trades {' and '.join(allowed)} here)")
+    if not problems:
+        return None
+    return f"spec {spec.name!r} cannot trade live: " + "; ".join(problems)
+
+
+def _live_plan(spec: StrategySpec) -> _Plan:
+    """The static part of a plan for live trading; ``market`` and ``sig`` are set at each decision."""
+    inst = spec.instrument
+    mult, _, _ = underlying_multiplier(spec)
+    leg_kind, leg_sign, leg_right, leg_dte, leg_select, leg_value = _legs(spec)
+    if inst.type == "forex":
+        pair = forex_pair(inst.symbol)
+        # Lumibot (and brokers.lumibot_tradelocker) count forex in units of the base currency
+        underlying, lumi_units = Asset(pair.pair, asset_type="forex"), pair.lot_units
+    else:
+        underlying, lumi_units = Asset(inst.symbol, asset_type="stock"), 1.0
+    is_option = inst.type == "option"
+    return _Plan(
+        spec=spec,
+        market=None,  # type: ignore[arg-type]  # the first decision's market
+        i0=0,
+        i1=_NO_END,
+        params=kernel_params(spec),
+        leg_kind=leg_kind,
+        leg_sign=leg_sign,
+        leg_right=leg_right,
+        leg_dte=leg_dte,
+        leg_select=leg_select,
+        leg_value=leg_value,
+        mult=mult,
+        is_option=is_option,
+        own_pct=is_option and len(inst.legs) > 1,
+        sig={},
+        p_last=np.zeros(0),
+        partial_pct=[p.pct for p in spec.exits.partial_take_profits],
+        partial_frac=[p.fraction for p in spec.exits.partial_take_profits],
+        underlying=underlying,
+        lumi_units=lumi_units,
+        bar_at={},
+        sentinel_at={},
+        close_days=set(),
+    )
+
+
+def live_strategy(
+    broker: Any,
+    spec: StrategySpec,
+    *,
+    name: str,
+    sleeptime: str | None = None,
+    lookback: int | None = None,
+    fill_wait: float = 10.0,
+    clock: Callable[[], int] = time.time_ns,
+) -> SpecStrategy:
+    """A :class:`SpecStrategy` trading ``spec`` live (paper or real money: the broker decides) on a Lumibot
+    ``broker``, ready for ``Trader.add_strategy``.
+
+    ``sleeptime``: Lumibot's iteration interval (default by timeframe: one minute for intraday bars);
+    ``lookback``: signal bars fetched per decision (default :func:`evaluator._live.default_lookback`);
+    ``fill_wait``: seconds an entry waits in its iteration for the broker's fills before its resting exits
+    go out (they follow at a later iteration otherwise); ``clock``: now in ns since the epoch (the wall
+    clock; a test drives decisions bar by bar with its own). Raises :class:`UnsupportedLive` (a ValueError) for
+    what the live mode does not trade (:func:`live_problem`).
+    """
+    problem = live_problem(spec, broker)
+    if problem is not None:
+        raise UnsupportedLive(problem)
+    strategy = SpecStrategy(
+        broker=broker,
+        name=name,
+        sleeptime=sleeptime or _live.DEFAULT_SLEEPTIME[spec.timeframe],
+        minutes_before_closing=0,
+        risk_free_rate=0.0,  # else Lumibot fetches ^IRX from Yahoo
+        benchmark_asset=None,
+        should_backup_variables_to_database=False,
+        should_send_summary_to_discord=False,
+    )
+    strategy.configure_live(
+        spec, _broker_kind(broker), sleeptime=sleeptime, lookback=lookback, fill_wait=fill_wait, clock=clock
+    )
+    return strategy
+
+
+def _clock_minutes(text: str | None) -> int | None:
+    if text is None:
+        return None
+    t = dt.time.fromisoformat(text)
+    return t.hour * 60 + t.minute
+
+
+def _stamp(ns: Any) -> str:
+    return pd.Timestamp(int(ns), tz="UTC").tz_convert(NY).strftime("%Y-%m-%d %H:%M")
+
+
+def _fill_price(order: Any) -> float | None:
+    """An order's average fill price, unrounded (Lumibot's ``get_fill_price`` rounds to cents, which
+    would move a forex position's levels by up to half a cent)."""
+    price = getattr(order, "avg_fill_price", None)
+    if price is None:
+        fills = [
+            (t.price, t.quantity) for t in getattr(order, "transactions", None) or [] if t.price is not None
+        ]
+        total = sum(float(q) for _, q in fills)
+        price = sum(float(p) * float(q) for p, q in fills) / total if total else None
+    if price is None:
+        return None
+    value = float(price)
+    return value if math.isfinite(value) and value > 0 else None
+
+
+def _broker_symbol(asset: Any) -> str:
+    """The broker's symbol of a Lumibot asset: the ticker, or the OCC symbol of an option."""
+    if str(asset.asset_type) != "option":
+        return str(asset.symbol)
+    right = "C" if str(asset.right).upper().startswith("C") else "P"
+    return f"{asset.symbol}{asset.expiration:%y%m%d}{right}{round(float(asset.strike) * 1000):08d}"
+
+
+def _same_asset(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return False
+    return (
+        str(a.symbol) == str(b.symbol)
+        and str(a.asset_type) == str(b.asset_type)
+        and getattr(a, "expiration", None) == getattr(b, "expiration", None)
+        and float(getattr(a, "strike", 0) or 0) == float(getattr(b, "strike", 0) or 0)
+        and str(getattr(a, "right", "") or "").upper()[:1] == str(getattr(b, "right", "") or "").upper()[:1]
+    )
+
+
+__all__ = [
+    "SpecStrategy",
+    "UnsupportedLive",
+    "live_problem",
+    "live_strategy",
+    "lumibot_environment",
+    "run",
+]

@@ -7,7 +7,8 @@ POST/PUT bodies, ``tag`` only returned with ``includeTags=true``, plain-text 401
 400 ``{"errors": {"error": [...]}}`` refusals, "order already in finalized state" on late cancels.
 
 Fills are immediate and deterministic: market orders at the ask (buys) / bid (sells), limit orders when
-marketable, otherwise they rest. Bracket (OTO/OTOCO) exits rest until canceled.
+marketable, otherwise they rest. Bracket (OTO/OTOCO) exits rest until canceled. Prices move only when a
+test calls ``set_quote``, which works the resting equity and option orders (stops trigger there).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def _now_iso() -> str:
 
 class FakeTradier(FakeServer):
     prefix = "/v1"
+    CHAIN_STRIKES = range(580, 605, 5)
 
     def __init__(
         self,
@@ -57,6 +59,9 @@ class FakeTradier(FakeServer):
         self._next_order_id = 1000
         self._next_position_id = 500
         self.history_requests = 0
+        # timesales around the clock, every day (a market that never closes), so a test's latest bar is
+        # always the minute just ended whatever the wall clock says
+        self.all_hours = False
         self.equity_quotes: dict[str, tuple[float, float, float]] = {
             "SPY": (590.11, 590.13, 590.12),
             "AAPL": (227.40, 227.45, 227.43),
@@ -69,6 +74,31 @@ class FakeTradier(FakeServer):
         """Orders the account holds (a bracket or multi-leg order counts once)."""
         with self.lock:
             return len(self.orders)
+
+    def set_quote(self, symbol: str, bid: float, ask: float, last: float | None = None) -> None:
+        """Move a stock's quote and work the resting orders it prices (the stock's and its options'):
+        limits fill once marketable, stops trigger once the touch reaches them and fill at the touch."""
+        with self.lock:
+            self.equity_quotes[symbol] = (bid, ask, last if last is not None else round((bid + ask) / 2, 2))
+            for order in list(self.orders.values()):
+                if order["status"] in _FINAL or order["class"] not in ("equity", "option"):
+                    continue
+                instrument = self._instrument(order)
+                match = _OCC.match(instrument)
+                if instrument != symbol and not (match and match[1] == symbol):
+                    continue
+                price = self._marketable(order)
+                if price is None and order["type"] == "stop":
+                    price = self._stop_touch(order)
+                if price is not None:
+                    self._fill(order, price)
+
+    def _stop_touch(self, order: dict[str, Any]) -> float | None:
+        """Fill price of a resting stop the current quote triggers, else None."""
+        bid, ask, _ = self._prices(self._instrument(order))  # type: ignore[misc]
+        if order["side"] in _BUY_SIDES:
+            return ask if ask >= order["stop_price"] else None
+        return bid if bid <= order["stop_price"] else None
 
     # ------------------------------------------------------------ prices
     def _option_price(self, symbol: str) -> tuple[float, float, float] | None:
@@ -171,8 +201,7 @@ class FakeTradier(FakeServer):
             if path == "/markets/history":
                 return self._history(query)
             if path == "/markets/options/expirations":
-                dates = self.expirations.get(query.get("symbol", ""))
-                return Response(200, {"expirations": {"date": dates} if dates else None})
+                return Response(200, self._expirations(query))
             if path == "/markets/options/chains":
                 return Response(200, self._chain(query.get("symbol", ""), query.get("expiration", "")))
         if request.method == "POST" and path == f"{acct}/orders":
@@ -296,12 +325,31 @@ class FakeTradier(FakeServer):
             block["unmatched_symbols"] = {"symbol": missing[0] if len(missing) == 1 else missing}
         return {"quotes": block}
 
+    def _expirations(self, query: dict[str, str]) -> dict[str, Any]:
+        """``GET /markets/options/expirations``: bare dates, or with ``strikes=true`` (what Lumibot's
+        ``get_chains`` asks for) one object per expiry with its strikes and contract size."""
+        dates = self.expirations.get(query.get("symbol", ""))
+        if not dates:
+            return {"expirations": None}
+        if query.get("strikes", "").lower() != "true":
+            return {"expirations": {"date": dates}}
+        rows = [
+            {
+                "date": day,
+                "contract_size": 100,
+                "expiration_type": "standard",
+                "strikes": {"strike": [float(k) for k in self.CHAIN_STRIKES]},
+            }
+            for day in dates
+        ]
+        return {"expirations": {"expiration": rows if len(rows) > 1 else rows[0]}}
+
     def _chain(self, symbol: str, expiration: str) -> dict[str, Any]:
         if expiration not in self.expirations.get(symbol, []):
             return {"options": None}
         underlying = self.equity_quotes[symbol][2]
         rows = []
-        for strike in range(580, 605, 5):
+        for strike in self.CHAIN_STRIKES:
             for right in ("C", "P"):
                 occ = self.occ(symbol, expiration, right, strike)
                 row = self._quote(occ)
@@ -332,7 +380,8 @@ class FakeTradier(FakeServer):
     def _timesales(self, query: dict[str, str]) -> Response:
         """``GET /markets/timesales``: minute bars (``interval`` 1min/5min/15min) between ``start`` and
         ``end`` (US/Eastern ``YYYY-MM-DD HH:MM``), weekdays only, 09:30-16:00 with ``session_filter=open``
-        and 04:00-20:00 with ``all``; ``{"series": {"data": [...]}}`` or ``{"series": null}``."""
+        and 04:00-20:00 with ``all`` (every minute of every day with ``all_hours``); ``{"series": {"data":
+        [...]}}`` or ``{"series": null}``."""
         symbol = query.get("symbol", "")
         if not self._prices(symbol):
             return Response(400, {"errors": {"error": [f"Invalid symbol {symbol!r}"]}})
@@ -352,7 +401,7 @@ class FakeTradier(FakeServer):
         t -= timedelta(minutes=t.minute % interval)
         while t <= end:
             minute_of_day = t.hour * 60 + t.minute
-            if t.weekday() < 5 and first <= minute_of_day < last:
+            if self.all_hours or (t.weekday() < 5 and first <= minute_of_day < last):
                 epoch_min = int(t.timestamp() // 60)
                 o, c = self.bar_close(symbol, epoch_min - interval), self.bar_close(symbol, epoch_min)
                 rows.append(
@@ -662,7 +711,7 @@ class FakeTradier(FakeServer):
             return touch
         if typ == "limit":
             return touch if (leg["price"] >= ask if buying else leg["price"] <= bid) else None
-        return None  # resting stops never trigger: the fake's prices do not move
+        return None  # a stop triggers only when set_quote moves the price through it
 
     def _fill(self, leg: dict[str, Any], price: float) -> None:
         instrument = self._instrument(leg)

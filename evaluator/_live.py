@@ -1,0 +1,226 @@
+"""Broker data for SpecStrategy's live mode, shaped like the backtests' data.
+
+* :func:`closed_bars` / :func:`frame_market`: a broker's recent bars (a Lumibot ``Bars`` frame) as the
+  closed bars of the spec's timeframe, in a :class:`~evaluator.market.Market` built by the same
+  :func:`~evaluator.market.bars_from_frame` the backtests use, so :func:`evaluator.fast.signal_arrays`
+  evaluates the spec's expressions on it exactly as it does on the store's bars. Resampled windows
+  follow ``data.store``: stocks' regular-session windows count from 09:30, everything else from the
+  clock, daily bars are labelled 00:00 New York.
+* :func:`is_last_bar`: whether a bar is its session's last one (what a backtest reads off the data:
+  the end-of-day flat and the no-entry-before-the-flat rules need it live before the next bar exists).
+* :func:`round_to_tick`: resting order prices on the broker's price grid, rounded so they trigger on
+  the same prices as the fill model's level.
+* :func:`chain_arrays`: a broker's option chain as the arrays the kernel's ``select_contract`` reads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import polars as pl
+
+from evaluator.market import NY, Market, OptionArrays, bars_from_frame
+from spec_space.models import StrategySpec
+
+BAR_MINUTES = {"1min": 1, "5min": 5, "15min": 15, "1h": 60, "1d": 1440}
+# spec timeframe -> (Lumibot timestep asked of the broker, broker bars per signal bar). Tradier's
+# timesales come in 1, 5 and 15 minutes (clock-aligned, so 5 and 15 minutes match the store's windows,
+# which count from 09:30); hourly bars are built from 15-minute ones with the store's anchoring.
+FETCH = {
+    "1min": ("minute", 1),
+    "5min": ("5 minutes", 1),
+    "15min": ("15 minutes", 1),
+    "1h": ("15 minutes", 4),
+    "1d": ("day", 1),
+}
+DEFAULT_SLEEPTIME = {"1min": "1M", "5min": "1M", "15min": "1M", "1h": "1M", "1d": "15M"}
+_OHLCV = ("open", "high", "low", "close", "volume")
+_EPOCH = dt.date(1970, 1, 1)
+
+
+def default_lookback(spec: StrategySpec) -> int:
+    """Signal bars fetched per decision: three days of bars (Lumibot's Tradier source counts 1,440
+    minutes a day when it picks the first day to fetch, so fewer would cut the prior session that
+    ``prior_day_high`` and the like read), at least 300 for indicator warm-up."""
+    minutes = BAR_MINUTES[spec.timeframe]
+    if minutes >= 1440:
+        return 400
+    return max(300, 3 * 1440 // minutes)
+
+
+def closed_bars(df: pd.DataFrame, spec: StrategySpec, now: pd.Timestamp) -> pd.DataFrame:
+    """The closed bars of ``spec.timeframe`` in a broker's frame (index: bar start, tz-aware)."""
+    frame = df.loc[:, list(_OHLCV)].astype(float)
+    index = pd.DatetimeIndex(frame.index)
+    frame.index = index.tz_localize(NY) if index.tz is None else index.tz_convert("UTC")
+    frame = frame[~frame.index.duplicated(keep="last")].sort_index()
+    frame = frame.dropna(subset=["open", "high", "low", "close"])
+    frame["volume"] = frame["volume"].fillna(0.0)
+    minutes = BAR_MINUTES[spec.timeframe]
+    fetched = minutes // FETCH[spec.timeframe][1]
+    if minutes >= 1440:
+        frame = _daily_labels(frame, forex=spec.instrument.type == "forex")
+    else:
+        # a broker bar is usable once it has closed (delayed sources are already behind the clock)
+        frame = frame[frame.index + pd.Timedelta(minutes=fetched) <= now]
+        if fetched != minutes:
+            frame = _resample(frame, minutes, anchored=spec.instrument.type in ("stock", "option"))
+    length = pd.Timedelta(minutes=minutes)
+    return frame[frame.index + length <= now]
+
+
+def _daily_labels(frame: pd.DataFrame, *, forex: bool) -> pd.DataFrame:
+    """Day bars at 00:00 New York of their date (the store's labels). TradeLocker stamps forex days at
+    00:00 UTC; their UTC date is the flat file's date."""
+    index = pd.DatetimeIndex(frame.index)
+    dates = index.tz_convert("UTC").date if forex else index.tz_convert(NY).date
+    out = frame.copy()
+    out.index = pd.DatetimeIndex([pd.Timestamp(d).tz_localize(NY) for d in dates])
+    return out[~out.index.duplicated(keep="last")]
+
+
+def _resample(frame: pd.DataFrame, minutes: int, *, anchored: bool) -> pd.DataFrame:
+    """Left-labelled windows of ``minutes`` that never cross a day; stocks' regular session counts from
+    09:30 (``data.store._resample``), other bars from the clock."""
+    local = pd.DatetimeIndex(frame.index).tz_convert(NY)
+    day_start = local.normalize()
+    offset = np.asarray((local - day_start).asi8)  # ns since midnight
+    width = minutes * 60_000_000_000
+    label = offset // width * width
+    if anchored:
+        anchor = 570 * 60_000_000_000  # 09:30
+        regular = (offset >= anchor) & (offset < 960 * 60_000_000_000)
+        label = np.where(regular, anchor + (offset - anchor) // width * width, label)
+    labels = day_start + pd.to_timedelta(label, unit="ns")
+    out = frame.groupby(labels, sort=True).agg(
+        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+    )
+    out.index = pd.DatetimeIndex(out.index).tz_convert(NY)
+    return out
+
+
+def frame_market(symbol: str, frame: pd.DataFrame, *, intraday: bool) -> Market:
+    """A Market (no option arrays) over ``frame``, through the backtests' own ``bars_from_frame``. An
+    intraday frame holding more than two sessions loses its first one, which the lookback has likely cut
+    (its session indicators would start mid-session)."""
+    index = pd.DatetimeIndex(frame.index)
+    if intraday and len(frame):
+        dates = index.tz_convert(NY).date
+        if len(set(dates)) > 2:
+            keep = dates != dates[0]
+            frame, index = frame[keep], index[keep]
+    table = pl.DataFrame(
+        {
+            "ts": pl.Series(index.tz_convert("UTC").as_unit("ns").asi8, dtype=pl.Int64)
+            .cast(pl.Datetime("ns", "UTC"))
+            .dt.convert_time_zone(NY),
+            **{c: frame[c].to_numpy(dtype=np.float64) for c in _OHLCV},
+        }
+    )
+    series, day_first_bar, day_ord = bars_from_frame(table)
+    return Market(symbol, series, day_first_bar, day_ord, OptionArrays.empty(len(series.session_dates)))
+
+
+def session_end_minute(kind: str, session: str, day: dt.date) -> int:
+    """Minutes after 00:00 New York at which ``day``'s session of an instrument of type ``kind`` ends (0
+    when ``day`` has no session). Stocks and options: the NYSE close (13:00 on half days), four hours
+    later for extended sessions; forex: midnight (the store's days are New York dates), 17:00 on Fridays."""
+    if kind == "forex":
+        return 17 * 60 if day.weekday() == 4 else 24 * 60
+    from data.calendar import nyse_sessions
+
+    schedule = nyse_sessions(day, day)
+    if schedule.empty:
+        return 0
+    close = pd.Timestamp(schedule["close"].iloc[0]).tz_convert(NY)
+    minute = close.hour * 60 + close.minute
+    return minute + 240 if session == "extended" else minute
+
+
+def is_last_bar(spec: StrategySpec, ts_ns: int, bar_minutes: int) -> bool:
+    """True when the bar starting at ``ts_ns`` (UTC ns) is the last one of its session."""
+    local = pd.Timestamp(ts_ns, tz="UTC").tz_convert(NY)
+    if bar_minutes >= 1440:
+        return True
+    minute = local.hour * 60 + local.minute
+    return minute + bar_minutes >= session_end_minute(spec.instrument.type, spec.session, local.date())
+
+
+def ny_minute_and_date(ts_ns: int) -> tuple[int, dt.date]:
+    local = pd.Timestamp(ts_ns, tz="UTC").tz_convert(NY)
+    return local.hour * 60 + local.minute, local.date()
+
+
+def day_ordinal(day: dt.date) -> int:
+    return (day - _EPOCH).days
+
+
+def round_to_tick(price: float, tick: float, *, up: bool) -> float:
+    """``price`` on the broker's grid: up when the order triggers on prices at or above it, down when at
+    or below, so it triggers on exactly the grid prices the unrounded level does."""
+    steps = price / tick
+    whole = math.ceil(steps - 1e-9) if up else math.floor(steps + 1e-9)
+    decimals = max(0, -math.floor(math.log10(tick)) + 1)
+    return round(whole * tick, decimals)
+
+
+def price_tick(kind: str, price: float, symbol: str) -> float:
+    """The broker's price increment: cents for stocks and options (0.0001 under a dollar, as Reg NMS
+    allows), a tenth of a pip for forex."""
+    if kind == "forex":
+        from spec_space.instruments import forex_pair
+
+        return forex_pair(symbol).pip_size / 10
+    return 0.0001 if kind == "stock" and price < 1.0 else 0.01
+
+
+@dataclass(frozen=True)
+class Contract:
+    """One option contract of a broker's chain snapshot."""
+
+    expiry: dt.date
+    strike: float
+    call: bool
+    price: float  # NaN when the broker has no usable price
+    symbol: str = ""
+
+    @property
+    def ticker(self) -> str:
+        right = "C" if self.call else "P"
+        return f"O:{self.symbol}{self.expiry:%y%m%d}{right}{round(self.strike * 1000):08d}"
+
+
+def chain_price(row: dict[str, Any]) -> float:
+    """A contract's live price for selection and marks: the bid/ask mid when both sides quote, else the
+    last trade, else NaN (the backtests' "no trade within the staleness limit")."""
+    bid, ask, last = (_num(row.get(k)) for k in ("bid", "ask", "last"))
+    if bid is not None and ask is not None and bid > 0 and ask >= bid:
+        return (bid + ask) / 2
+    if last is not None and last > 0:
+        return last
+    return float("nan")
+
+
+def _num(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def chain_arrays(contracts: list[Contract]) -> tuple[np.ndarray, ...]:
+    """(c_exp, c_strike, c_call, c_off, p_last) of a snapshot: one "session" of one bar per contract."""
+    n = len(contracts)
+    return (
+        np.array([day_ordinal(c.expiry) for c in contracts], dtype=np.int64),
+        np.array([c.strike for c in contracts], dtype=np.float64),
+        np.array([c.call for c in contracts], dtype=np.bool_),
+        np.arange(n, dtype=np.int64),
+        np.array([c.price for c in contracts], dtype=np.float64),
+    )
