@@ -209,6 +209,7 @@ def run_kernel(
     t_legs = np.full((max_trades, 4), -1, np.int64)
     # the trade book, one tuple so each exit's call passes one argument instead of ten
     book = (t_entry_bar, t_exit_bar, t_dir, t_qty, t_entry_px, t_exit_px, t_pnl, t_comm, t_reason, t_legs)
+    prices = (open_, high, low, close, c_off, p_open, p_high, p_low, p_last)  # what _marks reads
     n_tr = 0
     equity = np.full(n, np.nan)
     exposure_bars = 0
@@ -275,15 +276,7 @@ def run_kernel(
                 pos_mult,
                 last_mark,
                 is_option,
-                open_,
-                high,
-                low,
-                close,
-                c_off,
-                p_open,
-                p_high,
-                p_low,
-                p_last,
+                prices,
             )
 
         # ---- 1. pending exit (signal, reversal, multi-leg level) at this bar's open
@@ -354,15 +347,7 @@ def run_kernel(
                         pos_mult,
                         last_mark,
                         is_option,
-                        open_,
-                        high,
-                        low,
-                        close,
-                        c_off,
-                        p_open,
-                        p_high,
-                        p_low,
-                        p_last,
+                        prices,
                     )
                 else:
                     converted = True  # the debit left would be too small: keep the long call as it is
@@ -477,15 +462,7 @@ def run_kernel(
                         pos_mult,
                         last_mark,
                         is_option,
-                        open_,
-                        high,
-                        low,
-                        close,
-                        c_off,
-                        p_open,
-                        p_high,
-                        p_low,
-                        p_last,
+                        prices,
                     )
                     priced = True
                     v_open = v_fill
@@ -793,17 +770,10 @@ def _marks(
     pos_mult,
     last_mark,
     is_option,
-    open_,
-    high,
-    low,
-    close,
-    c_off,
-    p_open,
-    p_high,
-    p_low,
-    p_last,
+    prices,
 ):  # pragma: no cover
     """Value of one position unit on bar i: (open, worst, best, close, every leg priced)."""
+    open_, high, low, close, c_off, p_open, p_high, p_low, p_last = prices
     v_open = 0.0
     v_low = 0.0
     v_high = 0.0
