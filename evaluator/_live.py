@@ -24,10 +24,9 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from evaluator.market import NY, Market, OptionArrays, bars_from_frame
+from evaluator.market import BAR_MINUTES, NY, Market, OptionArrays, bars_from_frame
 from spec_space.models import StrategySpec
 
-BAR_MINUTES = {"1min": 1, "5min": 5, "15min": 15, "1h": 60, "1d": 1440}
 # spec timeframe -> (Lumibot timestep asked of the broker, broker bars per signal bar). Tradier's
 # timesales come in 1, 5 and 15 minutes (clock-aligned, so 5 and 15 minutes match the store's windows,
 # which count from 09:30); hourly bars are built from 15-minute ones with the store's anchoring.

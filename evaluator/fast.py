@@ -9,7 +9,7 @@ import polars as pl
 
 from evaluator import _kernel as K
 from evaluator.fill_model import EXIT_REASONS
-from evaluator.market import Market, attach_signals
+from evaluator.market import Market, attach_signals, option_last_prices
 from evaluator.results import BacktestResult, build_result
 from evaluator.signals import BarSeries, atr, evaluate_bool
 from spec_space.instruments import FUTURES, forex_pair
@@ -184,12 +184,7 @@ def run(spec: StrategySpec, market: Market, start: dt.date, end: dt.date) -> Bac
     i0, i1 = market.index_range(start, end)
     sig = signal_arrays(spec, market)
     bars, opt = market.bars, market.options
-    staleness_bars = max(
-        1,
-        spec.instrument.max_staleness_minutes
-        // {"1min": 1, "5min": 5, "15min": 15, "1h": 60, "1d": 1440}[spec.timeframe],
-    )
-    p_last = opt.last(staleness_bars) if spec.instrument.type == "option" else opt.p_close
+    p_last = option_last_prices(spec, market)
     mult, _, _ = underlying_multiplier(spec)
     partial_pct = np.array([p.pct for p in spec.exits.partial_take_profits], np.float64)
     partial_frac = np.array([p.fraction for p in spec.exits.partial_take_profits], np.float64)

@@ -152,7 +152,7 @@ from evaluator import _kernel as K
 from evaluator import _live
 from evaluator.fast import _legs, kernel_params, signal_arrays, underlying_multiplier
 from evaluator.fill_model import EXIT_REASONS
-from evaluator.market import NY, Market, signal_symbol
+from evaluator.market import BAR_MINUTES, NY, Market, option_last_prices, signal_symbol
 from evaluator.results import BacktestResult, build_result
 from spec_space.instruments import FUTURES, forex_pair
 from spec_space.models import StrategySpec
@@ -270,6 +270,38 @@ class _Plan:
     close_days: set[int]  # sessions whose option sentinels carry marks (besides each expiry session)
 
 
+def _spec_plan(spec: StrategySpec, **window: Any) -> _Plan:
+    """The parts of a plan that come from the spec alone (legs, parameters, sizing units), plus ``window``:
+    the market-dependent fields a backtest fills once and live trading refreshes at each decision."""
+    inst = spec.instrument
+    leg_kind, leg_sign, leg_right, leg_dte, leg_select, leg_value = _legs(spec)
+    is_option = inst.type == "option"
+    if inst.type == "forex":
+        pair = forex_pair(inst.symbol)
+        # Lumibot (and brokers.lumibot_tradelocker) count forex in units of the base currency
+        underlying, lumi_units = Asset(pair.pair, asset_type="forex"), pair.lot_units
+    else:
+        underlying, lumi_units = Asset(inst.symbol, asset_type="stock"), 1.0
+    return _Plan(
+        spec=spec,
+        params=kernel_params(spec),
+        leg_kind=leg_kind,
+        leg_sign=leg_sign,
+        leg_right=leg_right,
+        leg_dte=leg_dte,
+        leg_select=leg_select,
+        leg_value=leg_value,
+        mult=underlying_multiplier(spec)[0],
+        is_option=is_option,
+        own_pct=is_option and (len(inst.legs) > 1 or inst.staged is not None),
+        partial_pct=[p.pct for p in spec.exits.partial_take_profits],
+        partial_frac=[p.fraction for p in spec.exits.partial_take_profits],
+        underlying=underlying,
+        lumi_units=lumi_units,
+        **window,
+    )
+
+
 def _build_plan(spec: StrategySpec, market: Market, start: dt.date, end: dt.date) -> _Plan:
     inst = spec.instrument
     pcts = [p.pct for p in spec.exits.partial_take_profits]
@@ -286,14 +318,7 @@ def _build_plan(spec: StrategySpec, market: Market, start: dt.date, end: dt.date
         )
     i0, i1 = market.index_range(start, end)
     bars = market.bars
-    staleness = max(
-        1,
-        inst.max_staleness_minutes
-        // {"1min": 1, "5min": 5, "15min": 15, "1h": 60, "1d": 1440}[spec.timeframe],
-    )
-    p_last = market.options.last(staleness) if inst.type == "option" else market.options.p_close
-    mult, _, _ = underlying_multiplier(spec)
-    leg_kind, leg_sign, leg_right, leg_dte, leg_select, leg_value = _legs(spec)
+    p_last = option_last_prices(spec, market)
     n = len(bars.ts)
     last_of_day = np.ones(n, dtype=np.bool_)
     last_of_day[:-1] = bars.day[1:] != bars.day[:-1]
@@ -309,29 +334,13 @@ def _build_plan(spec: StrategySpec, market: Market, start: dt.date, end: dt.date
                     "without a break; the lumibot engine needs a pause after each session's last bar"
                 )
             sentinel_at[int(nxt)] = i
-    is_option = inst.type == "option"
-    own_pct = is_option and (len(inst.legs) > 1 or inst.staged is not None)
-    return _Plan(
-        spec=spec,
+    return _spec_plan(
+        spec,
         market=market,
         i0=i0,
         i1=i1,
-        params=kernel_params(spec),
-        leg_kind=leg_kind,
-        leg_sign=leg_sign,
-        leg_right=leg_right,
-        leg_dte=leg_dte,
-        leg_select=leg_select,
-        leg_value=leg_value,
-        mult=mult,
-        is_option=is_option,
-        own_pct=own_pct,
         sig=signal_arrays(spec, market),
         p_last=p_last,
-        partial_pct=[p.pct for p in spec.exits.partial_take_profits],
-        partial_frac=[p.fraction for p in spec.exits.partial_take_profits],
-        underlying=Asset(market.spec_symbol if not is_option else inst.symbol, asset_type="stock"),
-        lumi_units=1.0,
         bar_at=bar_at,
         sentinel_at=sentinel_at,
         close_days={int(bars.day[i1])},  # the window's end closes everything at the close
@@ -1407,7 +1416,7 @@ class SpecStrategy(Strategy):
         plan = _live_plan(spec)
         self._init_state(plan)
         fetch, factor = _live.FETCH[spec.timeframe]
-        minutes = _live.BAR_MINUTES[spec.timeframe]
+        minutes = BAR_MINUTES[spec.timeframe]
         self.live = _Live(
             broker=broker_kind,
             # a TradeLocker account hedges: a resting sell stop opens a short next to the long instead of
@@ -2443,37 +2452,13 @@ def live_problem(spec: StrategySpec, broker: Any = None) -> str | None:
 
 def _live_plan(spec: StrategySpec) -> _Plan:
     """The static part of a plan for live trading; ``market`` and ``sig`` are set at each decision."""
-    inst = spec.instrument
-    mult, _, _ = underlying_multiplier(spec)
-    leg_kind, leg_sign, leg_right, leg_dte, leg_select, leg_value = _legs(spec)
-    if inst.type == "forex":
-        pair = forex_pair(inst.symbol)
-        # Lumibot (and brokers.lumibot_tradelocker) count forex in units of the base currency
-        underlying, lumi_units = Asset(pair.pair, asset_type="forex"), pair.lot_units
-    else:
-        underlying, lumi_units = Asset(inst.symbol, asset_type="stock"), 1.0
-    is_option = inst.type == "option"
-    return _Plan(
-        spec=spec,
-        market=None,  # type: ignore[arg-type]  # the first decision's market
+    return _spec_plan(
+        spec,
+        market=None,  # the first decision's market
         i0=0,
         i1=_NO_END,
-        params=kernel_params(spec),
-        leg_kind=leg_kind,
-        leg_sign=leg_sign,
-        leg_right=leg_right,
-        leg_dte=leg_dte,
-        leg_select=leg_select,
-        leg_value=leg_value,
-        mult=mult,
-        is_option=is_option,
-        own_pct=is_option and len(inst.legs) > 1,
         sig={},
         p_last=np.zeros(0),
-        partial_pct=[p.pct for p in spec.exits.partial_take_profits],
-        partial_frac=[p.fraction for p in spec.exits.partial_take_profits],
-        underlying=underlying,
-        lumi_units=lumi_units,
         bar_at={},
         sentinel_at={},
         close_days=set(),

@@ -21,6 +21,9 @@ from evaluator.signals import BarSeries, ExternalEvents
 from spec_space.models import StrategySpec
 
 NY = "America/New_York"
+
+#: minutes per bar of each spec timeframe
+BAR_MINUTES: dict[str, int] = {"1min": 1, "5min": 5, "15min": 15, "1h": 60, "1d": 1440}
 _EPOCH = dt.date(1970, 1, 1)
 
 
@@ -133,6 +136,14 @@ def bars_from_frame(frame: pl.DataFrame) -> tuple[BarSeries, np.ndarray, np.ndar
         session_dates=session_dates,
     )
     return series, day_first_bar, day_ord
+
+
+def option_last_prices(spec: StrategySpec, market: Market) -> np.ndarray:
+    """Each contract's last trade price per bar within the spec's staleness limit (fill model rule 2);
+    for non-option specs the (empty) close array, so both engines pass the kernel the same thing."""
+    if spec.instrument.type != "option":
+        return market.options.p_close
+    return market.options.last(max(1, spec.instrument.max_staleness_minutes // BAR_MINUTES[spec.timeframe]))
 
 
 def market_key(spec: StrategySpec) -> tuple[object, ...]:
@@ -258,7 +269,7 @@ def load_options(
         raise LookupError(
             f"no option bars for {spec.instrument.symbol} in the store; ingest us_options_opra files"
         )
-    bar_minutes = {"1min": 1, "5min": 5, "15min": 15, "1h": 60, "1d": 1440}[spec.timeframe]
+    bar_minutes = BAR_MINUTES[spec.timeframe]
     allopt = pl.concat(frames, how="diagonal_relaxed")
     ts_col = allopt.get_column("ts")
     if ts_col.dtype.time_zone is not None:  # type: ignore[union-attr]

@@ -14,7 +14,6 @@ Where the verdict goes (Optuna 5 refuses user attributes on finished trials): th
 from __future__ import annotations
 
 import datetime as dt
-import importlib.metadata
 import json
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from evaluator.market import load_market
 from evaluator.parity import ParityReport, compare_results
 from search.gate import GateSetupError, _open_study, _store_for, load_study_space, records_folder
 from search.paths import DATA_ROOT_ENV, STUDIES_ROOT_ENV
+from search.provenance import package_versions
 from search.study import json_safe, storage_url
 
 __all__ = ["CONFIRM_ATTR", "ConfirmResult", "confirm", "confirm_trial"]
@@ -73,13 +73,6 @@ class ConfirmResult:
             f"{len(bad)} of {len(self.windows)} windows differ; first: fold {first.fold} {first.window} "
             f"{first.start}..{first.end}: {detail[0] if detail else 'equity'}"
         )
-
-
-def _lumibot_version() -> str | None:
-    try:
-        return importlib.metadata.version("lumibot")
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def confirm_trial(
@@ -163,7 +156,7 @@ def _store_verdict(study: optuna.Study, result: ConfirmResult, records_dir: Path
         "summary": result.summary,
         "confirmed_utc": stamp,
         "fill_model_version": FILL_MODEL_VERSION,
-        "lumibot": _lumibot_version(),
+        "lumibot": package_versions().get("lumibot"),
         "spec": json.loads(spec_json),
         "windows": [
             dict(row, report=w.report.to_dict()) for row, w in zip(windows, result.windows, strict=True)
