@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from functools import lru_cache
 
 #: Bar fields an expression may read.
 FIELDS: dict[str, str] = {
@@ -175,6 +176,9 @@ class ExpressionError(ValueError):
         self.column = column
 
 
+# every backtest of a trial re-reads its spec's expressions: parse each distinct text once per process
+# (callers only walk the tree, never change it)
+@lru_cache(maxsize=4096)
 def parse_expression(text: str) -> ast.Expression:
     """Parse and check an expression; raise :class:`ExpressionError` pointing at the problem."""
     if not isinstance(text, str) or not text.strip():
