@@ -1,8 +1,8 @@
-"""One search trial: a parameter set backtested on every walk-forward fold, in and out of sample.
+"""One search trial: a parameter set backtested on every walk-forward fold, in-sample and validation.
 
 :func:`evaluate_params` is pure (no storage, no Optuna): given a space, parameter values, a loaded
 :class:`~evaluator.market.Market` and the folds, it runs the engine on each fold's in-sample (IS) window
-and out-of-sample (OOS) window and returns a :class:`TrialOutcome`.
+and validation window (the fold's test window) and returns a :class:`TrialOutcome`.
 
 How objective values are formed (only IS results count):
 
@@ -13,8 +13,11 @@ How objective values are formed (only IS results count):
   records such a trial as failed (an optimiser cannot rank it);
 * objectives are these IS means; constraints compare the same IS means with their thresholds.
 
-OOS metrics are aggregated the same way (``oos_mean``) and stored for reporting and walk-forward
-analysis; they never feed the optimiser.
+Validation metrics are aggregated the same way (``val_mean``) and stored for reporting and walk-forward
+analysis; they never feed the optimiser directly. They are not out-of-sample all the same: with rolling
+folds a later fold's training window covers an earlier fold's test window, so the objective sees them.
+The out-of-sample data is the holdout after the last fold (:func:`evaluator.walkforward.make_layout`),
+which no trial reads; ``search gate`` opens it for the chosen candidates only.
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ class TrialOutcome:
     objectives: list[float]
     constraints: list[float]  # Optuna's convention: <= 0 is feasible
     is_mean: dict[str, float]
-    oos_mean: dict[str, float]
+    val_mean: dict[str, float]
     is_defined_folds: dict[str, int]
     engine: str
     elapsed: float = field(default=0.0, compare=False)
@@ -133,7 +136,7 @@ def evaluate_params(
     folds: Sequence[Fold],
     engine: str = "fast",
 ) -> TrialOutcome:
-    """Backtest ``space`` at ``values`` on each fold's IS and OOS window of ``market`` (see module doc).
+    """Backtest ``space`` at ``values`` on each fold's IS and validation window of ``market`` (see module doc).
 
     Raises whatever building the spec or the engine raises (a bad parameter combination, missing data);
     the caller decides how a failed trial is recorded.
@@ -149,7 +152,7 @@ def evaluate_params(
         in_sample = run(spec, market, fold.train_start, fold.train_end)
         out_of_sample = run(spec, market, fold.test_start, fold.test_end)
         is_dates, is_returns = _segment(in_sample)
-        oos_dates, oos_returns = _segment(out_of_sample)
+        val_dates, val_returns = _segment(out_of_sample)
         records.append(
             FoldRecord(
                 fold.index,
@@ -157,12 +160,12 @@ def evaluate_params(
                 dict(out_of_sample.metrics),
                 is_dates,
                 is_returns,
-                oos_dates,
-                oos_returns,
+                val_dates,
+                val_returns,
             )
         )
     is_mean, is_defined = aggregate_metrics([r.is_metrics for r in records])
-    oos_mean, _ = aggregate_metrics([r.oos_metrics for r in records])
+    val_mean, _ = aggregate_metrics([r.val_metrics for r in records])
     objectives = [is_mean[o.metric] for o in space.objectives]
     constraints = [constraint_value(c, is_mean[c.metric]) for c in space.constraints]
     return TrialOutcome(
@@ -171,7 +174,7 @@ def evaluate_params(
         objectives=objectives,
         constraints=constraints,
         is_mean=is_mean,
-        oos_mean=oos_mean,
+        val_mean=val_mean,
         is_defined_folds=is_defined,
         engine=engine,
         elapsed=time.perf_counter() - started,

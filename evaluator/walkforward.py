@@ -15,6 +15,21 @@ window, which always starts on the first session).
     fold 0   . T T T T e x x . . .  .      T = train, e = embargo, x = test, . = not used
     fold 1   . . . T T T T e x x .  .
     fold 2   . . . . . T T T T e x  x
+
+A search adds a final **holdout** (lockbox): the last ``holdout_days`` sessions, after an embargo, are
+cut off before any fold is laid (:func:`make_layout`). The search's objective, constraints, candidate
+ranking and per-fold picks read only the folds; the fold test windows are therefore *validation*
+windows (a later fold's training window covers an earlier fold's test window, and the sampler sees
+every training window). Only the holdout is out-of-sample: ``search gate`` reads its KPIs there.
+
+::
+
+    rolling, train_days=4, test_days=2, embargo_days=1, 2 folds, holdout_days=3 over sessions 0..13:
+
+    session  0 1 2 3 4 5 6 7 8 9 10 11 12 13
+    fold 0   . T T T T e v v . . .  .  .  .     T = train, e = embargo, v = validation
+    fold 1   . . . T T T T e v v .  .  .  .
+    holdout  . . . . . . . . . . e  H  H  H     H = holdout (out-of-sample), never seen by the search
 """
 
 from __future__ import annotations
@@ -41,6 +56,28 @@ class Fold:
 def _as_date(value: dt.date) -> dt.date:
     # pandas Timestamps and datetimes are date subclasses; comparing them with plain dates raises.
     return value.date() if isinstance(value, dt.datetime) else value
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """The final out-of-sample window: trading sessions ``start``..``end`` inclusive, ``days`` of them."""
+
+    start: dt.date
+    end: dt.date
+    days: int
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Walk-forward folds (train + validation) and the holdout after them."""
+
+    folds: list[Fold]
+    holdout: Holdout
+
+    @property
+    def search_end(self) -> dt.date:
+        """The last session any fold reads: nothing after it may influence the search."""
+        return self.folds[-1].test_end
 
 
 def sessions_needed(*, train_days: int, test_days: int, embargo_days: int = 0, n_folds: int = 1) -> int:
@@ -123,3 +160,45 @@ def make_folds(
             )
         )
     return folds
+
+
+def make_layout(
+    sessions: Sequence[dt.date],
+    *,
+    scheme: Scheme,
+    train_days: int,
+    test_days: int,
+    embargo_days: int = 0,
+    n_folds: int | None = None,
+    holdout_days: int,
+) -> Layout:
+    """The holdout (the last ``holdout_days`` sessions) and, before it and an embargo, the folds.
+
+    Raises:
+        ValueError: as :func:`make_folds`, or ``holdout_days`` < 1, or too few sessions for the holdout
+            (the message counts what the holdout and the folds need).
+    """
+    if isinstance(holdout_days, bool) or not isinstance(holdout_days, int) or holdout_days < 1:
+        raise ValueError(f"holdout_days must be an integer >= 1, got {holdout_days!r}")
+    days = [_as_date(s) for s in sessions]
+    cut = len(days) - holdout_days - embargo_days
+    if cut <= 0:
+        raise ValueError(
+            f"the holdout needs {holdout_days} sessions plus an embargo of {embargo_days}, but only {len(days)} "
+            "are available; use more data or a shorter holdout (walk_forward.holdout_days)"
+        )
+    try:
+        folds = make_folds(
+            days[:cut],
+            scheme=scheme,
+            train_days=train_days,
+            test_days=test_days,
+            embargo_days=embargo_days,
+            n_folds=n_folds,
+        )
+    except ValueError as exc:
+        raise ValueError(
+            f"{exc} (the last {holdout_days + embargo_days} of the {len(days)} sessions are the holdout "
+            f"and its embargo: walk_forward.holdout_days {holdout_days}, embargo_days {embargo_days})"
+        ) from None
+    return Layout(folds, Holdout(days[-holdout_days], days[-1], holdout_days))

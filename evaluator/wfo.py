@@ -1,13 +1,15 @@
 """Walk-forward optimisation from stored trial records, with no extra backtest.
 
-Every trial of a study was run with one parameter set on every fold's in-sample (IS) and out-of-sample
-(OOS) window. Walk-forward optimisation asks what a trader re-optimising at each fold boundary would
+Every trial of a study was run with one parameter set on every fold's in-sample (IS) and validation
+window (the fold's test window). Walk-forward optimisation asks what a trader re-optimising at each fold boundary would
 have earned: for fold ``k``, the parameter set chosen is the trial that was best *in sample* on fold
-``k``; that trial's OOS segment of fold ``k`` is what was traded next. The OOS segments chained in fold
+``k``; that trial's validation segment of fold ``k`` is what was traded next. The segments chained in fold
 order are the strategy's walk-forward equity.
 
-Only in-sample values decide the choice. OOS numbers are read only for the chosen trial, after the
-choice, so a trial that happens to be best out of sample is never preferred for it.
+Only in-sample values decide the choice. Validation numbers are read only for the chosen trial, after
+the choice, so a trial that happens to be best on validation is never preferred for it. The result is
+still not out-of-sample: the sampler that proposed the trials saw later folds' training windows, which
+cover earlier folds' validation windows. Only the holdout (see :mod:`search.gate`) is unseen.
 
 Selection rules (deterministic):
 
@@ -44,11 +46,11 @@ class FoldRecord:
 
     fold: int
     is_metrics: Mapping[str, float]
-    oos_metrics: Mapping[str, float]
+    val_metrics: Mapping[str, float]
     is_dates: np.ndarray = field(repr=False)
     is_returns: np.ndarray = field(repr=False)
-    oos_dates: np.ndarray = field(repr=False)
-    oos_returns: np.ndarray = field(repr=False)
+    val_dates: np.ndarray = field(repr=False)
+    val_returns: np.ndarray = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -66,13 +68,13 @@ class FoldChoice:
     fold: int
     trial: int
     is_value: float  # the chosen trial's IS value of the selection metric on this fold
-    oos_value: float  # its OOS value on the same fold (read after the choice, for reporting)
+    val_value: float  # its validation value on the same fold (read after the choice, for reporting)
     params: Mapping[str, Scalar]
 
 
 @dataclass(frozen=True)
 class WFOResult:
-    """The walk-forward optimisation: per-fold choices and the stitched OOS daily returns."""
+    """The walk-forward optimisation: per-fold choices and the stitched validation daily returns."""
 
     metric: str
     direction: Direction
@@ -83,7 +85,7 @@ class WFOResult:
 
     @property
     def equity(self) -> np.ndarray:
-        """Growth of 1.0 compounded over the stitched OOS returns."""
+        """Growth of 1.0 compounded over the stitched validation returns."""
         return np.cumprod(1.0 + self.returns)
 
     @property
@@ -116,10 +118,10 @@ def _better(a: float, b: float, direction: Direction) -> bool:
 def walk_forward_optimise(
     records: Sequence[TrialRecord], *, metric: str, direction: Direction = "maximize"
 ) -> WFOResult:
-    """Choose, per fold, the trial best in sample on ``metric`` and chain the chosen OOS segments.
+    """Choose, per fold, the trial best in sample on ``metric`` and chain the chosen validation segments.
 
     Raises:
-        ValueError: ``direction`` is not maximize/minimize, or the chosen OOS segments overlap or are out
+        ValueError: ``direction`` is not maximize/minimize, or the chosen validation segments overlap or are out
             of order (the records do not come from one consistent set of walk-forward folds).
     """
     if direction not in ("maximize", "minimize"):
@@ -150,11 +152,11 @@ def walk_forward_optimise(
         record, fold, value = best
         choices.append(
             FoldChoice(
-                k, record.number, value, float(fold.oos_metrics.get(metric, math.nan)), dict(record.params)
+                k, record.number, value, float(fold.val_metrics.get(metric, math.nan)), dict(record.params)
             )
         )
-        dates.append(np.asarray(fold.oos_dates, dtype="datetime64[D]"))
-        returns.append(np.asarray(fold.oos_returns, dtype=np.float64))
+        dates.append(np.asarray(fold.val_dates, dtype="datetime64[D]"))
+        returns.append(np.asarray(fold.val_returns, dtype=np.float64))
     all_dates = np.concatenate(dates) if dates else np.empty(0, dtype="datetime64[D]")
     all_returns = np.concatenate(returns) if returns else np.empty(0, dtype=np.float64)
     if all_dates.size > 1:
@@ -163,7 +165,7 @@ def walk_forward_optimise(
         if bad.size:
             i = int(bad[0]) + 1
             raise ValueError(
-                f"stitched out-of-sample dates are not strictly increasing ({all_dates[i - 1]} then "
+                f"stitched validation dates are not strictly increasing ({all_dates[i - 1]} then "
                 f"{all_dates[i]}): the records' test windows overlap; they must come from one walk-forward layout"
             )
     return WFOResult(metric, direction, choices, all_dates, all_returns, skipped)

@@ -135,29 +135,38 @@ def parallel_coordinates_figure(params: Sequence[dict[str, object]], values: Seq
 
 def walk_forward_figure(folds: Sequence[dict[str, Any]], stitched_dates: Sequence[object],
                         stitched_equity: Sequence[float], *, title: str, initial_cash: float,
-                        colour: str = "#ff7f0e") -> go.Figure:
-    """Top: each fold's in-sample equity (thin) and out-of-sample equity (bold), every window from
-    ``initial_cash``. Middle: the OOS windows chained (the walk-forward equity). Bottom: its drawdown.
+                        colour: str = "#ff7f0e", holdout_dates: Sequence[object] = (),
+                        holdout_equity: Sequence[float] = ()) -> go.Figure:
+    """Top: each fold's in-sample equity (thin) and validation equity (bold), every window from
+    ``initial_cash``, and the holdout (black). Middle: the validation windows chained (the walk-forward
+    equity, which the search saw) and the holdout (out-of-sample, unseen). Bottom: their drawdowns.
 
-    ``folds``: dicts with ``fold``, ``is_dates``, ``is_equity``, ``oos_dates``, ``oos_equity``."""
+    ``folds``: dicts with ``fold``, ``is_dates``, ``is_equity``, ``val_dates``, ``val_equity``."""
     fig = make_subplots(rows=3, cols=1, shared_xaxes=True, row_heights=[0.45, 0.35, 0.2], vertical_spacing=0.05,
-                        subplot_titles=["per fold: in-sample (thin) and out-of-sample (bold) equity",
-                                        "stitched out-of-sample equity", "drawdown of the stitched equity"])
+                        subplot_titles=["per fold: in-sample (thin) and validation (bold) equity; holdout (black)",
+                                        "stitched validation equity, then the holdout (out-of-sample)",
+                                        "drawdown"])
     for i, f in enumerate(folds):
         fig.add_trace(go.Scatter(x=list(f["is_dates"]), y=list(f["is_equity"]), mode="lines",
                                  name="in-sample (per fold)", legendgroup="is", showlegend=i == 0,
                                  line={"width": 1, "color": "#7f9fbf"}), row=1, col=1)
-        fig.add_trace(go.Scatter(x=list(f["oos_dates"]), y=list(f["oos_equity"]), mode="lines",
-                                 name="out-of-sample (per fold)", legendgroup="oos", showlegend=i == 0,
-                                 line={"width": 2.5, "color": colour}), row=1, col=1)
-    eq = np.asarray(stitched_equity, dtype=float)
-    peak = np.maximum.accumulate(np.concatenate(([initial_cash], eq)))[1:] if eq.size else eq
-    drawdown = (eq / peak - 1.0) * 100 if eq.size else eq
-    dates = list(stitched_dates)
-    fig.add_trace(go.Scatter(x=dates, y=eq, mode="lines", name="stitched OOS", line={"width": 2, "color": colour}),
-                  row=2, col=1)
-    fig.add_trace(go.Scatter(x=dates, y=drawdown, mode="lines", name="drawdown %", fill="tozeroy",
-                             line={"width": 1, "color": "#c0392b"}), row=3, col=1)
+        fig.add_trace(go.Scatter(x=list(f["val_dates"]), y=list(f["val_equity"]), mode="lines",
+                                 name="validation (per fold, seen by the search)", legendgroup="validation",
+                                 showlegend=i == 0, line={"width": 2.5, "color": colour}), row=1, col=1)
+    for name, dates, equity, style in (
+        ("stitched validation", list(stitched_dates), stitched_equity, {"width": 2, "color": colour}),
+        ("holdout (out-of-sample)", list(holdout_dates), holdout_equity, {"width": 2.5, "color": "#111111"}),
+    ):
+        eq = np.asarray(equity, dtype=float)
+        if not eq.size:
+            continue
+        peak = np.maximum.accumulate(np.concatenate(([initial_cash], eq)))[1:]
+        if name.startswith("holdout"):
+            fig.add_trace(go.Scatter(x=dates, y=eq, mode="lines", name=name, showlegend=False, line=style),
+                          row=1, col=1)
+        fig.add_trace(go.Scatter(x=dates, y=eq, mode="lines", name=name, line=style), row=2, col=1)
+        fig.add_trace(go.Scatter(x=dates, y=(eq / peak - 1.0) * 100, mode="lines", name=f"drawdown % ({name})",
+                                 fill="tozeroy", line={"width": 1, "color": style["color"]}), row=3, col=1)
     fig.update_yaxes(title_text="equity", row=1, col=1)
     fig.update_yaxes(title_text="equity", row=2, col=1)
     fig.update_yaxes(title_text="drawdown %", row=3, col=1)
@@ -168,9 +177,10 @@ def walk_forward_figure(folds: Sequence[dict[str, Any]], stitched_dates: Sequenc
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def monthly_returns_figure(series: Sequence[tuple[str, Sequence[object], Sequence[float]]]) -> go.Figure:
-    """Year x month heat map of compounded out-of-sample returns (%), one panel per (label, dates, returns);
-    months without an OOS session stay blank."""
+def monthly_returns_figure(series: Sequence[tuple[str, Sequence[object], Sequence[float]]],
+                           *, title: str = "Monthly returns") -> go.Figure:
+    """Year x month heat map of compounded returns (%), one panel per (label, dates, returns); months
+    without a session stay blank."""
     panels = [s for s in series if len(s[1])]
     fig = make_subplots(rows=max(1, len(panels)), cols=1, subplot_titles=[s[0] for s in panels] or [""],
                         vertical_spacing=0.12)
@@ -190,20 +200,20 @@ def monthly_returns_figure(series: Sequence[tuple[str, Sequence[object], Sequenc
                                  showscale=row == 1, colorbar={"title": {"text": "%"}},
                                  hovertemplate="%{y} %{x}: %{text}<extra></extra>"), row=row, col=1)
         fig.update_yaxes(type="category", row=row, col=1)
-    fig.update_layout(title="Monthly out-of-sample returns (stitched walk-forward)",
+    fig.update_layout(title=title,
                       height=160 + 170 * max(1, len(panels)), **_LAYOUT)
     return fig
 
 
 def trade_pnl_figure(series: Sequence[tuple[str, Sequence[float]]]) -> go.Figure:
-    """Histogram of the net PnL of each out-of-sample trade, one overlaid histogram per candidate."""
+    """Histogram of the net PnL of each holdout (out-of-sample) trade, one overlaid histogram per candidate."""
     fig = go.Figure()
     for i, (label, pnls) in enumerate(series):
         # one bin group: overlaid histograms share their bins, so the bars line up
         fig.add_trace(go.Histogram(x=np.asarray(pnls, dtype=float), name=label, opacity=0.6, nbinsx=40,
                                    bingroup=1, marker={"color": candidate_colour(i)}))
     fig.add_vline(x=0.0, line={"color": "#444", "dash": "dash", "width": 1})
-    fig.update_layout(title="Out-of-sample trade PnL (net of costs)", xaxis_title="PnL per trade",
+    fig.update_layout(title="Holdout (out-of-sample) trade PnL (net of costs)", xaxis_title="PnL per trade",
                       yaxis_title="trades", barmode="overlay", height=420, **_LAYOUT)
     return fig
 
@@ -239,8 +249,8 @@ def pbo_degradation_figure(is_perf: Sequence[float], oos_perf: Sequence[float], 
 
 def dsr_figure(trial_sharpes: Sequence[float], candidates: Sequence[tuple[str, float]], *, sr0: float,
                sr0_raw: float, n_eff: float, n_raw: int) -> go.Figure:
-    """Histogram of every trial's annualised OOS Sharpe, the deflated benchmarks SR0 (effective and raw N)
-    and each candidate's Sharpe."""
+    """Histogram of every trial's annualised validation Sharpe, the deflated benchmarks SR0 (effective and raw N)
+    and each candidate's holdout Sharpe."""
     fig = go.Figure(go.Histogram(x=np.asarray(trial_sharpes, dtype=float), nbinsx=40, name="trials",
                                  marker={"color": "#9ecae1"}))
     fig.add_vline(x=sr0, line={"color": "#d62728", "width": 2},
@@ -251,8 +261,8 @@ def dsr_figure(trial_sharpes: Sequence[float], candidates: Sequence[tuple[str, f
         fig.add_vline(x=sr, line={"color": candidate_colour(i), "width": 2, "dash": "dash"})
         fig.add_trace(go.Scatter(x=[sr], y=[0], mode="markers", name=label,
                                  marker={"color": candidate_colour(i), "size": 11, "symbol": "triangle-up"}))
-    fig.update_layout(title="Deflated Sharpe: trials' out-of-sample Sharpe and the selection-bias benchmark",
-                      xaxis_title="annualised out-of-sample Sharpe", yaxis_title="trials", height=420, **_LAYOUT)
+    fig.update_layout(title="Deflated Sharpe: trials' validation Sharpe and the selection-bias benchmark",
+                      xaxis_title="annualised validation Sharpe", yaxis_title="trials", height=420, **_LAYOUT)
     return fig
 
 
@@ -281,7 +291,7 @@ def bootstrap_drawdown_figure(series: Sequence[tuple[str, Sequence[float], float
                                    name=f"{label}: observed {observed:.2%}, p95 {p95:.2%}", marker={"color": colour}))
         fig.add_vline(x=p95 * 100, line={"color": colour, "width": 2, "dash": "dash"})
         fig.add_vline(x=observed * 100, line={"color": colour, "width": 1, "dash": "dot"})
-    fig.update_layout(title="Max drawdown when the OOS trades come in another order (bootstrap; dashed: p95, "
+    fig.update_layout(title="Max drawdown when the holdout trades come in another order (bootstrap; dashed: p95, "
                             "dotted: observed)",
                       xaxis_title="max drawdown %", yaxis_title="samples", barmode="overlay", height=420,
                       **_LAYOUT)

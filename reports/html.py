@@ -67,13 +67,14 @@ class TrialRow:
 
 @dataclass
 class CandidateSeries:
-    """A candidate's daily IS/OOS returns per fold (the frame :func:`search.gate.fold_daily_frame` makes)."""
+    """A candidate's daily returns per window: IS and validation per fold, and the holdout once gated (the frame
+    :func:`search.gate.fold_daily_frame` makes)."""
 
     rank: int
     trial: int
     params: dict[str, Any]
     objective: float | None
-    daily: pl.DataFrame = field(repr=False)  # fold, window, date, return, equity, stitched_oos_equity
+    daily: pl.DataFrame = field(repr=False)  # fold, window, date, return, equity, stitched_equity
     initial_cash: float = 100_000.0
 
     @property
@@ -160,10 +161,10 @@ def read_gate_artifacts(folder: str | Path) -> GateArtifacts | None:
                 metrics=_read_json(sub / "metrics.json"),
                 dsr=_read_json(sub / "dsr.json"),
                 bootstrap=_read_json(sub / "bootstrap.json"),
-                trades=pl.read_csv(sub / "oos_trades.csv")
-                if (sub / "oos_trades.csv").stat().st_size
+                trades=pl.read_csv(sub / "holdout_trades.csv")
+                if (sub / "holdout_trades.csv").stat().st_size
                 else pl.DataFrame(),
-                daily=pl.read_csv(sub / "oos_daily.csv", try_parse_dates=True),
+                daily=pl.read_csv(sub / "daily.csv", try_parse_dates=True),
             )
         )
     return GateArtifacts(folder, summary, pbo, candidates)
@@ -216,24 +217,24 @@ def _gate_hint(data: ReportData) -> str:
 
 def _fold_series(daily: pl.DataFrame) -> list[dict[str, Any]]:
     folds = []
-    for fold in sorted(set(daily.get_column("fold").to_list())):
+    for fold in sorted(set(daily.filter(pl.col("window") != "holdout").get_column("fold").to_list())):
         part = daily.filter(pl.col("fold") == fold)
         is_rows = part.filter(pl.col("window") == "is")
-        oos_rows = part.filter(pl.col("window") == "oos")
+        val_rows = part.filter(pl.col("window") == "validation")
         folds.append(
             {
                 "fold": fold,
                 "is_dates": is_rows.get_column("date").to_list(),
                 "is_equity": is_rows.get_column("equity").to_list(),
-                "oos_dates": oos_rows.get_column("date").to_list(),
-                "oos_equity": oos_rows.get_column("equity").to_list(),
+                "val_dates": val_rows.get_column("date").to_list(),
+                "val_equity": val_rows.get_column("equity").to_list(),
             }
         )
     return folds
 
 
-def _oos(daily: pl.DataFrame) -> pl.DataFrame:
-    return daily.filter(pl.col("window") == "oos").sort("fold", "date")
+def _window(daily: pl.DataFrame, window: str) -> pl.DataFrame:
+    return daily.filter(pl.col("window") == window).sort("fold", "date")
 
 
 # ------------------------------------------------------------------------------------------ sections
@@ -298,7 +299,8 @@ def _parallel_section(data: ReportData) -> str:
 def _source_note(data: ReportData) -> str:
     if data.candidates_source == "gate":
         return (
-            "<p>The candidates gated by <code>search gate</code>, from their <code>oos_daily.csv</code>.</p>"
+            "<p>The candidates gated by <code>search gate</code>, from their <code>daily.csv</code>. Validation "
+            "windows (the folds' test windows) were seen by the search; only the holdout is out-of-sample.</p>"
         )
     return (
         "<p>The best COMPLETE trials by the first objective, from their trial records "
@@ -311,15 +313,18 @@ def _walk_forward_section(data: ReportData) -> str:
         return _missing("No candidate with a trial record to draw.")
     parts = [_source_note(data)]
     for i, c in enumerate(data.candidates):
-        oos = _oos(c.daily)
-        title = f"{c.label}: walk-forward in-sample and out-of-sample equity; params {_params_text(c.params)}"
+        validation = _window(c.daily, "validation")
+        holdout = _window(c.daily, "holdout")
+        title = f"{c.label}: in-sample, validation and holdout equity; params {_params_text(c.params)}"
         fig = figures.walk_forward_figure(
             _fold_series(c.daily),
-            oos.get_column("date").to_list(),
-            oos.get_column("stitched_oos_equity").to_list(),
+            validation.get_column("date").to_list(),
+            validation.get_column("stitched_equity").to_list(),
             title=title,
             initial_cash=c.initial_cash,
             colour=figures.candidate_colour(i),
+            holdout_dates=holdout.get_column("date").to_list(),
+            holdout_equity=holdout.get_column("stitched_equity").to_list(),
         )
         parts.append(_figure(fig, f"walk-forward-{c.rank}"))
     return "".join(parts)
@@ -334,18 +339,25 @@ def _params_text(params: dict[str, Any]) -> str:
 def _monthly_section(data: ReportData) -> str:
     if not data.candidates:
         return _missing("No candidate with a trial record to draw.")
+    # the holdout once gated (out-of-sample); before that only the validation windows exist
+    window = "holdout" if data.candidates_source == "gate" else "validation"
     series = []
     for c in data.candidates:
-        oos = _oos(c.daily)
-        series.append((c.label, oos.get_column("date").to_list(), oos.get_column("return").to_list()))
-    return _figure(figures.monthly_returns_figure(series), "monthly")
+        rows = _window(c.daily, window)
+        series.append((c.label, rows.get_column("date").to_list(), rows.get_column("return").to_list()))
+    title = (
+        "Monthly holdout (out-of-sample) returns"
+        if window == "holdout"
+        else "Monthly validation returns (stitched walk-forward; seen by the search)"
+    )
+    return _figure(figures.monthly_returns_figure(series, title=title), "monthly")
 
 
 def _trades_section(data: ReportData) -> str:
     gates = data.gates
     if gates is None:
         return _missing(
-            "Out-of-sample trades are written by the gate run (the records hold daily returns only)."
+            "Holdout (out-of-sample) trades are written by the gate run (the records hold daily returns only)."
         ) + _gate_hint(data)
     series = [
         (c.label, c.trades.get_column("pnl").to_list() if c.trades.height else []) for c in gates.candidates
@@ -358,10 +370,10 @@ def _trades_section(data: ReportData) -> str:
             # the gates never read a rejected candidate's KPIs; neither does the report
             kpis = '<td class="ne" colspan="3">not evaluated: rejected by overfitting checks</td>'
         else:
-            oos = c.metrics.get("oos", {})
+            held = c.metrics.get("holdout", {})
             kpis = (
-                f"<td>{_pct(oos.get('win_rate'))}</td><td>{_num(oos.get('avg_trade'))}</td>"
-                f"<td>{_num(oos.get('profit_factor'))}</td>"
+                f"<td>{_pct(held.get('win_rate'))}</td><td>{_num(held.get('avg_trade'))}</td>"
+                f"<td>{_num(held.get('profit_factor'))}</td>"
             )
         worst = _num(float(pnl.min()) if pnl.size else None)
         best = _num(float(pnl.max()) if pnl.size else None)
@@ -369,7 +381,7 @@ def _trades_section(data: ReportData) -> str:
             f"<tr><td>{_e(c.label)}</td><td>{pnl.size}</td><td>{worst}</td><td>{best}</td>{kpis}</tr>"
         )
     table = (
-        "<table><tr><th>candidate</th><th>OOS trades</th><th>worst</th><th>best</th><th>win rate</th>"
+        "<table><tr><th>candidate</th><th>holdout trades</th><th>worst</th><th>best</th><th>win rate</th>"
         f"<th>avg trade</th><th>profit factor</th></tr>{''.join(rows)}</table>"
     )
     return _figure(figures.trade_pnl_figure(series), "trades") + table
@@ -474,7 +486,7 @@ def _finite(value: object) -> float:
 
 def _candidate_stats_table(gates: GateArtifacts) -> str:
     head = (
-        "<tr><th>candidate</th><th>OOS sessions</th><th>Sharpe (ann.)</th><th>SR0 (ann., N_eff)</th>"
+        "<tr><th>candidate</th><th>holdout sessions</th><th>Sharpe (ann.)</th><th>SR0 (ann., N_eff)</th>"
         "<th>DSR</th><th>DSR (raw N)</th><th>PSR</th><th>skew</th><th>kurtosis</th><th>WFE</th>"
         "<th>stability (neighbours)</th><th>max DD observed</th><th>max DD p95</th></tr>"
     )

@@ -1,29 +1,32 @@
 """``search gate`` as a function: overfitting checks first, then KPI gates, for a study's best candidates.
 
-Everything comes from the study storage and the trial records, except the candidates' out-of-sample
-(OOS) trades, which the records do not hold: each candidate's spec is re-run with the fast engine on
-its folds' test windows (milliseconds per fold), on the data store the study used.
+Out-of-sample means unseen. The study's objective read only the folds' training windows, and a later
+fold's training window covers an earlier fold's test window, so the fold test windows are *validation*
+windows: the search saw them. The only out-of-sample data is the **holdout** the study recorded (the
+last sessions of the data window, see :func:`evaluator.walkforward.make_layout`), which no objective,
+constraint, candidate ranking or fold pick read. It is opened here, for the chosen candidates only: each
+candidate's spec is run with the fast engine on the holdout window (and, as a check that the records
+still reproduce, on its validation windows).
 
-Study level (every COMPLETE trial with a record):
+Study level (every COMPLETE trial with a record; all of it validation data, chosen without the holdout):
 
-* each trial's stitched OOS daily returns (its folds' test windows in fold order) and their per-period
-  Sharpe ratios: the variance V[SR] the DSR deflates with;
-* the effective number of independent trials: correlation clustering of those OOS series;
+* each trial's stitched validation daily returns and their per-period Sharpe ratios: the variance
+  V[SR] the DSR deflates with (how much Sharpe the best of N tries shows by luck);
+* the effective number of independent trials: correlation clustering of those validation series;
 * PBO by CSCV over a sessions x trials matrix: each trial's return on every session its record holds
-  (the OOS return where the session lies in a test window, else the in-sample return of the first fold
-  whose training window holds it; every column follows the same rule, so the columns compare). Trials
-  covering fewer than ``min_coverage`` of the sessions are dropped and listed; remaining gaps are 0.0.
+  (the validation return where the session lies in a test window, else the in-sample return of the
+  first fold whose training window holds it). Trials covering fewer than ``min_coverage`` of the
+  sessions are dropped and listed; remaining gaps are 0.0. PBO measures the selection process itself.
 
-Per candidate (the ``top`` feasible COMPLETE trials by the first objective):
+Per candidate (the ``top`` feasible COMPLETE trials by the first objective, an in-sample mean):
 
-* DSR of its stitched OOS returns with N = the raw trial count (``dsr_raw``) and N = the effective
-  count (``dsr``, the default gate: near-duplicate trials of a TPE search are not independent tries);
-* WFE: annualised mean OOS return / annualised mean IS return over its folds;
+* DSR of its **holdout** daily returns with N = the raw trial count (``dsr_raw``) and N = the effective
+  count (``dsr``, the default gate): the holdout Sharpe must beat what the best of N noise trials shows;
+* WFE: annualised mean holdout return / annualised mean in-sample return over its folds;
 * parameter stability: the study's trials within 10 % of each numeric parameter's range (log-scale
-  parameters measured in log space) with equal categorical values;
-* the bootstrap of the max drawdown over its re-run OOS trades (``max_drawdown_p95``);
-* KPI metrics of the stitched OOS result: :func:`evaluator.metrics.compute_metrics` over the chained OOS
-  equity and the re-run trades.
+  parameters measured in log space) with equal categorical values (in-sample objective values);
+* the bootstrap of the max drawdown over its holdout trades (``max_drawdown_p95``);
+* KPI metrics of the holdout run (the engine's own metrics over the holdout window).
 
 The gates (:func:`evaluator.gates.evaluate_gates`) reject a candidate at the overfitting stage before
 any KPI is read. Gate configuration: :meth:`GateConfig.default`, then the space's ``gates`` mapping,
@@ -96,7 +99,7 @@ __all__ = [
     "run_gates",
     "select_candidates",
     "session_returns",
-    "stitched_oos",
+    "stitched_validation",
 ]
 
 GATE_FORMAT = 1
@@ -104,16 +107,16 @@ PERIODS_PER_YEAR = 252
 
 #: Metrics a gate may test, with what ``search gate`` puts behind each name.
 GATE_METRICS: dict[str, str] = {
-    "dsr": "deflated Sharpe ratio of the stitched OOS returns, N = effective number of trials",
-    "dsr_raw": "deflated Sharpe ratio of the stitched OOS returns, N = raw count of COMPLETE trials",
-    "psr": "probabilistic Sharpe ratio P(true Sharpe > 0) of the stitched OOS returns",
+    "dsr": "deflated Sharpe ratio of the holdout returns, N = effective number of trials",
+    "dsr_raw": "deflated Sharpe ratio of the holdout returns, N = raw count of COMPLETE trials",
+    "psr": "probabilistic Sharpe ratio P(true Sharpe > 0) of the holdout returns",
     "pbo": "probability of backtest overfitting of the study (CSCV); the same for every candidate",
-    "wfe": "walk-forward efficiency: annualised mean OOS return / annualised mean IS return",
+    "wfe": "walk-forward efficiency: annualised mean holdout return / annualised mean IS return",
     "stability_ratio": "median objective of the parameter neighbours / the candidate's objective",
     "stability_within": "fraction of parameter neighbours within 20 % of the candidate's objective",
     "stability_neighbours": "number of parameter neighbours among the study's trials",
-    "max_drawdown_p95": "95th percentile of the max drawdown over bootstrap re-orderings of the OOS trades",
-    **{key: f"stitched out-of-sample {key}" for key in METRIC_KEYS},
+    "max_drawdown_p95": "95th percentile of the max drawdown over bootstrap re-orderings of the holdout trades",
+    **{key: f"holdout (out-of-sample) {key}" for key in METRIC_KEYS},
 }
 
 #: Trials covering fewer sessions than this fraction of the matrix are left out of PBO / N_eff.
@@ -249,31 +252,31 @@ def _folds(record: TrialRecord) -> list[Any]:
     return sorted(record.folds, key=lambda f: f.fold)
 
 
-def stitched_oos(record: TrialRecord) -> Series:
-    """The trial's OOS segments in fold order (test windows never overlap, so the dates increase)."""
+def stitched_validation(record: TrialRecord) -> Series:
+    """The trial's validation segments in fold order (test windows never overlap, so the dates increase)."""
     folds = _folds(record)
     if not folds:
         return Series(np.empty(0, "datetime64[D]"), np.empty(0))
     return Series(
-        np.concatenate([np.asarray(f.oos_dates, "datetime64[D]") for f in folds]),
-        np.concatenate([np.asarray(f.oos_returns, np.float64) for f in folds]),
+        np.concatenate([np.asarray(f.val_dates, "datetime64[D]") for f in folds]),
+        np.concatenate([np.asarray(f.val_returns, np.float64) for f in folds]),
     )
 
 
 def session_returns(record: TrialRecord) -> Series:
-    """One return per recorded session: OOS where the session is in a test window, else the first fold's IS."""
+    """One return per recorded session: validation where the session is in a test window, else the first fold's IS."""
     folds = _folds(record)
     if not folds:
         return Series(np.empty(0, "datetime64[D]"), np.empty(0))
     dates = np.concatenate(
-        [np.asarray(f.oos_dates, "datetime64[D]") for f in folds]
+        [np.asarray(f.val_dates, "datetime64[D]") for f in folds]
         + [np.asarray(f.is_dates, "datetime64[D]") for f in folds]
     )
     rets = np.concatenate(
-        [np.asarray(f.oos_returns, np.float64) for f in folds]
+        [np.asarray(f.val_returns, np.float64) for f in folds]
         + [np.asarray(f.is_returns, np.float64) for f in folds]
     )
-    unique, first = np.unique(dates, return_index=True)  # first occurrence: OOS before IS, early fold first
+    unique, first = np.unique(dates, return_index=True)  # first occurrence: validation before IS, early fold first
     return Series(unique, rets[first])
 
 
@@ -309,32 +312,42 @@ def align(series: Mapping[int, Series], *, min_coverage: float = MIN_COVERAGE) -
     return Aligned(dates, matrix, kept, dict(sorted(dropped.items())))
 
 
-def fold_daily_frame(record: TrialRecord, initial_cash: float) -> pl.DataFrame:
-    """Daily IS and OOS returns per fold with each window's equity (from ``initial_cash``) and, on OOS rows,
-    the stitched walk-forward equity (OOS windows chained in fold order)."""
+def fold_daily_frame(
+    record: TrialRecord, initial_cash: float, holdout: BacktestResult | None = None
+) -> pl.DataFrame:
+    """Daily returns per window with each window's equity (from ``initial_cash``): per fold its in-sample
+    (``is``) and validation (``validation``) window, then the ``holdout`` (fold -1) when given. On
+    validation rows ``stitched_equity`` chains the validation windows in fold order (the walk-forward
+    equity); on holdout rows it is the holdout's own equity."""
     rows: list[pl.DataFrame] = []
     stitched = initial_cash
+    windows: list[tuple[int, str, Any, Any]] = []
     for f in _folds(record):
-        for window, dates, rets in (("is", f.is_dates, f.is_returns), ("oos", f.oos_dates, f.oos_returns)):
-            r = np.asarray(rets, np.float64)
-            growth = np.cumprod(1.0 + r)
-            chained: list[float | None] = [None] * r.size
-            if window == "oos" and r.size:
-                path = stitched * growth
-                chained = path.tolist()
-                stitched = float(path[-1])
-            rows.append(
-                pl.DataFrame(
-                    {
-                        "fold": np.full(r.size, f.fold, np.int64),
-                        "window": [window] * r.size,
-                        "date": np.asarray(dates, "datetime64[D]"),
-                        "return": r,
-                        "equity": initial_cash * growth,
-                        "stitched_oos_equity": pl.Series(chained, dtype=pl.Float64),
-                    }
-                )
+        windows += [(f.fold, "is", f.is_dates, f.is_returns), (f.fold, "validation", f.val_dates, f.val_returns)]
+    if holdout is not None:
+        windows.append((-1, "holdout", holdout.daily.get_column("date").to_numpy(), holdout.daily_returns))
+    for fold, window, dates, rets in windows:
+        r = np.asarray(rets, np.float64)
+        growth = np.cumprod(1.0 + r)
+        chained: list[float | None] = [None] * r.size
+        if window == "validation" and r.size:
+            path = stitched * growth
+            chained = path.tolist()
+            stitched = float(path[-1])
+        elif window == "holdout":
+            chained = (initial_cash * growth).tolist()
+        rows.append(
+            pl.DataFrame(
+                {
+                    "fold": np.full(r.size, fold, np.int64),
+                    "window": [window] * r.size,
+                    "date": np.asarray(dates, "datetime64[D]"),
+                    "return": r,
+                    "equity": initial_cash * growth,
+                    "stitched_equity": pl.Series(chained, dtype=pl.Float64),
+                }
             )
+        )
     if not rows:
         return pl.DataFrame(
             schema={
@@ -343,7 +356,7 @@ def fold_daily_frame(record: TrialRecord, initial_cash: float) -> pl.DataFrame:
                 "date": pl.Date,
                 "return": pl.Float64,
                 "equity": pl.Float64,
-                "stitched_oos_equity": pl.Float64,
+                "stitched_equity": pl.Float64,
             }
         )
     return pl.concat(rows)
@@ -397,8 +410,8 @@ class StudyStats:
     n_trials_raw: int
     n_trials_eff: float
     sr_variance: float
-    trial_sharpes: dict[int, float]  # per period, from stitched OOS returns
-    oos_dropped: dict[int, str]
+    trial_sharpes: dict[int, float]  # per period, from stitched validation returns
+    val_dropped: dict[int, str]
     pbo: PBOResult | None
     pbo_info: dict[str, Any]
 
@@ -406,10 +419,10 @@ class StudyStats:
 def study_stats(
     records: Mapping[int, TrialRecord], *, n_blocks: int, min_coverage: float = MIN_COVERAGE
 ) -> StudyStats:
-    oos = {n: stitched_oos(r) for n, r in records.items()}
-    sharpes = {n: sharpe_ratio(s.returns, periods_per_year=1) for n, s in oos.items()}
+    validation = {n: stitched_validation(r) for n, r in records.items()}
+    sharpes = {n: sharpe_ratio(s.returns, periods_per_year=1) for n, s in validation.items()}
     finite = np.array([v for v in sharpes.values() if math.isfinite(v)])
-    aligned = align(oos, min_coverage=min_coverage)
+    aligned = align(validation, min_coverage=min_coverage)
     n_eff = float(effective_number_of_trials(aligned.matrix)) if aligned.numbers else math.nan
     pbo, info = _pbo(records, n_blocks=n_blocks, min_coverage=min_coverage)
     return StudyStats(
@@ -417,7 +430,7 @@ def study_stats(
         n_trials_eff=n_eff,
         sr_variance=float(np.var(finite, ddof=1)) if finite.size >= 2 else 0.0,
         trial_sharpes=sharpes,
-        oos_dropped=aligned.dropped,
+        val_dropped=aligned.dropped,
         pbo=pbo,
         pbo_info=info,
     )
@@ -471,8 +484,10 @@ class CandidateResult:
     dsr_raw: DSRResult
     stability: StabilityResult
     bootstrap: BootstrapResult
-    oos_metrics: dict[str, float]
-    trades: pl.DataFrame = field(repr=False)
+    holdout_metrics: dict[str, float]  # the KPIs: the holdout run's metrics
+    val_metrics: dict[str, float]  # the stitched validation windows, for comparison only
+    trades: pl.DataFrame = field(repr=False)  # holdout trades
+    validation_trades: pl.DataFrame = field(repr=False)
     daily: pl.DataFrame = field(repr=False)
     rerun: dict[str, Any] = field(default_factory=dict)
     folder: Path | None = None
@@ -496,7 +511,7 @@ class _Markets:
 def _rerun(
     spec: StrategySpec, market: Market, folds: Mapping[int, Mapping[str, str]], record: TrialRecord
 ) -> tuple[pl.DataFrame, list[BacktestResult], dict[str, Any]]:
-    """The candidate's OOS windows re-run: trades (with a fold column), results, and the match check."""
+    """The candidate's validation windows re-run: trades (with a fold column), results, and the record check."""
     frames: list[pl.DataFrame] = []
     results: list[BacktestResult] = []
     worst = 0.0
@@ -520,7 +535,7 @@ def _rerun(
                 "fold", *result.trades.columns
             )
         )
-        recorded = np.asarray(f.oos_returns, np.float64)
+        recorded = np.asarray(f.val_returns, np.float64)
         again = result.daily_returns
         if recorded.shape != again.shape:
             lengths_match = False
@@ -528,9 +543,9 @@ def _rerun(
             worst = max(worst, float(np.max(np.abs(recorded - again))))
     trades = pl.concat(frames) if frames else pl.DataFrame()
     recorded_trades = sum(
-        int(f.oos_metrics.get("n_trades", 0.0))
+        int(f.val_metrics.get("n_trades", 0.0))
         for f in record.folds
-        if math.isfinite(f.oos_metrics.get("n_trades", 0.0))
+        if math.isfinite(f.val_metrics.get("n_trades", 0.0))
     )
     check = {
         "engine": "fast",
@@ -581,32 +596,38 @@ def _evaluate_candidate(
     complete: Sequence[FrozenTrial],
     markets: _Markets,
     folds: Mapping[int, Mapping[str, str]],
+    holdout: Mapping[str, Any],
     objectives: Sequence[str],
     config: GateConfig,
     bootstrap_samples: int,
     seed: int,
 ) -> CandidateResult:
     spec = space.build(record.params)
-    oos = stitched_oos(record)
+    market = markets.get(spec)
+    # The lockbox opens here, after the candidate was chosen from in-sample values only.
+    held = fast_run(spec, market, dt.date.fromisoformat(holdout["start"]), dt.date.fromisoformat(holdout["end"]))
     trial_sharpes = np.array(list(stats.trial_sharpes.values()), dtype=np.float64)
-    dsr_eff = deflated_sharpe_ratio(oos.returns, trial_sharpes=trial_sharpes, n_trials=stats.n_trials_eff)
-    dsr_raw = deflated_sharpe_ratio(oos.returns, trial_sharpes=trial_sharpes, n_trials=stats.n_trials_raw)
-    folds_sorted = _folds(record)
+    dsr_eff = deflated_sharpe_ratio(held.daily_returns, trial_sharpes=trial_sharpes, n_trials=stats.n_trials_eff)
+    dsr_raw = deflated_sharpe_ratio(held.daily_returns, trial_sharpes=trial_sharpes, n_trials=stats.n_trials_raw)
     wfe = walk_forward_efficiency(
-        [f.is_returns for f in folds_sorted], [f.oos_returns for f in folds_sorted], PERIODS_PER_YEAR
+        [f.is_returns for f in _folds(record)], [held.daily_returns], PERIODS_PER_YEAR
     )
     stability = _stability(space, trial, complete)
-    trades, results, check = _rerun(spec, markets.get(spec), folds, record)
-    pnls = trades.get_column("pnl").to_numpy() if trades.height else np.empty(0)
     boot = bootstrap_max_drawdown(
-        pnls, initial_cash=spec.initial_cash, n_samples=bootstrap_samples, seed=seed
+        _trade_pnls(held.trades), initial_cash=spec.initial_cash, n_samples=bootstrap_samples, seed=seed
     )
+    validation_trades, results, check = _rerun(spec, market, folds, record)
+    validation = stitched_validation(record)
     bars = sum(len(r.bar_ts) for r in results)
     exposure = sum(r.metrics["exposure"] * len(r.bar_ts) for r in results) / bars if bars else 0.0
-    equity = spec.initial_cash * np.cumprod(1.0 + oos.returns)
-    oos_metrics = compute_metrics(
-        equity, oos.dates, pnls, initial_cash=spec.initial_cash, exposure=min(1.0, max(0.0, exposure))
+    val_metrics = compute_metrics(
+        spec.initial_cash * np.cumprod(1.0 + validation.returns),
+        validation.dates,
+        _trade_pnls(validation_trades),
+        initial_cash=spec.initial_cash,
+        exposure=min(1.0, max(0.0, exposure)),
     )
+    holdout_metrics = dict(held.metrics)
     pbo = stats.pbo.pbo if stats.pbo is not None else math.nan
     values: dict[str, float] = {
         "dsr": dsr_eff.dsr,
@@ -618,7 +639,7 @@ def _evaluate_candidate(
         "stability_within": stability.fraction_within,
         "stability_neighbours": float(stability.n_neighbours),
         "max_drawdown_p95": boot.p95,
-        **oos_metrics,
+        **holdout_metrics,
     }
     return CandidateResult(
         rank=rank,
@@ -631,11 +652,17 @@ def _evaluate_candidate(
         dsr_raw=dsr_raw,
         stability=stability,
         bootstrap=boot,
-        oos_metrics=oos_metrics,
-        trades=trades,
-        daily=fold_daily_frame(record, spec.initial_cash),
+        holdout_metrics=holdout_metrics,
+        val_metrics=val_metrics,
+        trades=held.trades,
+        validation_trades=validation_trades,
+        daily=fold_daily_frame(record, spec.initial_cash, held),
         rerun=check,
     )
+
+
+def _trade_pnls(trades: pl.DataFrame) -> np.ndarray:
+    return trades.get_column("pnl").to_numpy() if trades.height else np.empty(0)
 
 
 # ---------------------------------------------------------------------------------------- output
@@ -716,8 +743,9 @@ def _gates_csv(candidates: Sequence[CandidateResult], objective: str) -> pl.Data
 
 def _write_candidate(folder: Path, c: CandidateResult, spec_json: str) -> None:
     folder.mkdir(parents=True)
-    c.trades.write_csv(folder / "oos_trades.csv")
-    c.daily.write_csv(folder / "oos_daily.csv")
+    c.trades.write_csv(folder / "holdout_trades.csv")
+    c.validation_trades.write_csv(folder / "validation_trades.csv")
+    c.daily.write_csv(folder / "daily.csv")
     _write_json(
         folder / "metrics.json",
         {
@@ -725,8 +753,10 @@ def _write_candidate(folder: Path, c: CandidateResult, spec_json: str) -> None:
             "trial": c.number,
             "params": c.params,
             "objectives": c.objectives,
-            "oos": c.oos_metrics,
-            "oos_sessions": int(c.daily.filter(pl.col("window") == "oos").height),
+            "holdout": c.holdout_metrics,
+            "holdout_sessions": int(c.daily.filter(pl.col("window") == "holdout").height),
+            "validation": c.val_metrics,
+            "validation_sessions": int(c.daily.filter(pl.col("window") == "validation").height),
             "gate_values": c.values,
             "stability": {k: v for k, v in asdict(c.stability).items() if k != "neighbour_values"}
             | {"neighbour_values": c.stability.neighbour_values},
@@ -917,8 +947,8 @@ def run_gates(config: GateRunConfig, *, echo: Callable[[str], None] = print) -> 
             f"PBO: {len(stats.pbo_info['dropped'])} trial(s) with too few returns dropped: "
             + ", ".join(f"#{k} ({v})" for k, v in list(stats.pbo_info["dropped"].items())[:5])
         )
-    if stats.oos_dropped:
-        notes.append(f"effective N: {len(stats.oos_dropped)} trial(s) with too few OOS returns dropped")
+    if stats.val_dropped:
+        notes.append(f"effective N: {len(stats.val_dropped)} trial(s) with too few validation returns dropped")
 
     chosen = [t for t in select_candidates(study, len(complete)) if t.number in records][: config.top]
     if not chosen:
@@ -951,9 +981,19 @@ def run_gates(config: GateRunConfig, *, echo: Callable[[str], None] = print) -> 
         )
     if study.user_attrs.get("engine", "fast") != "fast":
         notes.append(
-            f"the study ran the {study.user_attrs.get('engine')} engine; OOS trades are re-run with the fast engine"
+            f"the study ran the {study.user_attrs.get('engine')} engine; holdout and validation trades are run with "
+            "the fast engine"
         )
     folds = {int(f["index"]): f for f in study.user_attrs.get("folds") or []}
+    holdout = study.user_attrs.get("holdout")
+    if not holdout:
+        raise GateSetupError(
+            f"study {study.study_name!r} records no holdout window (it was searched by an older version, whose "
+            "'out-of-sample' fold windows the search had seen); run the space again as a new study (--study NAME)"
+        )
+    notes.append(
+        f"holdout (out-of-sample, unseen by the search): {holdout['start']} to {holdout['end']}, {holdout['days']} sessions"
+    )
     markets = _Markets(store, space)
     results: list[CandidateResult] = []
     for rank, trial in enumerate(chosen, start=1):
@@ -966,6 +1006,7 @@ def run_gates(config: GateRunConfig, *, echo: Callable[[str], None] = print) -> 
             complete=complete,
             markets=markets,
             folds=folds,
+            holdout=holdout,
             objectives=objectives,
             config=gate_config,
             bootstrap_samples=config.bootstrap_samples,
@@ -973,8 +1014,8 @@ def run_gates(config: GateRunConfig, *, echo: Callable[[str], None] = print) -> 
         )
         if not result.rerun["matches_record"]:
             notes.append(
-                f"trial #{trial.number}: the OOS re-run does not reproduce its record ({result.rerun}); "
-                "trades and trade KPIs come from the re-run"
+                f"trial #{trial.number}: the validation re-run does not reproduce its record ({result.rerun}); "
+                "the data or the code changed since the search"
             )
         results.append(result)
 
@@ -1047,7 +1088,7 @@ def _gates_json(
             "sr_variance": stats.sr_variance,
             "periods_per_year": PERIODS_PER_YEAR,
             "trial_sharpes": [{"trial": n, "sr": v} for n, v in sorted(stats.trial_sharpes.items())],
-            "oos_dropped": {str(k): v for k, v in stats.oos_dropped.items()},
+            "val_dropped": {str(k): v for k, v in stats.val_dropped.items()},
             "pbo": None if stats.pbo is None else stats.pbo.pbo,
         },
         "candidates": [

@@ -92,7 +92,7 @@ def _console() -> Any:
     "--data",
     "data_root",
     default=None,
-    help=f"Parquet store for the OOS re-runs (default: the store the study recorded; ${DATA_ROOT_ENV} is not used).",
+    help=f"Parquet store for the holdout and validation runs (default: the store the study recorded; ${DATA_ROOT_ENV} is not used).",
 )
 @click.option(
     "--gates",
@@ -115,7 +115,7 @@ def _console() -> Any:
     type=click.IntRange(min=1),
     default=2000,
     show_default=True,
-    help="Bootstrap samples of the OOS trade order for the max-drawdown percentiles.",
+    help="Bootstrap samples of the holdout trade order for the max-drawdown percentiles.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
 def gate(
@@ -128,7 +128,7 @@ def gate(
     bootstrap_samples: int,
     seed: int,
 ) -> None:
-    """Overfitting checks (DSR, PBO, WFE, stability, bootstrap drawdown) first, then KPI gates on OOS results.
+    """Overfitting checks (DSR, PBO, WFE, stability, bootstrap drawdown) first, then KPI gates on the holdout (out-of-sample) results.
 
     Writes <study folder>/gates/ (gates.csv, gates.json, pbo.json, candidate_<rank>/...), stores each verdict
     in the study attribute `gate` and as a note on the candidate's trial (optuna-dashboard shows it).

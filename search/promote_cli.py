@@ -17,7 +17,8 @@ A trial without all three verdicts passed is never promoted. Candidates are take
 (then trial number), ``--top K`` of them.
 
 What the backtest predicts (stored with each deployment, compared with paper results): the mean and
-standard deviation of the candidate's out-of-sample daily returns (its record file), and the 95th
+standard deviation of the candidate's holdout (out-of-sample) daily returns (``daily.csv`` in its gate
+folder ``candidate_<rank>/``), and the 95th
 percentile of its bootstrapped max drawdown (``max_drawdown_p95`` in the gate folder's
 ``candidate_<rank>/metrics.json``, else ``bootstrap.json``'s ``p95``).
 
@@ -181,22 +182,26 @@ def expected_range(
 ) -> Expected:
     """The backtest's prediction for ``trial`` (see the module docstring); unknown parts stay None."""
     import numpy as np
+    import polars as pl
 
     from brokers.deployments import Expected
-    from search.gate import records_folder, stitched_oos
-    from search.records import read_record, record_path
 
     sources: dict[str, str] = {}
     mean = std = None
     days = None
-    path = record_path(records_folder(study, studies_root), trial.number)
-    if path.exists():
-        oos = stitched_oos(read_record(path))
-        returns = np.asarray(oos.returns, dtype=np.float64)
+    gate_attr = study.user_attrs.get(GATE_ATTR)
+    folder = gate_attr.get("folder") if isinstance(gate_attr, Mapping) else None
+    rank = gate_entry.get("rank")
+    # The prediction is the holdout's: the only returns the search never saw. (The validation windows
+    # were seen by the objective and would predict too rosy a paper record.)
+    daily_path = Path(folder) / f"candidate_{rank}" / "daily.csv" if folder and rank is not None else None
+    if daily_path is not None and daily_path.exists():
+        daily = pl.read_csv(daily_path).filter(pl.col("window") == "holdout")
+        returns = daily.get_column("return").to_numpy().astype(np.float64)
         returns = returns[np.isfinite(returns)]
         if returns.size >= 2:
             mean, std, days = float(returns.mean()), float(returns.std(ddof=1)), int(returns.size)
-            sources["daily"] = str(path)
+            sources["daily"] = str(daily_path)
     dd_p95 = None
     for name, value in (
         (
@@ -215,9 +220,6 @@ def expected_range(
         if _finite(value) is not None:
             dd_p95, sources["drawdown_p95"] = _finite(value), name
             break
-    gate_attr = study.user_attrs.get(GATE_ATTR)
-    folder = gate_attr.get("folder") if isinstance(gate_attr, Mapping) else None
-    rank = gate_entry.get("rank")
     if dd_p95 is None and folder and rank is not None:
         base = Path(folder) / f"candidate_{rank}"
         for file, keys in (
@@ -539,7 +541,7 @@ def _expected_text(expected: Expected) -> str:
     parts = []
     if expected.daily_mean is not None and expected.daily_std is not None:
         parts.append(
-            f"OOS daily mean {expected.daily_mean:.3%} sd {expected.daily_std:.3%} ({expected.days} days)"
+            f"holdout daily mean {expected.daily_mean:.3%} sd {expected.daily_std:.3%} ({expected.days} days)"
         )
     if expected.drawdown_p95 is not None:
         parts.append(f"drawdown p95 {expected.drawdown_p95:.2%}")

@@ -8,10 +8,10 @@ with ``allow_pickle=False``):
 array        dtype           meaning
 ===========  ==============  =====================================================================
 ``fold``     int16           fold index of each row
-``oos``      bool            False = in-sample row, True = out-of-sample row
+``val``      bool            False = in-sample (training) row, True = validation (fold test) row
 ``date``     datetime64[D]   session date
 ``ret``      float64         simple daily return of that window's backtest (fraction)
-``meta``     str (0-d)       JSON: format, trial number, params, feasible, per-fold IS/OOS metrics,
+``meta``     str (0-d)       JSON: format, trial number, params, feasible, per-fold IS and validation metrics,
                              and ``provenance`` (the trial's concrete spec JSON and hash, seed, engine,
                              fill model, data manifest hash, code; see :mod:`search.provenance`)
 ===========  ==============  =====================================================================
@@ -45,7 +45,7 @@ __all__ = [
     "write_record",
 ]
 
-RECORD_FORMAT = 1
+RECORD_FORMAT = 2  # 2: fold test windows are "validation" (key "val"); a holdout follows the folds
 
 
 def safe_name(name: str) -> str:
@@ -82,11 +82,11 @@ def write_record(
     """
     path = record_path(folder, number)
     path.parent.mkdir(parents=True, exist_ok=True)
-    folds, oos, dates, rets = [], [], [], []
+    folds, val, dates, rets = [], [], [], []
     for f in outcome.folds:
-        for is_oos, d, r in ((False, f.is_dates, f.is_returns), (True, f.oos_dates, f.oos_returns)):
+        for is_val, d, r in ((False, f.is_dates, f.is_returns), (True, f.val_dates, f.val_returns)):
             folds.append(np.full(len(d), f.fold, dtype=np.int16))
-            oos.append(np.full(len(d), is_oos, dtype=np.bool_))
+            val.append(np.full(len(d), is_val, dtype=np.bool_))
             dates.append(np.asarray(d, dtype="datetime64[D]"))
             rets.append(np.asarray(r, dtype=np.float64))
     meta = {
@@ -99,7 +99,7 @@ def write_record(
             {
                 "fold": f.fold,
                 "is": _finite_or_none(dict(f.is_metrics)),
-                "oos": _finite_or_none(dict(f.oos_metrics)),
+                "val": _finite_or_none(dict(f.val_metrics)),
             }
             for f in outcome.folds
         ],
@@ -111,7 +111,7 @@ def write_record(
         np.savez(
             fh,
             fold=np.concatenate(folds) if folds else np.empty(0, np.int16),
-            oos=np.concatenate(oos) if oos else np.empty(0, np.bool_),
+            val=np.concatenate(val) if val else np.empty(0, np.bool_),
             date=np.concatenate(dates) if dates else np.empty(0, "datetime64[D]"),
             ret=np.concatenate(rets) if rets else np.empty(0, np.float64),
             meta=np.array(json.dumps(meta)),
@@ -144,21 +144,21 @@ def read_record(path: str | Path) -> TrialRecord:
     path = Path(path)
     with np.load(path, allow_pickle=False) as data:
         meta = _checked_meta(path, str(data["meta"]))
-        fold, oos, date, ret = data["fold"], data["oos"], data["date"], data["ret"]
+        fold, val, date, ret = data["fold"], data["val"], data["date"], data["ret"]
     records = []
     for entry in meta["folds"]:
         k = entry["fold"]
-        is_rows = (fold == k) & ~oos
-        oos_rows = (fold == k) & oos
+        is_rows = (fold == k) & ~val
+        val_rows = (fold == k) & val
         records.append(
             FoldRecord(
                 k,
                 _from_json(entry["is"]),
-                _from_json(entry["oos"]),
+                _from_json(entry["val"]),
                 date[is_rows],
                 ret[is_rows],
-                date[oos_rows],
-                ret[oos_rows],
+                date[val_rows],
+                ret[val_rows],
             )
         )
     return TrialRecord(int(meta["number"]), meta["params"], records, bool(meta["feasible"]))

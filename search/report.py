@@ -167,7 +167,7 @@ def _summary(study: optuna.Study, url: str) -> list[tuple[str, str]]:
         rows.append(
             (
                 "walk-forward optimisation",
-                f"best IS {wfo.get('metric')} per fold -> its OOS: trials "
+                f"best IS {wfo.get('metric')} per fold -> its validation window: trials "
                 f"{[c['trial'] for c in wfo.get('choices', [])]}, total return {s.get('total_return', 0):.2%}, "
                 f"Sharpe {s.get('sharpe') if s.get('sharpe') is None else round(s['sharpe'], 3)}, "
                 f"max drawdown {s.get('max_drawdown', 0):.2%} over {int(s.get('days', 0))} sessions",

@@ -24,7 +24,7 @@ For trial N of a study made by ``search run``:
    (:func:`evaluator.market.load_market` over the space's data window, as the search workers load it)
    -> :func:`evaluator.trial.evaluate_params`.
 
-3. **The comparison**, per fold and window (in-sample, out-of-sample): the trade count, every stored
+3. **The comparison**, per fold and window (in-sample, validation): the trade count, every stored
    metric and the daily returns; and the trial's objective values. Exact when the study and the re-run
    both use the fast engine; otherwise within the parity tolerances of
    :func:`evaluator.parity.compare_results` (metrics ``metric_rtol`` / ``metric_atol``, daily returns
@@ -330,10 +330,10 @@ def compare_outcome(
             _compare_window(
                 fold,
                 "out_of_sample",
-                old.oos_metrics,
-                new.oos_metrics,
-                (old.oos_dates, old.oos_returns),
-                (new.oos_dates, new.oos_returns),
+                old.val_metrics,
+                new.val_metrics,
+                (old.val_dates, old.val_returns),
+                (new.val_dates, new.val_returns),
                 exact=exact,
             )
         )

@@ -38,7 +38,7 @@ from data.store import Store
 from evaluator.fill_model import FILL_MODEL_VERSION
 from evaluator.market import signal_symbol
 from evaluator.trial import DIRECTIONS, TrialOutcome, check_metrics
-from evaluator.walkforward import Fold, make_folds
+from evaluator.walkforward import Fold, Holdout, make_layout
 from evaluator.wfo import WFOResult, walk_forward_optimise
 from search.executor import Executor, TaskResult, WorkContext, make_executor
 from search.paths import default_data_root, studies_root
@@ -196,6 +196,7 @@ class _Prepared:
     store: Store
     symbol: str
     folds: list[Fold]
+    holdout: Holdout
     manifest_hash: str
     manifest_window: tuple[dt.date, dt.date]
     data_files: dict[str, str]
@@ -219,13 +220,14 @@ def _prepare(config: RunConfig) -> _Prepared:
         )
     wf = space.walk_forward
     try:
-        folds = make_folds(
+        layout = make_layout(
             sessions,
             scheme=wf.scheme,
             train_days=wf.train_days,
             test_days=wf.test_days,
             embargo_days=wf.embargo_days,
             n_folds=wf.folds,
+            holdout_days=wf.holdout_sessions,
         )
     except ValueError as exc:
         raise SearchSetupError(f"{config.space_path}: walk_forward: {exc}") from None
@@ -237,7 +239,8 @@ def _prepare(config: RunConfig) -> _Prepared:
         Path(config.space_path),
         store,
         symbol,
-        folds,
+        layout.folds,
+        layout.holdout,
         manifest,
         (first, last),
         data_files(store, first, last, [symbol]),
@@ -255,6 +258,10 @@ def _fold_dicts(folds: Sequence[Fold]) -> list[dict[str, Any]]:
         }
         for f in folds
     ]
+
+
+def holdout_dict(holdout: Holdout) -> dict[str, Any]:
+    return {"start": str(holdout.start), "end": str(holdout.end), "days": holdout.days}
 
 
 def provenance(prep: _Prepared, config: RunConfig, *, seed: int, records_dir: Path) -> dict[str, Any]:
@@ -279,6 +286,7 @@ def provenance(prep: _Prepared, config: RunConfig, *, seed: int, records_dir: Pa
         "data_files": prep.data_files,
         "walk_forward": space.walk_forward.model_dump(),
         "folds": _fold_dicts(prep.folds),
+        "holdout": holdout_dict(prep.holdout),
         "records_dir": str(records_dir.resolve()),
         "project_version": project_version(),
         "packages": package_versions(),
@@ -343,6 +351,12 @@ def _open_study(
             "folds",
             _fold_dicts(prep.folds),
             f"the data now gives different walk-forward folds; {new_study_hint}",
+        )
+        check_same(
+            study,
+            "holdout",
+            holdout_dict(prep.holdout),
+            f"the data now gives a different holdout window; {new_study_hint}",
         )
         if config.seed is not None:
             check_same(study, "seed", config.seed, new_study_hint)
@@ -439,8 +453,8 @@ class _Teller:
     ) -> None:
         # four writes, each a storage round trip: per-fold IS metrics live in "info" and the record file
         trial.set_user_attr("is_mean", json_safe(outcome.is_mean))
-        trial.set_user_attr("oos_mean", json_safe(outcome.oos_mean))
-        trial.set_user_attr("oos_folds", json_safe([dict(f.oos_metrics) for f in outcome.folds]))
+        trial.set_user_attr("val_mean", json_safe(outcome.val_mean))
+        trial.set_user_attr("val_folds", json_safe([dict(f.val_metrics) for f in outcome.folds]))
         trial.set_user_attr(
             "info",
             json_safe(
@@ -786,7 +800,7 @@ def wfo_attr(result: WFOResult) -> dict[str, Any]:
         "metric": result.metric,
         "direction": result.direction,
         "choices": [
-            {"fold": c.fold, "trial": c.trial, "is_value": c.is_value, "oos_value": c.oos_value}
+            {"fold": c.fold, "trial": c.trial, "is_value": c.is_value, "val_value": c.val_value}
             for c in result.choices
         ],
         "skipped_folds": result.skipped_folds,

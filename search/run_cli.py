@@ -40,7 +40,7 @@ def _fmt(value: Any) -> str:
 
 
 def results_table(study: optuna.Study, trials: list[FrozenTrial], title: str) -> Table:
-    """Params, IS means and OOS means of the objective metrics (and trades) for each trial."""
+    """Params, IS means and validation means of the objective metrics (and trades) for each trial."""
     from rich.table import Table
 
     objectives = study.user_attrs.get("objectives") or []
@@ -53,15 +53,15 @@ def results_table(study: optuna.Study, trials: list[FrozenTrial], title: str) ->
     table.add_column("parameters", overflow="fold", min_width=24)
     for metric in metrics:
         table.add_column(f"IS {metric}", justify="right")
-        table.add_column(f"OOS {metric}", justify="right")
+        table.add_column(f"val {metric}", justify="right")
     table.add_column("ok", justify="center")
     for t in trials:
         is_mean = t.user_attrs.get("is_mean") or {}
-        oos_mean = t.user_attrs.get("oos_mean") or {}
+        val_mean = t.user_attrs.get("val_mean") or {}
         feasible = all(v <= 0 for v in t.constraints.values())
         row = [str(t.number), "  ".join(f"{k}={_fmt(v)}" for k, v in sorted(t.params.items()))]
         for metric in metrics:
-            row += [_fmt(is_mean.get(metric)), _fmt(oos_mean.get(metric))]
+            row += [_fmt(is_mean.get(metric)), _fmt(val_mean.get(metric))]
         row.append("yes" if feasible else "no")
         table.add_row(*row)
     return table
@@ -70,13 +70,13 @@ def results_table(study: optuna.Study, trials: list[FrozenTrial], title: str) ->
 def wfo_lines(result: WFOResult) -> list[str]:
     summary = result.summary()
     lines = [
-        f"walk-forward optimisation (best in-sample {result.metric} per fold -> its out-of-sample segment):",
+        f"walk-forward optimisation (best in-sample {result.metric} per fold -> its validation window, which the search saw):",
         "  "
         + ", ".join(
-            f"fold {c.fold}: trial #{c.trial} (IS {_fmt(c.is_value)}, OOS {_fmt(c.oos_value)})"
+            f"fold {c.fold}: trial #{c.trial} (IS {_fmt(c.is_value)}, val {_fmt(c.val_value)})"
             for c in result.choices
         ),
-        f"  stitched OOS: {int(summary['days'])} days, total return {summary['total_return']:.2%}, "
+        f"  stitched validation: {int(summary['days'])} days, total return {summary['total_return']:.2%}, "
         f"Sharpe {_fmt(summary['sharpe'])}, max drawdown {summary['max_drawdown']:.2%}",
     ]
     if result.skipped_folds:
@@ -291,7 +291,7 @@ def studies(storage: str | None) -> None:
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True)
 @click.option("--storage", default=None, help=_STORAGE_HELP)
 def best(study_name: str, top: int, storage: str | None) -> None:
-    """The study's best candidates (params, IS and OOS metrics) and its walk-forward optimisation."""
+    """The study's best candidates (params, IS and validation metrics) and its walk-forward optimisation."""
     import optuna
 
     from search.paths import studies_root
@@ -320,6 +320,12 @@ def best(study_name: str, top: int, storage: str | None) -> None:
             click.echo(line)
     else:
         click.echo(f"no trial records found under {records_dir}: walk-forward optimisation needs them")
+    holdout = study.user_attrs.get("holdout")
+    if holdout:
+        click.echo(
+            f"holdout (out-of-sample, unseen by the search): {holdout['start']} to {holdout['end']}, "
+            f"{holdout['days']} sessions; `search gate --study {study_name}` opens it for the top candidates"
+        )
     for line in _provenance_block(study, trials[0], records_dir):
         click.echo(line)
 

@@ -77,8 +77,9 @@ def signal_space(name: str, rows: pd.DataFrame, instrument: dict[str, str], sour
         "name": name,
         "description": f"Follow the Kirkland signals on {instrument['symbol']} ({len(rows)} signals from {source}).",
         "data": {"start": str(first), "end": str(min(last + dt.timedelta(days=5), dt.date.today()))},
-        "walk_forward": {"scheme": "anchored", "train_days": max(10, sessions // 2), "test_days": max(5, sessions // 6),
-                         "embargo_days": 0, "folds": 2},
+        # the last sixth of the sessions is the holdout (out-of-sample, unseen by the search)
+        "walk_forward": {"scheme": "anchored", "train_days": max(10, sessions // 3), "test_days": max(5, sessions // 6),
+                         "embargo_days": 0, "folds": 2, "holdout_days": max(5, sessions // 6)},
         "objectives": [{"metric": "sharpe", "direction": "maximize"},
                        {"metric": "max_drawdown", "direction": "minimize"}],
         "constraints": [{"metric": "n_trades", "op": ">=", "value": 2}],

@@ -164,7 +164,9 @@ def fill_template(facts: Mapping[str, Any], *, name: str, description: str) -> t
         spec["entry"].pop("window_start", None)
         spec["entry"].pop("window_end", None)
         spec["exits"].pop("eod_flat_time", None)
-        space["walk_forward"] = {"scheme": "anchored", "train_days": 60, "test_days": 20, "embargo_days": 1, "folds": 3}
+        # 6 months of sessions: 3 folds of 40 / 1 / 15, then an embargo and a 30-session holdout
+        space["walk_forward"] = {"scheme": "anchored", "train_days": 40, "test_days": 15, "embargo_days": 1,
+                                 "folds": 3, "holdout_days": 30}
         notes.append("daily bars")
     space["name"] = name
     space["description"] = description

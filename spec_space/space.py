@@ -115,6 +115,16 @@ class WalkForward(_Strict):
     test_days: int = Field(10, ge=1)
     embargo_days: int = Field(0, ge=0)
     folds: int = Field(6, ge=1, le=50)
+    holdout_days: int | None = Field(
+        None,
+        ge=1,
+        description="sessions at the end of the data kept out of the search (the out-of-sample lockbox that "
+        "search gate reads); default: 2 x test_days",
+    )
+
+    @property
+    def holdout_sessions(self) -> int:
+        return self.holdout_days if self.holdout_days is not None else 2 * self.test_days
 
 
 class SpecSpace(_Strict):

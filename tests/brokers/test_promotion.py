@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+import polars as pl
 import pytest
 from click.testing import CliRunner
 
@@ -126,6 +127,19 @@ def _daily(seed: int) -> tuple[np.ndarray, np.ndarray]:
     return dates, np.random.default_rng(seed).normal(0.0004, 0.006, len(dates))
 
 
+def _holdout_daily() -> pl.DataFrame:
+    """``search gate``'s daily.csv of candidate 1: validation rows, then the holdout it predicts from."""
+    dates, returns = _daily(99)
+    return pl.DataFrame(
+        {
+            "fold": [0] * 5 + [-1] * 20,
+            "window": ["validation"] * 5 + ["holdout"] * 20,
+            "date": dates[:25],
+            "return": np.concatenate([np.full(5, 0.05), returns[:20]]),
+        }
+    )
+
+
 def _outcome(params: dict[str, Any], seed: int) -> TrialOutcome:
     dates, returns = _daily(seed)
     half = len(dates) // 2
@@ -165,6 +179,7 @@ def _make_study(
     candidate = gates / "candidate_1"
     candidate.mkdir(parents=True)
     (candidate / "metrics.json").write_text(json.dumps({"gate_values": {"max_drawdown_p95": dd_p95}}))
+    _holdout_daily().write_csv(candidate / "daily.csv")
     study.set_user_attr(
         "gate",
         {
@@ -279,8 +294,10 @@ def test_candidates_need_both_verdicts_and_carry_the_backtest_range(farm: Farm) 
     assert cand.spec.sizing.quantity == 3 and cand.spec.instrument.symbol == "SPY"
     exp = cand.expected
     assert exp.drawdown_p95 == pytest.approx(0.0005)
-    _, returns = _daily(0)  # trial 0's out-of-sample days: both folds' test windows
-    assert exp.days == len(returns)
+    # the prediction is the holdout's (out-of-sample); the validation rows' 5 % days are left out
+    returns = _holdout_daily().filter(pl.col("window") == "holdout").get_column("return").to_numpy()
+    assert exp.days == len(returns) == 20
+    assert "daily.csv" in exp.sources["daily"]
     assert exp.daily_mean == pytest.approx(returns.mean()) and exp.daily_std == pytest.approx(
         returns.std(ddof=1)
     )

@@ -66,20 +66,20 @@ def test_each_fold_is_the_engine_on_its_windows_and_objectives_are_in_sample_mea
     spec = sp.build(values)
     for f, window in zip(outcome.folds, folds, strict=True):
         is_run = fast.run(spec, mkt, window.train_start, window.train_end)
-        oos_run = fast.run(spec, mkt, window.test_start, window.test_end)
+        val_run = fast.run(spec, mkt, window.test_start, window.test_end)
         assert f.is_metrics == pytest.approx(is_run.metrics, nan_ok=True)
-        assert f.oos_metrics == pytest.approx(oos_run.metrics, nan_ok=True)
+        assert f.val_metrics == pytest.approx(val_run.metrics, nan_ok=True)
         assert f.is_returns.tolist() == pytest.approx(is_run.daily_returns.tolist())
         assert str(f.is_dates[0]) == str(window.train_start) and str(f.is_dates[-1]) == str(window.train_end)
-        assert str(f.oos_dates[0]) == str(window.test_start) and str(f.oos_dates[-1]) == str(window.test_end)
+        assert str(f.val_dates[0]) == str(window.test_start) and str(f.val_dates[-1]) == str(window.test_end)
     is_sharpe = [f.is_metrics["sharpe"] for f in outcome.folds]
     is_dd = [f.is_metrics["max_drawdown"] for f in outcome.folds]
     assert outcome.objectives == pytest.approx([np.nanmean(is_sharpe), np.mean(is_dd)])
     trades = np.mean([f.is_metrics["n_trades"] for f in outcome.folds])
     assert outcome.constraints == pytest.approx([3 - trades])
     assert outcome.feasible == (trades >= 3)
-    assert outcome.oos_mean["sharpe"] == pytest.approx(
-        np.nanmean([f.oos_metrics["sharpe"] for f in outcome.folds])
+    assert outcome.val_mean["sharpe"] == pytest.approx(
+        np.nanmean([f.val_metrics["sharpe"] for f in outcome.folds])
     )
     record = outcome.record(7)
     assert record.number == 7 and record.params == values and record.folds is outcome.folds
@@ -102,7 +102,7 @@ def test_changing_only_out_of_sample_bars_leaves_the_objectives_alone():
     assert a.objectives == pytest.approx(b.objectives) and a.constraints == pytest.approx(b.constraints)
     for fa, fb in zip(a.folds, b.folds, strict=True):
         assert fa.is_metrics == pytest.approx(fb.is_metrics, nan_ok=True)
-    assert a.folds[-1].oos_returns.tolist() != b.folds[-1].oos_returns.tolist()
+    assert a.folds[-1].val_returns.tolist() != b.folds[-1].val_returns.tolist()
 
 
 def test_aggregation_skips_undefined_folds_and_counts_them():

@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from evaluator.walkforward import Fold, make_folds, sessions_needed
+from evaluator.walkforward import Fold, Holdout, make_folds, make_layout, sessions_needed
 
 
 def _sessions(n: int) -> list[dt.date]:
@@ -116,3 +116,25 @@ def test_unsorted_sessions_rejected():
     s[7], s[8] = s[8], s[7]
     with pytest.raises(ValueError, match=r"strictly increasing: sessions\[8\]"):
         make_folds(s, scheme="rolling", train_days=5, test_days=5)
+
+
+def test_layout_cuts_the_holdout_and_its_embargo_before_laying_folds():
+    # the layout drawn in the module docstring: 14 sessions, 2 rolling folds of 4 / 1 / 2, holdout 3
+    days = [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(14)]
+    layout = make_layout(days, scheme="rolling", train_days=4, test_days=2, embargo_days=1, n_folds=2, holdout_days=3)
+    assert layout.holdout == Holdout(days[11], days[13], 3)
+    assert [(f.train_start, f.train_end, f.test_start, f.test_end) for f in layout.folds] == [
+        (days[1], days[4], days[6], days[7]),
+        (days[3], days[6], days[8], days[9]),
+    ]
+    assert layout.search_end == days[9]  # session 10 is the embargo; nothing after 9 reaches the search
+
+
+def test_layout_errors_name_the_holdout():
+    days = [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(10)]
+    with pytest.raises(ValueError, match="holdout_days must be an integer >= 1"):
+        make_layout(days, scheme="rolling", train_days=4, test_days=2, holdout_days=0)
+    with pytest.raises(ValueError, match=r"walk_forward.holdout_days 5, embargo_days 1"):
+        make_layout(days, scheme="rolling", train_days=4, test_days=2, embargo_days=1, holdout_days=5)
+    with pytest.raises(ValueError, match="the holdout needs 12 sessions"):
+        make_layout(days, scheme="rolling", train_days=4, test_days=2, holdout_days=12)

@@ -21,16 +21,16 @@ FOLD_DATES = {
 }
 
 
-def fold(k: int, is_sharpe: float, oos_sharpe: float, oos_return: float = 0.01) -> FoldRecord:
-    is_dates, oos_dates = FOLD_DATES[k]
+def fold(k: int, is_sharpe: float, val_sharpe: float, val_return: float = 0.01) -> FoldRecord:
+    is_dates, val_dates = FOLD_DATES[k]
     return FoldRecord(
         k,
         {"sharpe": is_sharpe, "max_drawdown": 0.1},
-        {"sharpe": oos_sharpe, "max_drawdown": 0.1},
+        {"sharpe": val_sharpe, "max_drawdown": 0.1},
         is_dates,
         np.full(len(is_dates), 0.001),
-        oos_dates,
-        np.full(len(oos_dates), oos_return),
+        val_dates,
+        np.full(len(val_dates), val_return),
     )
 
 
@@ -44,7 +44,7 @@ def test_the_in_sample_best_is_chosen_even_when_another_trial_is_best_out_of_sam
     result = walk_forward_optimise(records, metric="sharpe", direction="maximize")
     assert [(c.fold, c.trial) for c in result.choices] == [(0, 2), (1, 3)]
     assert [c.is_value for c in result.choices] == [2.0, 3.0]
-    assert [c.oos_value for c in result.choices] == [-1.0, -2.0]
+    assert [c.val_value for c in result.choices] == [-1.0, -2.0]
     assert result.choices[1].params == {"p": 3}
     # stitched: trial 2's OOS segment of fold 0, then trial 3's of fold 1
     assert result.returns.tolist() == [-0.01] * 3 + [-0.02] * 3

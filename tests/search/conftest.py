@@ -12,11 +12,19 @@ import yaml
 START = dt.date(2024, 1, 2)
 END = dt.date(2024, 3, 28)
 
-#: An sma_cross-like space: 3 folds of 30 train / 1 embargo / 8 test sessions fit the 61 sessions above.
+#: An sma_cross-like space: 3 folds of 24 train / 1 embargo / 8 test sessions, then an embargo and a 10-session
+#: holdout, fit the 61 sessions above.
 SPACE: dict[str, Any] = {
     "name": "sma_small",
     "data": {"start": str(START), "end": str(END)},
-    "walk_forward": {"scheme": "rolling", "train_days": 30, "test_days": 8, "embargo_days": 1, "folds": 3},
+    "walk_forward": {
+        "scheme": "rolling",
+        "train_days": 24,
+        "test_days": 8,
+        "embargo_days": 1,
+        "folds": 3,
+        "holdout_days": 10,
+    },
     "objectives": [
         {"metric": "sharpe", "direction": "maximize"},
         {"metric": "max_drawdown", "direction": "minimize"},

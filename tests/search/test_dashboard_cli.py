@@ -66,8 +66,8 @@ def test_studies_and_best_print_the_study(studies_root, monkeypatch):
     assert "sma_small" in listed.output and "sharpe:max" in listed.output
     best = runner.invoke(main, ["best", "--study", "sma_small", "--top", "3"])
     assert best.exit_code == 0, best.output
-    assert "top 3 of sma_small" in best.output and "OOS sharpe" in best.output
-    assert "walk-forward optimisation" in best.output and "stitched OOS: 24 days" in best.output
+    assert "top 3 of sma_small" in best.output and "val sharpe" in best.output
+    assert "walk-forward optimisation" in best.output and "stitched validation: 24 days" in best.output and "holdout" in best.output
     missing = runner.invoke(main, ["best", "--study", "nope"])
     assert missing.exit_code == 2 and "no study 'nope'" in missing.output and "sma_small" in missing.output
 

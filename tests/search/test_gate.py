@@ -14,12 +14,14 @@ import yaml
 from click.testing import CliRunner
 from optuna_dashboard import _note as dashboard_note
 
+from data.store import Store
 from evaluator.gates import NOT_EVALUATED, GateConfig, GateConfigError
 from evaluator.metrics import sharpe_ratio
 from evaluator.overfitting import (
     deflated_sharpe_ratio,
     effective_number_of_trials,
     probability_of_backtest_overfitting,
+    walk_forward_efficiency,
 )
 from search.cli import main
 from search.gate import GateRunConfig, apply_overrides, resolve_gate_config, run_gates, select_candidates
@@ -27,7 +29,7 @@ from search.records import read_record, record_path
 from search.run import RunConfig, run_search
 from search.study import open_storage, storage_url
 from spec_space.loader import load_space
-from tests.search.conftest import write_space
+from tests.search.conftest import END, START, write_space
 
 SINGLE = [{"metric": "sharpe", "direction": "maximize"}]
 
@@ -85,7 +87,7 @@ def _note(study: optuna.Study, number: int) -> str:
 
 
 def _stitched(record: Any) -> np.ndarray:
-    return np.concatenate([f.oos_returns for f in sorted(record.folds, key=lambda f: f.fold)])
+    return np.concatenate([f.val_returns for f in sorted(record.folds, key=lambda f: f.fold)])
 
 
 def test_verdicts_in_csv_study_attr_and_trial_notes(gated):
@@ -117,60 +119,74 @@ def test_verdicts_in_csv_study_attr_and_trial_notes(gated):
         assert ("PASSED" in note) == c.verdict.passed
         for r in c.verdict.results:
             assert r.name in note
-        for name in ("oos_trades.csv", "oos_daily.csv", "metrics.json", "dsr.json", "bootstrap.json"):
+        for name in ("holdout_trades.csv", "validation_trades.csv", "daily.csv", "metrics.json", "dsr.json", "bootstrap.json"):
             assert (folder / f"candidate_{c.rank}" / name).is_file()
     # trials outside the top 3 carry no verdict note
     others = [t.number for t in study.trials if t.number not in expected]
     assert all("search gate verdict" not in _note(study, n) for n in others)
 
 
-def test_dsr_wfe_and_kpis_match_the_records(gated):
+def test_dsr_wfe_and_kpis_read_the_holdout_and_the_records_reproduce(gated):
     summary = gated["summary"]
     study = _reload(gated)
     records_dir = gated["root"] / "gate_small"
     complete = [t.number for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     records = {n: read_record(record_path(records_dir, n)) for n in complete}
-    oos = {n: _stitched(r) for n, r in records.items()}
-    assert len({v.size for v in oos.values()}) == 1  # one fold layout: every trial has the same OOS sessions
-    sharpes = np.array([sharpe_ratio(v, periods_per_year=1) for v in oos.values()])
-    n_eff = effective_number_of_trials(np.column_stack(list(oos.values())))
+    validation = {n: _stitched(r) for n, r in records.items()}
+    assert len({v.size for v in validation.values()}) == 1  # one fold layout: the same validation sessions
+    sharpes = np.array([sharpe_ratio(v, periods_per_year=1) for v in validation.values()])
+    n_eff = effective_number_of_trials(np.column_stack(list(validation.values())))
     gates_json = json.loads((summary.folder / "gates.json").read_text())
     assert gates_json["study_stats"]["n_trials_raw"] == len(records) == 24
     assert gates_json["study_stats"]["n_trials_eff"] == n_eff
     assert 1 <= n_eff <= 24
+    holdout = study.user_attrs["holdout"]
+    sessions = [str(d) for d in Store(gated["store"]).sessions("SPY", START, END)]
+    assert holdout == {"start": sessions[-10], "end": sessions[-1], "days": 10}
+    last_validation = max(f["test_end"] for f in study.user_attrs["folds"])
+    assert sessions.index(holdout["start"]) - sessions.index(last_validation) - 1 == 1  # the embargo
 
     for c in summary.candidates:
-        dsr_file = json.loads((summary.folder / f"candidate_{c.rank}" / "dsr.json").read_text())
-        expected = deflated_sharpe_ratio(oos[c.number], trial_sharpes=sharpes, n_trials=n_eff)
-        expected_raw = deflated_sharpe_ratio(oos[c.number], trial_sharpes=sharpes, n_trials=24)
+        folder = summary.folder / f"candidate_{c.rank}"
+        daily = pl.read_csv(folder / "daily.csv")
+        assert set(daily.get_column("window").to_list()) == {"is", "validation", "holdout"}
+        held = daily.filter(pl.col("window") == "holdout")
+        assert [str(d) for d in held.get_column("date").to_list()] == sessions[-10:]
+        held_returns = held.get_column("return").to_numpy()
+        # the gates read the holdout: DSR of its returns against the trials' validation Sharpes
+        dsr_file = json.loads((folder / "dsr.json").read_text())
+        expected = deflated_sharpe_ratio(held_returns, trial_sharpes=sharpes, n_trials=n_eff)
+        expected_raw = deflated_sharpe_ratio(held_returns, trial_sharpes=sharpes, n_trials=24)
         assert dsr_file["effective"]["dsr"] == pytest.approx(expected.dsr, rel=1e-12, abs=1e-15)
         assert dsr_file["raw"]["dsr"] == pytest.approx(expected_raw.dsr, rel=1e-12, abs=1e-15)
         assert dsr_file["raw"]["dsr"] <= dsr_file["effective"]["dsr"]  # more trials, higher bar
         assert c.values["dsr"] == pytest.approx(expected.dsr, rel=1e-12, abs=1e-15)
+        is_returns = np.concatenate([f.is_returns for f in records[c.number].folds])
+        assert c.values["wfe"] == pytest.approx(walk_forward_efficiency(is_returns, held_returns), nan_ok=True)
 
-        metrics = json.loads((summary.folder / f"candidate_{c.rank}" / "metrics.json").read_text())
-        trades = pl.read_csv(summary.folder / f"candidate_{c.rank}" / "oos_trades.csv")
-        recorded_trades = sum(f.oos_metrics["n_trades"] for f in records[c.number].folds)
-        # the fast re-run of the OOS windows reproduces the study's records exactly
+        metrics = json.loads((folder / "metrics.json").read_text())
+        trades = pl.read_csv(folder / "holdout_trades.csv") if (folder / "holdout_trades.csv").stat().st_size else None
+        held_trades = 0 if trades is None else trades.height
+        assert metrics["holdout"]["n_trades"] == held_trades == c.values["n_trades"]
+        assert metrics["holdout"]["sharpe"] == pytest.approx(sharpe_ratio(held_returns), nan_ok=True)
+        assert metrics["holdout_sessions"] == 10
+        # the fast re-run of the validation windows reproduces the study's records exactly
+        validation_trades = pl.read_csv(folder / "validation_trades.csv")
+        recorded_trades = sum(f.val_metrics["n_trades"] for f in records[c.number].folds)
         assert metrics["rerun"]["matches_record"] is True
-        assert trades.height == recorded_trades == metrics["oos"]["n_trades"]
-        assert sorted(set(trades.get_column("fold").to_list())) <= [0, 1, 2]
-        assert metrics["oos"]["sharpe"] == pytest.approx(sharpe_ratio(oos[c.number]))
-        wins = int((trades.get_column("pnl") > 0).sum())
-        assert metrics["oos"]["win_rate"] == pytest.approx(wins / trades.height)
+        assert validation_trades.height == recorded_trades == metrics["validation"]["n_trades"]
+        assert sorted(set(validation_trades.get_column("fold").to_list())) <= [0, 1, 2]
+        assert metrics["validation"]["sharpe"] == pytest.approx(sharpe_ratio(validation[c.number]))
+        stitched = daily.filter(pl.col("window") == "validation").get_column("stitched_equity").to_numpy()
+        assert stitched[-1] == pytest.approx(100_000 * np.prod(1 + validation[c.number]))
 
-        daily = pl.read_csv(summary.folder / f"candidate_{c.rank}" / "oos_daily.csv")
-        assert set(daily.get_column("window").to_list()) == {"is", "oos"}
-        stitched = daily.filter(pl.col("window") == "oos").get_column("stitched_oos_equity").to_numpy()
-        assert stitched[-1] == pytest.approx(100_000 * np.prod(1 + oos[c.number]))
-
-        boot = json.loads((summary.folder / f"candidate_{c.rank}" / "bootstrap.json").read_text())
-        assert len(boot["max_drawdowns"]) == 2000 and boot["n_trades"] == trades.height
+        boot = json.loads((folder / "bootstrap.json").read_text())
+        assert len(boot["max_drawdowns"]) == 2000 and boot["n_trades"] == held_trades
         assert boot["p50"] <= boot["p95"] <= boot["p99"]
 
 
 def test_pbo_matrix_built_from_the_records(gated):
-    """Independent construction: OOS return where a session is in a test window, else the first fold's IS."""
+    """Independent construction: validation return where a session is in a test window, else the first fold's IS."""
     study = _reload(gated)
     records_dir = gated["root"] / "gate_small"
     by_date: dict[int, dict[Any, float]] = {}
@@ -178,7 +194,7 @@ def test_pbo_matrix_built_from_the_records(gated):
         record = read_record(record_path(records_dir, t.number))
         series: dict[Any, float] = {}
         for f in sorted(record.folds, key=lambda f: f.fold):
-            series.update(zip(f.oos_dates.tolist(), f.oos_returns.tolist(), strict=True))
+            series.update(zip(f.val_dates.tolist(), f.val_returns.tolist(), strict=True))
         for f in sorted(record.folds, key=lambda f: f.fold):
             for d, r in zip(f.is_dates.tolist(), f.is_returns.tolist(), strict=True):
                 series.setdefault(d, r)
@@ -235,10 +251,11 @@ def test_kpis_are_evaluated_once_the_overfitting_gates_pass(regate, tmp_path):
         kpi = {r.name: r for r in v.results if r.stage == "kpi"}
         assert all(r.evaluated for r in kpi.values())
         metrics = json.loads((summary.folder / f"candidate_{c.rank}" / "metrics.json").read_text())
-        assert kpi["n_trades"].value == metrics["oos"]["n_trades"] and kpi["n_trades"].passed
-        assert kpi["sharpe"].value == pytest.approx(metrics["oos"]["sharpe"])
-        assert kpi["sharpe"].passed == (metrics["oos"]["sharpe"] >= 0.8)
-        assert kpi["win_rate"].passed == (metrics["oos"]["win_rate"] >= 0.55)
+        held = metrics["holdout"]
+        assert kpi["n_trades"].value == held["n_trades"] and kpi["n_trades"].passed == (held["n_trades"] >= 10)
+        assert kpi["sharpe"].value == pytest.approx(held["sharpe"], nan_ok=True)
+        assert kpi["sharpe"].passed == (held["sharpe"] >= 0.8)
+        assert kpi["win_rate"].passed == (held["win_rate"] >= 0.55)
         assert v.passed == all(r.passed for r in v.results)
     # the third candidate of the earlier run is no longer gated: its note is gone, the folder too
     study = _reload(regate)

@@ -194,7 +194,7 @@ def test_a_code_version_change_warns_and_is_named_when_results_differ(study_env:
         assert [w.cause for w in same.warnings] == ["code"] and "project version 0.0.1 then" in same.summary
 
         def other_result(meta: dict[str, Any]) -> None:
-            meta["folds"][1]["oos"]["n_trades"] = meta["folds"][1]["oos"]["n_trades"] + 1
+            meta["folds"][1]["val"]["n_trades"] = meta["folds"][1]["val"]["n_trades"] + 1
 
         rewrite_meta(path, other_result)
         differs = reproduce_trial(study_env["name"], 3, studies_root=study_env["root"], echo=_quiet)

@@ -147,6 +147,6 @@ def test_ray_with_two_workers_gives_the_same_trials_as_inline(tmp_path, space_fi
         assert a.values == b.values
         assert a.constraints == b.constraints
         assert a.user_attrs["is_mean"] == b.user_attrs["is_mean"]
-        assert a.user_attrs["oos_folds"] == b.user_attrs["oos_folds"]
+        assert a.user_attrs["val_folds"] == b.user_attrs["val_folds"]
     assert len({tuple(sorted(t.params.items())) for t in inline}) == 20
     assert Path(tmp_path / "studies" / "on_ray" / "trials").is_dir()

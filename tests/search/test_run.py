@@ -56,7 +56,7 @@ def test_run_writes_records_attrs_and_provenance(tmp_path, space_file, sample_st
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 6
     for t in trials:
         assert len(t.values) == 2
-        assert len(t.user_attrs["oos_folds"]) == 3
+        assert len(t.user_attrs["val_folds"]) == 3
         assert set(t.constraints) == {"n_trades >= 5"}
         # the objective is the mean of the per-fold in-sample values, never an OOS number
         is_sharpe = [f["sharpe"] for f in t.user_attrs["info"]["is_folds"]]
@@ -64,8 +64,8 @@ def test_run_writes_records_attrs_and_provenance(tmp_path, space_file, sample_st
         assert t.constraints["n_trades >= 5"] == pytest.approx(5 - t.user_attrs["is_mean"]["n_trades"])
         record = read_record(record_path(summary.records_dir, t.number))
         assert record.params == t.params
-        assert [f.oos_metrics["sharpe"] for f in record.folds] == pytest.approx(
-            [f["sharpe"] for f in t.user_attrs["oos_folds"]]
+        assert [f.val_metrics["sharpe"] for f in record.folds] == pytest.approx(
+            [f["sharpe"] for f in t.user_attrs["val_folds"]]
         )
     attrs = study.user_attrs
     space = load_space(space_file)
@@ -151,17 +151,19 @@ def test_folds_never_overlap_respect_the_embargo_and_bound_the_records(tmp_path,
     for f in folds:
         # exactly embargo_days sessions between the end of training and the start of the test
         assert index[f["test_start"]] - index[f["train_end"]] - 1 == 1
-        assert index[f["train_end"]] - index[f["train_start"]] + 1 == 30
+        assert index[f["train_end"]] - index[f["train_start"]] + 1 == 24
         assert index[f["test_end"]] - index[f["test_start"]] + 1 == 8
     for a, b in zip(folds, folds[1:], strict=False):
         assert index[b["test_start"]] == index[a["test_end"]] + 1  # consecutive, never overlapping
-    assert folds[-1]["test_end"] == str(sessions[-1])
+    # the holdout is the last 10 sessions, after an embargo of 1: no fold reaches into it
+    assert study.user_attrs["holdout"] == {"start": str(sessions[-10]), "end": str(sessions[-1]), "days": 10}
+    assert folds[-1]["test_end"] == str(sessions[-12])
     for number in (0, 1):
         record = read_record(record_path(summary.records_dir, number))
         for f, window in zip(record.folds, folds, strict=True):
             assert str(f.is_dates[0]) == window["train_start"] and str(f.is_dates[-1]) == window["train_end"]
-            assert str(f.oos_dates[0]) == window["test_start"] and str(f.oos_dates[-1]) == window["test_end"]
-            assert len(f.is_returns) == 30 and len(f.oos_returns) == 8
+            assert str(f.val_dates[0]) == window["test_start"] and str(f.val_dates[-1]) == window["test_end"]
+            assert len(f.is_returns) == 24 and len(f.val_returns) == 8
     # the stitched walk-forward equity has one return per test session, in order
     wfo = summary.wfo
     assert wfo is not None and len(wfo.returns) == 24
