@@ -84,6 +84,14 @@ def wfo_lines(result: WFOResult) -> list[str]:
     return lines
 
 
+def holdout_line(study: optuna.Study) -> str:
+    holdout = study.user_attrs.get("holdout") or {}
+    return (
+        f"holdout (out-of-sample, unseen by the search): {holdout.get('start')} to {holdout.get('end')}, "
+        f"{holdout.get('days')} sessions; `search gate --study {study.study_name}` opens it for the top candidates"
+    )
+
+
 def _console() -> Any:
     from rich.console import Console
 
@@ -220,6 +228,7 @@ def run(
     if summary.wfo is not None:
         for line in wfo_lines(summary.wfo):
             click.echo(line)
+    click.echo(holdout_line(study))
     if summary.stopped == "interrupted":
         click.echo("interrupted: finished trials are saved; run the same command again to resume", err=True)
         sys.exit(130)
@@ -320,12 +329,7 @@ def best(study_name: str, top: int, storage: str | None) -> None:
             click.echo(line)
     else:
         click.echo(f"no trial records found under {records_dir}: walk-forward optimisation needs them")
-    holdout = study.user_attrs.get("holdout")
-    if holdout:
-        click.echo(
-            f"holdout (out-of-sample, unseen by the search): {holdout['start']} to {holdout['end']}, "
-            f"{holdout['days']} sessions; `search gate --study {study_name}` opens it for the top candidates"
-        )
+    click.echo(holdout_line(study))
     for line in _provenance_block(study, trials[0], records_dir):
         click.echo(line)
 
