@@ -1,0 +1,77 @@
+"""The shipped spaces at their defaults on the seed-7 sample data: exact numbers, pinned.
+
+Like backtesting.py pins its GOOG results, this pins each shipped space's trades, return, drawdown
+and win rate from the fast engine over the space's whole data window on the sample data that
+``search data synth`` writes by default (seed 7). A change to a trading rule shared by both engines,
+to the fill model or to the generator moves a number here, and the commit that moves it must say why.
+Engine parity (tests/evaluator/test_engine_parity.py) ties the Lumibot engine to the same numbers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from data.ingest import ingest
+from data.synth import DEFAULT_END, DEFAULT_START, generate
+from evaluator.fast import run
+from evaluator.market import load_market
+from spec_space.loader import load_space
+from spec_space.space import DefaultSource
+
+SPACES = Path(__file__).resolve().parents[2] / "spec_space"
+
+#: space -> (positions, total return, max drawdown, win rate); regenerate with
+#: ``python -m tests.spec_space.test_shipped_spaces_pinned STORE`` and explain every change in the commit.
+PINNED: dict[str, tuple[int, float, float, float]] = {
+    "forex_trend": (239, -0.05671627471006213, 0.09410813979430091, 0.45188284518828453),
+    "ghetto_spread": (62, 0.0040650000000010955, 0.02326657340883653, 0.46774193548387094),
+    "mes_orb": (74, 0.07367990597113039, 0.028856573480901065, 0.4594594594594595),
+    "sma_cross": (793, -0.07533039430710164, 0.09248268749701676, 0.29760403530895335),
+    "zrce": (131, -0.2948986, 0.2956145999999999, 0.4122137404580153),
+}
+
+
+def shipped_metrics(store_root: str) -> dict[str, tuple[int, float, float, float]]:
+    from data.store import Store
+
+    store = Store(store_root)
+    out: dict[str, tuple[int, float, float, float]] = {}
+    for path in sorted(SPACES.glob("*.yaml")):
+        space = load_space(path)
+        spec = space.build(space.suggest(DefaultSource(space)))
+        market = load_market(store, spec, space.data.start, space.data.end)
+        m = run(spec, market, space.data.start, space.data.end).metrics
+        out[space.name] = (int(m["n_trades"]), m["total_return"], m["max_drawdown"], m["win_rate"])
+    return out
+
+
+@pytest.fixture(scope="module")
+def sample_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    root = tmp_path_factory.mktemp("seed7")
+    generate(root / "flat", tickers=["SPY", "AMD", "MES", "C:EURUSD"], start=DEFAULT_START, end=DEFAULT_END, seed=7)
+    report = ingest(root / "flat", root / "store")
+    assert not report.failed, report.summary()
+    return str(root / "store")
+
+
+def test_every_shipped_space_is_pinned():
+    assert sorted(PINNED) == sorted(load_space(p).name for p in SPACES.glob("*.yaml"))
+
+
+def test_shipped_spaces_at_their_defaults_give_the_pinned_numbers(sample_store):
+    got = shipped_metrics(sample_store)
+    for name, (trades, total_return, max_drawdown, win_rate) in PINNED.items():
+        n, r, dd, w = got[name]
+        assert n == trades, f"{name}: {n} positions, pinned {trades}"
+        assert r == pytest.approx(total_return, rel=1e-9, abs=1e-12), f"{name}: total return"
+        assert dd == pytest.approx(max_drawdown, rel=1e-9, abs=1e-12), f"{name}: max drawdown"
+        assert w == pytest.approx(win_rate, rel=1e-9, abs=1e-12), f"{name}: win rate"
+
+
+if __name__ == "__main__":  # print the current numbers, to pin them
+    import sys
+
+    for name, values in shipped_metrics(sys.argv[1]).items():
+        print(f"    {name!r}: ({values[0]}, {values[1]!r}, {values[2]!r}, {values[3]!r}),")
