@@ -172,6 +172,24 @@ def test_exits_fill_in_the_order_price_reaches_them(
     assert result.metrics["n_trades"] == 1.0
 
 
+@engines
+def test_a_trailing_stop_touched_with_a_partial_fills_first(engine: str) -> None:
+    rows = b.minutes(
+        DAY,
+        "09:30",
+        [*TARGET_BARS, (100, 101, 98, 99), (100, 100, 100, 100)],
+    )
+    strategy = b.spec(
+        entry={"long": b.at(rows, 0)},
+        exits={"trailing": {"pct": 0.02}, "partial_take_profits": [{"pct": 0.005, "fraction": 0.5}]},
+        sizing={"mode": "fixed", "quantity": 100},
+    )
+    result = run(engine, strategy, b.market(rows))
+    # best so far is bar 1's high 100.3, so the trail is 100.3 * 0.98 = 98.294; bar 2 touches it and the
+    # 100.5 partial: a minute bar does not say which came first, so the stop, for everything (rule 4)
+    assert rows_of(result) == [(0, 2, 100.0, approx(100.3 * 0.98), "trailing_stop", False)]
+
+
 def test_a_partial_beyond_the_final_target_is_refused_by_the_spec_model() -> None:
     exits = {"take_profit": {"pct": 0.01}, "partial_take_profits": [{"pct": 0.03, "fraction": 0.5}]}
     with pytest.raises(ValidationError) as info:
@@ -210,6 +228,34 @@ def test_time_exit_of_a_quiet_leg_closes_at_its_last_price_marked_stale(
     assert (t["entry_bar"], t["exit_bar"], t["exit_reason"], t["stale"]) == (2, 5, reason, True)
     assert (t["entry_price"], t["exit_price"]) == approx((0.62, 0.58))
     assert t["pnl"] == approx(100 * (0.58 - 0.62) - 1.3)
+
+
+@engines
+def test_a_spread_with_a_quiet_leg_is_not_carried_overnight(engine: str) -> None:
+    tue = dt.date(2024, 3, 5)
+    rows = b.flat(DAY, "09:30", [100.0] * 7) + b.flat(str(tue), "09:30", [100.0] * 3)
+    long_call = Contract(occ(100, expiry=tue), tue, 100.0, "C", {k: (1.50,) * 4 for k in range(10)})
+    # the short leg trades until bar 2, then not again that day
+    short_call = Contract(occ(101, expiry=tue), tue, 101.0, "C", {k: (1.00,) * 4 for k in (0, 1, 2, 7, 8, 9)})
+    strategy = option_spec(
+        entry={"long": b.at(rows, 1)},
+        instrument={
+            "max_staleness_minutes": 2,
+            "legs": [
+                {"right": "call", "dte": 1, "select": "delta", "value": 0.5},
+                {"right": "call", "side": "sell", "dte": 1, "select": "offset", "value": 1.0},
+            ],
+        },
+        exits={"eod_flat_time": "09:35"},
+    )
+    result = run(engine, strategy, b.option_market(rows, [long_call, short_call]))
+    # in at bar 2: 1.50 + 0.02 paid, 1.00 - 0.02 received = 0.54 a share; the flat at bar 5 (09:35) finds
+    # the short leg's last trade 3 minutes old: both legs close there, the short at its last 1.00:
+    # 1.50 - 0.02 - (1.00 + 0.02) = 0.46, marked stale; nothing reaches Tuesday
+    (t,) = result.trades.to_dicts()
+    assert (t["entry_bar"], t["exit_bar"], t["exit_reason"], t["stale"]) == (2, 5, "eod_flat", True)
+    assert (t["entry_price"], t["exit_price"]) == approx((0.54, 0.46))
+    assert t["pnl"] == approx(100 * (0.46 - 0.54) - 2 * 1.3)
 
 
 @engines
