@@ -521,19 +521,7 @@ def run_kernel(
 
         # ---- 5. intrabar levels (single-instrument positions)
         if direction != 0 and single and priced:
-            trail_stop = stop_v
-            reason = 1
-            gain_best = (best_v - v_entry) / abs(v_entry) if v_entry != 0 else 0.0
-            if params[P_BE_TRIG] > 0 and gain_best >= params[P_BE_TRIG]:
-                be = v_entry + params[P_BE_BUF] * abs(v_entry)
-                if be > trail_stop:
-                    trail_stop = be
-                    reason = 5
-            if params[P_TRAIL_PCT] > 0 and gain_best >= params[P_TRAIL_ACT]:
-                tr = best_v - params[P_TRAIL_PCT] * abs(best_v)
-                if tr > trail_stop:
-                    trail_stop = tr
-                    reason = 4
+            trail_stop, reason = stop_level(stop_v, best_v, v_entry, params)
             if trail_stop > -1e299 and v_low <= trail_stop:
                 fill = v_open if v_open <= trail_stop else trail_stop
                 n_tr, cash, qty, direction, comm_entry_left = _close(
@@ -668,19 +656,7 @@ def run_kernel(
                 best_v = bar_best
             if not single and priced:  # multi-leg: levels on close marks, filled next open
                 gain = (v_close - v_entry) / abs(v_entry) if v_entry != 0 else 0.0
-                gain_best = (best_v - v_entry) / abs(v_entry) if v_entry != 0 else 0.0
-                level_stop = stop_v
-                reason = 1
-                if params[P_BE_TRIG] > 0 and gain_best >= params[P_BE_TRIG]:
-                    be = v_entry + params[P_BE_BUF] * abs(v_entry)
-                    if be > level_stop:
-                        level_stop = be
-                        reason = 5
-                if params[P_TRAIL_PCT] > 0 and gain_best >= params[P_TRAIL_ACT]:
-                    tr = best_v - params[P_TRAIL_PCT] * abs(best_v)
-                    if tr > level_stop:
-                        level_stop = tr
-                        reason = 4
+                level_stop, reason = stop_level(stop_v, best_v, v_entry, params)
                 if level_stop > -1e299 and v_close <= level_stop:
                     pend_exit_frac = 1.0
                     pend_exit_reason = reason
@@ -828,6 +804,28 @@ def _marks(
             v_low += s * h
             v_high += s * lo_
     return v_open, v_low, v_high, v_close, priced
+
+
+@numba.njit(cache=True)
+def stop_level(stop_v: float, best_v: float, v_entry: float, params: np.ndarray):  # pragma: no cover
+    """The protective level in force and its exit reason (1 stop, 5 break-even, 4 trailing), the one rule
+    both engines use (fill model rule 6): the highest of the initial stop, the break-even level once the
+    best value so far is up ``trigger_pct``, and the trail below that best value once it is up
+    ``activation_pct``. ``best_v`` must exclude the bar being checked, so a bar never raises its own stop."""
+    level = stop_v
+    reason = 1
+    gain_best = (best_v - v_entry) / abs(v_entry) if v_entry != 0 else 0.0
+    if params[P_BE_TRIG] > 0 and gain_best >= params[P_BE_TRIG]:
+        be = v_entry + params[P_BE_BUF] * abs(v_entry)
+        if be > level:
+            level = be
+            reason = 5
+    if params[P_TRAIL_PCT] > 0 and gain_best >= params[P_TRAIL_ACT]:
+        tr = best_v - params[P_TRAIL_PCT] * abs(best_v)
+        if tr > level:
+            level = tr
+            reason = 4
+    return level, reason
 
 
 @numba.njit(cache=True)

@@ -1058,21 +1058,17 @@ class SpecStrategy(Strategy):
 
     # ------------------------------------------------------------------ resting exits (rules 4, 6, 7)
 
+    def _stop_level(self) -> tuple[float, int]:
+        """The stop, break-even or trailing level in force and its reason (the kernel's one rule)."""
+        level, reason = K.stop_level(float(self.stop_v), float(self.best_v), float(self.v_entry), self.prm)
+        return float(level), int(reason)
+
     def _wanted_resting(self) -> list[tuple[str, float, float, int, int]]:
         """(kind, Lumibot price, Lumibot quantity, reason, partial index) in the fill model's order."""
         prm = self.prm
         levels: list[tuple[str, float, float, int, int]] = []
-        stop, reason = self.stop_v, 1
         v_entry = self.v_entry
-        gain_best = (self.best_v - v_entry) / abs(v_entry) if v_entry != 0 else 0.0
-        if prm[K.P_BE_TRIG] > 0 and gain_best >= prm[K.P_BE_TRIG]:
-            be = v_entry + prm[K.P_BE_BUF] * abs(v_entry)
-            if be > stop:
-                stop, reason = be, 5
-        if prm[K.P_TRAIL_PCT] > 0 and gain_best >= prm[K.P_TRAIL_ACT]:
-            tr = self.best_v - prm[K.P_TRAIL_PCT] * abs(self.best_v)
-            if tr > stop:
-                stop, reason = tr, 4
+        stop, reason = self._stop_level()
         if stop > -1e299:
             levels.append(("stop", stop, self.qty, reason, -1))
         for n in range(self.next_partial, len(self.plan.partial_pct)):
@@ -1274,19 +1270,9 @@ class SpecStrategy(Strategy):
         """Rule 5: a multi-leg position's stop, target and partial targets against its close mark; a hit
         becomes the pending exit filled at the next open."""
         plan = self.plan
-        prm = self.prm
         v_entry = self.v_entry
         gain = (v_close - v_entry) / abs(v_entry) if v_entry != 0 else 0.0
-        gain_best = (self.best_v - v_entry) / abs(v_entry) if v_entry != 0 else 0.0
-        level_stop, reason = self.stop_v, 1
-        if prm[K.P_BE_TRIG] > 0 and gain_best >= prm[K.P_BE_TRIG]:
-            be = v_entry + prm[K.P_BE_BUF] * abs(v_entry)
-            if be > level_stop:
-                level_stop, reason = be, 5
-        if prm[K.P_TRAIL_PCT] > 0 and gain_best >= prm[K.P_TRAIL_ACT]:
-            tr = self.best_v - prm[K.P_TRAIL_PCT] * abs(self.best_v)
-            if tr > level_stop:
-                level_stop, reason = tr, 4
+        level_stop, reason = self._stop_level()
         if level_stop > -1e299 and v_close <= level_stop:
             self.pend_exit_frac, self.pend_exit_reason = 1.0, reason
         elif self.tp_v < 1e299 and v_close >= self.tp_v:
