@@ -126,7 +126,7 @@ def trades_frame(
             "stale": np.asarray(stale, dtype=np.bool_),
         },
         schema_overrides={"instrument": pl.Utf8, "side": pl.Utf8, "exit_reason": pl.Utf8},
-    ).select(TRADE_COLUMNS)
+    )
 
 
 def position_pnls(trades: pl.DataFrame) -> np.ndarray:
@@ -144,11 +144,15 @@ def position_pnls(trades: pl.DataFrame) -> np.ndarray:
             f"the trades table has no trade_id column (columns: {trades.columns}); "
             "it was written before trades were grouped into positions: re-run the backtest"
         )
-    keys = [trades.get_column(c).to_numpy() for c in ("fold", "trade_id") if c in trades.columns]
     # numpy rather than a polars group_by: this runs for every fold of every trial
-    _, position = np.unique(np.column_stack(keys), axis=0, return_inverse=True)
     pnl = trades.get_column("pnl").to_numpy().astype(np.float64)
-    return np.bincount(position.ravel(), weights=pnl)
+    ids = trades.get_column("trade_id").to_numpy()
+    if "fold" in trades.columns:
+        keys = np.column_stack([trades.get_column("fold").to_numpy(), ids])
+        _, ids = np.unique(keys, axis=0, return_inverse=True)
+    else:
+        _, ids = np.unique(ids, return_inverse=True)  # ids of a filtered table may have gaps
+    return np.bincount(ids.ravel(), weights=pnl)
 
 
 def build_result(
