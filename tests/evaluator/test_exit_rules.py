@@ -231,6 +231,19 @@ def test_time_exit_of_a_quiet_leg_closes_at_its_last_price_marked_stale(
 
 
 @engines
+def test_a_quiet_0dte_leg_settles_at_intrinsic_value_at_expiry_marked_stale(engine: str) -> None:
+    c100 = Contract(occ(100), EXP, 100.0, "C", {k: (1.50,) * 4 for k in (0, 1, 2)})
+    rows = b.flat(DAY, "09:30", [101.0] * 6)
+    strategy = option_spec(entry={"long": b.at(rows, 1)}, instrument={"max_staleness_minutes": 2})
+    result = run(engine, strategy, b.option_market(rows, [c100]))
+    # in at bar 2 (1.52); the last bar (5) finds the last trade 3 minutes old: the expiring call settles
+    # at its intrinsic value against the 101 close, 1.00, less the half spread: 0.98, marked stale
+    (t,) = result.trades.to_dicts()
+    assert (t["entry_bar"], t["exit_bar"], t["exit_reason"], t["stale"]) == (2, 5, "expiry", True)
+    assert (t["entry_price"], t["exit_price"]) == approx((1.52, 0.98))
+
+
+@engines
 def test_a_spread_with_a_quiet_leg_is_not_carried_overnight(engine: str) -> None:
     tue = dt.date(2024, 3, 5)
     rows = b.flat(DAY, "09:30", [100.0] * 7) + b.flat(str(tue), "09:30", [100.0] * 3)
