@@ -142,6 +142,14 @@ def _find_contract(
 
 
 @numba.njit(cache=True)
+def sessions_left(today: int, expiry: int, sess_ord: np.ndarray) -> int:  # pragma: no cover - numba
+    """Trading sessions after ``today`` up to and including ``expiry`` (day ordinals; ``sess_ord`` sorted):
+    0 on the expiry session itself, 1 on the session before it, whatever weekends and holidays lie
+    between (``close_days_before_expiry`` counts these)."""
+    return int(np.searchsorted(sess_ord, expiry, side="right") - np.searchsorted(sess_ord, today, side="right"))
+
+
+@numba.njit(cache=True)
 def _floor_step(x: float, step: float) -> float:  # pragma: no cover
     return math.floor(x / step + 1e-9) * step
 
@@ -189,6 +197,7 @@ def run_kernel(
     p_last,
     partial_pct,
     partial_frac,
+    sess_ord,
 ):  # pragma: no cover - numba
     n = len(close)
     n_legs = len(leg_kind)
@@ -207,8 +216,9 @@ def run_kernel(
     t_comm = np.zeros(max_trades)
     t_reason = np.zeros(max_trades, np.int64)
     t_legs = np.full((max_trades, 4), -1, np.int64)
-    # the trade book, one tuple so each exit's call passes one argument instead of ten
-    book = (t_entry_bar, t_exit_bar, t_dir, t_qty, t_entry_px, t_exit_px, t_pnl, t_comm, t_reason, t_legs)
+    t_stale = np.zeros(max_trades, np.bool_)
+    # the trade book, one tuple so each exit's call passes one argument instead of eleven
+    book = (t_entry_bar, t_exit_bar, t_dir, t_qty, t_entry_px, t_exit_px, t_pnl, t_comm, t_reason, t_legs, t_stale)
     prices = (open_, high, low, close, c_off, p_open, p_high, p_low, p_last)  # what _marks reads
     n_tr = 0
     equity = np.full(n, np.nan)
@@ -306,6 +316,7 @@ def run_kernel(
                 is_option,
                 open_[i],
                 book,
+                not priced,
             )
         if priced or direction == 0:  # an option without a price yet keeps its exit for the next bar
             pend_exit_frac = 0.0
@@ -468,8 +479,10 @@ def run_kernel(
                     v_open = v_fill
         pend_entry = 0
 
-        # ---- 4. time exits at this bar's open
-        if direction != 0 and priced:
+        # ---- 4. time exits at this bar's open; they close even when a leg has no price within the
+        # staleness limit (at its last known price, marked stale): a quiet leg must never carry a 0DTE
+        # or a spread past the flat time (fill model rule 8)
+        if direction != 0:
             reason = -1
             if force_flat[i]:
                 reason = 7
@@ -478,8 +491,7 @@ def run_kernel(
             elif (
                 is_option
                 and params[P_CLOSE_BEFORE_EXP] >= 0
-                and pos_exp[0] - day_ord[d] <= params[P_CLOSE_BEFORE_EXP]
-                and params[P_CLOSE_BEFORE_EXP] > 0
+                and sessions_left(day_ord[d], pos_exp[0], sess_ord) <= params[P_CLOSE_BEFORE_EXP]
                 and i != entry_bar
             ):
                 reason = 11
@@ -504,23 +516,12 @@ def run_kernel(
                     is_option,
                     open_[i],
                     book,
+                    not priced,
                 )
 
         # ---- 5. intrabar levels (single-instrument positions)
         if direction != 0 and single and priced:
-            trail_stop = stop_v
-            reason = 1
-            gain_best = (best_v - v_entry) / abs(v_entry) if v_entry != 0 else 0.0
-            if params[P_BE_TRIG] > 0 and gain_best >= params[P_BE_TRIG]:
-                be = v_entry + params[P_BE_BUF] * abs(v_entry)
-                if be > trail_stop:
-                    trail_stop = be
-                    reason = 5
-            if params[P_TRAIL_PCT] > 0 and gain_best >= params[P_TRAIL_ACT]:
-                tr = best_v - params[P_TRAIL_PCT] * abs(best_v)
-                if tr > trail_stop:
-                    trail_stop = tr
-                    reason = 4
+            trail_stop, reason = stop_level(stop_v, best_v, v_entry, params)
             if trail_stop > -1e299 and v_low <= trail_stop:
                 fill = v_open if v_open <= trail_stop else trail_stop
                 n_tr, cash, qty, direction, comm_entry_left = _close(
@@ -543,11 +544,14 @@ def run_kernel(
                     is_option,
                     abs(fill) / underlying_mult,  # slippage on the level's price, not the open
                     book,
+                    not priced,
                 )
             if direction != 0:
                 while next_partial < len(partial_pct):
                     level = v_entry + partial_pct[next_partial] * abs(v_entry)
-                    if v_high < level:
+                    # a partial beyond the final target is never reached before it: the target, checked
+                    # next, closes everything first (exits fill in the order price reaches them)
+                    if v_high < level or level > tp_v:
                         break
                     fill = v_open if v_open >= level else level
                     part = min(orig_qty * partial_frac[next_partial], qty)
@@ -576,6 +580,7 @@ def run_kernel(
                         is_option,
                         abs(fill) / underlying_mult,  # slippage on the level's price, not the open
                         book,
+                        not priced,
                     )
                     if direction == 0:
                         break
@@ -601,6 +606,7 @@ def run_kernel(
                     is_option,
                     abs(fill) / underlying_mult,  # slippage on the level's price, not the open
                     book,
+                    not priced,
                 )
 
         # ---- 6. end of the option's life or of the window: close at this bar's close
@@ -639,6 +645,7 @@ def run_kernel(
                     is_option,
                     close[i],
                     book,
+                    not priced,
                 )
 
         # ---- 7. decisions on this bar's close
@@ -649,19 +656,7 @@ def run_kernel(
                 best_v = bar_best
             if not single and priced:  # multi-leg: levels on close marks, filled next open
                 gain = (v_close - v_entry) / abs(v_entry) if v_entry != 0 else 0.0
-                gain_best = (best_v - v_entry) / abs(v_entry) if v_entry != 0 else 0.0
-                level_stop = stop_v
-                reason = 1
-                if params[P_BE_TRIG] > 0 and gain_best >= params[P_BE_TRIG]:
-                    be = v_entry + params[P_BE_BUF] * abs(v_entry)
-                    if be > level_stop:
-                        level_stop = be
-                        reason = 5
-                if params[P_TRAIL_PCT] > 0 and gain_best >= params[P_TRAIL_ACT]:
-                    tr = best_v - params[P_TRAIL_PCT] * abs(best_v)
-                    if tr > level_stop:
-                        level_stop = tr
-                        reason = 4
+                level_stop, reason = stop_level(stop_v, best_v, v_entry, params)
                 if level_stop > -1e299 and v_close <= level_stop:
                     pend_exit_frac = 1.0
                     pend_exit_reason = reason
@@ -755,6 +750,7 @@ def run_kernel(
         t_comm[:n_tr],
         t_reason[:n_tr],
         t_legs[:n_tr],
+        t_stale[:n_tr],
         equity,
         exposure_bars,
     )
@@ -782,9 +778,11 @@ def _marks(
     for k in range(pos_n):
         if pos_legs[k] < 0:
             if is_option:
+                # the contract did not trade at all this session: its last known price
                 priced = False
-                continue
-            o, h, lo_, c = open_[i], high[i], low[i], close[i]
+                o = h = lo_ = c = last_mark[k]
+            else:
+                o, h, lo_, c = open_[i], high[i], low[i], close[i]
         else:
             p = c_off[pos_legs[k]] + pos_in_day
             last = p_last[p]
@@ -806,6 +804,28 @@ def _marks(
             v_low += s * h
             v_high += s * lo_
     return v_open, v_low, v_high, v_close, priced
+
+
+@numba.njit(cache=True)
+def stop_level(stop_v: float, best_v: float, v_entry: float, params: np.ndarray):  # pragma: no cover
+    """The protective level in force and its exit reason (1 stop, 5 break-even, 4 trailing), the one rule
+    both engines use (fill model rule 6): the highest of the initial stop, the break-even level once the
+    best value so far is up ``trigger_pct``, and the trail below that best value once it is up
+    ``activation_pct``. ``best_v`` must exclude the bar being checked, so a bar never raises its own stop."""
+    level = stop_v
+    reason = 1
+    gain_best = (best_v - v_entry) / abs(v_entry) if v_entry != 0 else 0.0
+    if params[P_BE_TRIG] > 0 and gain_best >= params[P_BE_TRIG]:
+        be = v_entry + params[P_BE_BUF] * abs(v_entry)
+        if be > level:
+            level = be
+            reason = 5
+    if params[P_TRAIL_PCT] > 0 and gain_best >= params[P_TRAIL_ACT]:
+        tr = best_v - params[P_TRAIL_PCT] * abs(best_v)
+        if tr > level:
+            level = tr
+            reason = 4
+    return level, reason
 
 
 @numba.njit(cache=True)
@@ -854,8 +874,9 @@ def _close(
     is_option,
     und_price,
     book,
+    stale,
 ):  # pragma: no cover
-    t_entry_bar, t_exit_bar, t_dir, t_qty, t_entry_px, t_exit_px, t_pnl, t_comm, t_reason, t_legs = book
+    t_entry_bar, t_exit_bar, t_dir, t_qty, t_entry_px, t_exit_px, t_pnl, t_comm, t_reason, t_legs, t_stale = book
     v_fill = v_price - _cost_per_unit(
         pos_n, pos_sign, pos_mult, pos_legs, v_price, params, is_option, und_price
     )
@@ -871,6 +892,7 @@ def _close(
     t_pnl[n_tr] = exit_qty * (v_fill - v_entry_trade) - comm - share
     t_comm[n_tr] = comm + share
     t_reason[n_tr] = reason
+    t_stale[n_tr] = stale
     for k in range(pos_n):
         t_legs[n_tr, k] = pos_legs[k]
     n_tr += 1

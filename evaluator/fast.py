@@ -5,12 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
-import polars as pl
 
 from evaluator import _kernel as K
-from evaluator.fill_model import EXIT_REASONS
 from evaluator.market import Market, attach_signals, option_last_prices
-from evaluator.results import BacktestResult, build_result
+from evaluator.results import BacktestResult, build_result, trades_frame
 from evaluator.signals import BarSeries, atr, evaluate_bool
 from spec_space.instruments import FUTURES, forex_pair
 from spec_space.models import Level, StrategySpec
@@ -225,34 +223,54 @@ def run(spec: StrategySpec, market: Market, start: dt.date, end: dt.date) -> Bac
         p_last,
         partial_pct,
         partial_frac,
+        session_ordinals(spec, market),
     )
-    (entry_bar, exit_bar, direction, qty, entry_v, exit_v, pnl, comm, reason, legs, equity, exposure_bars) = (
+    (entry_bar, exit_bar, direction, qty, entry_v, exit_v, pnl, comm, reason, legs, stale, equity, exposure_bars) = (
         out
     )
-    price_div = np.full(len(entry_bar), 100.0 if spec.instrument.type == "option" else mult)
-    if spec.instrument.type != "option":
-        price_div = price_div * direction  # a short unit's value is minus its price
     contracts = [
         "+".join(opt.c_ticker[c] for c in row if c >= 0)
         if spec.instrument.type == "option"
         else market.spec_symbol
         for row in legs
     ]
-    trades = pl.DataFrame(
-        {
-            "entry_time": pl.Series(bars.ts[entry_bar], dtype=pl.Int64).cast(pl.Datetime("ns", "UTC")),
-            "exit_time": pl.Series(bars.ts[exit_bar], dtype=pl.Int64).cast(pl.Datetime("ns", "UTC")),
-            "entry_bar": entry_bar,
-            "exit_bar": exit_bar,
-            "side": np.where(direction > 0, "long", "short"),
-            "instrument": contracts,
-            "quantity": qty,
-            "entry_price": entry_v / price_div,
-            "exit_price": exit_v / price_div,
-            "pnl": pnl,
-            "commission": comm,
-            "exit_reason": [EXIT_REASONS[int(r)] for r in reason],
-        },
-        schema_overrides={"instrument": pl.Utf8, "side": pl.Utf8, "exit_reason": pl.Utf8},
+    trades = trades_frame(
+        spec,
+        market,
+        entry_bar=entry_bar,
+        exit_bar=exit_bar,
+        direction=direction,
+        quantity=qty,
+        entry_v=entry_v,
+        exit_v=exit_v,
+        pnl=pnl,
+        commission=comm,
+        reason=reason,
+        instrument=contracts,
+        stale=stale,
+        unit_mult=mult,
     )
     return build_result(spec, market, trades, equity, i0, i1, exposure_bars, engine="fast")
+
+
+def session_ordinals(spec: StrategySpec, market: Market) -> np.ndarray:
+    """Sorted day ordinals (days since 1970-01-01) of the trading sessions from the market's first session
+    to its options' last expiry: what ``close_days_before_expiry`` counts. The exchange calendar covers
+    expiries after the loaded data; the market's own sessions are included so hand-made markets count too.
+    Empty for specs that are not options."""
+    opt = market.options
+    if spec.instrument.type != "option" or len(market.day_ord) == 0:
+        return np.zeros(0, np.int64)
+    first = int(market.day_ord[0])
+    last = max(int(market.day_ord[-1]), int(opt.c_exp.max()) if len(opt.c_exp) else first)
+    key = f"sessions:{first}:{last}"
+    cached = market.bars.cache.get(key)
+    if cached is None:
+        from data.calendar import nyse_session_dates  # exchange_calendars is slow to import; options only
+
+        epoch = dt.date(1970, 1, 1)
+        calendar = nyse_session_dates(epoch + dt.timedelta(days=first), epoch + dt.timedelta(days=last))
+        days = {(d - epoch).days for d in calendar} | {int(x) for x in market.day_ord}
+        cached = np.array(sorted(days), np.int64)
+        market.bars.cache[key] = cached
+    return cached

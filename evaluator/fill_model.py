@@ -17,9 +17,14 @@ Decisions and fills
 
 Exits
   4. Single-instrument positions (a stock, future, forex pair or one option leg) carry their stop
-     and take-profit as resting orders checked intrabar on each bar's high and low. The stop is
-     checked first when both are touched in one bar (pessimistic). A bar opening beyond the level
-     fills at the open (a gap), otherwise at the level.
+     and take-profit as resting orders checked intrabar on each bar's high and low. A bar opening
+     beyond a level fills at the open (a gap), otherwise at the level. Exits fill in the order price
+     reaches them: partial targets and the final target from the nearest up, so a partial beyond the
+     final target never fills (the target closes everything first; the spec model refuses a pct
+     partial beyond a pct target); a gap through several levels fills them all at the open.
+     When one bar touches both the stop side (stop, break-even or trailing stop) and a target, the
+     stop fills first and closes everything (pessimistic): a minute bar's high and low do not say
+     which came first, and assuming the favourable order would credit profits the data cannot show.
   5. Multi-leg option positions have no single price path inside a bar, so their stops, targets
      and partial targets are checked on the bar's close marks and filled at the next bar's open.
   6. Trailing stops and break-even moves use the best price up to the previous bar, so a bar never
@@ -27,15 +32,28 @@ Exits
   7. Partial take-profits close their fraction of the original quantity at their level; the rest
      keeps the stop, trailing and final target.
   8. Time exits (``eod_flat_time``, ``max_hold_minutes``, ``close_days_before_expiry``) fill at the
-     open of the first bar at or past the time. Options still held at their expiry session's last
+     open of the first bar at or past the time. ``close_days_before_expiry`` counts trading sessions
+     (exchange calendar): N closes on the first bar of the session N sessions before the expiry
+     session, 0 on the expiry session itself. Options still held at their expiry session's last
      bar close at that bar's mark (0DTE). Everything open at the end of the backtest window closes
      at the last bar's close. No entry is taken whose fill bar would already be at or past the flat time.
+     Time exits always close: a leg with no trade within the staleness limit closes at its last known
+     price and the exit row is marked ``stale`` (an expiring leg without one settles at intrinsic value,
+     also marked stale), so a quiet leg never carries a 0DTE or a spread overnight. Exits that are not
+     time exits (signals, multi-leg levels) still wait for a price.
   9. Reversal (direction ``both``): the opposite entry signal closes the position and opens the new
      one at the same next-bar open.
 
 Marks
   10. Equity is marked on bar closes; an option without a trade in the bar keeps its last price
-      within the staleness limit, else its previous mark.
+      within the staleness limit, else its previous mark. The max drawdown is measured on these
+      bar marks, not only on the daily closes.
+
+Trades
+  14. A trade is a position, entry to final exit. The trades table has a row per exit fill (each
+      partial take-profit is one) with a ``trade_id`` grouping a position's rows; ``n_trades``, win
+      rate, profit factor and average trade count positions, each won or lost by the sum of its rows'
+      PnL (entry and exit commissions, slippage and spreads included).
   11. Staged conversion (ghetto spread): the trigger is checked on bar closes; the short leg (same
       expiry, strike ``width`` further out of the money) is sold at the next bar like an entry fill.
       The net debit after conversion becomes the basis of the position's percentage exits.
@@ -51,7 +69,7 @@ External signals
       fill.
 """
 
-FILL_MODEL_VERSION = "2"
+FILL_MODEL_VERSION = "3"  # 3: round-trip trades, price-ordered exits, closing time exits, bar-marked drawdown
 
 # Exit reasons, shared by both engines' trade records.
 EXIT_REASONS: dict[int, str] = {

@@ -146,14 +146,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import polars as pl
 
 from evaluator import _kernel as K
 from evaluator import _live
-from evaluator.fast import _legs, kernel_params, signal_arrays, underlying_multiplier
+from evaluator.fast import _legs, kernel_params, session_ordinals, signal_arrays, underlying_multiplier
 from evaluator.fill_model import EXIT_REASONS
 from evaluator.market import BAR_MINUTES, NY, Market, option_last_prices, signal_symbol
-from evaluator.results import BacktestResult, build_result
+from evaluator.results import BacktestResult, build_result, trades_frame
 from spec_space.instruments import FUTURES, forex_pair
 from spec_space.models import StrategySpec
 
@@ -268,6 +267,8 @@ class _Plan:
     bar_at: dict[int, int]  # minute timestamp (ns) -> bar index
     sentinel_at: dict[int, int]  # first sentinel's timestamp (ns) -> the session's last bar
     close_days: set[int]  # sessions whose option sentinels carry marks (besides each expiry session)
+    # day ordinals of the trading sessions up to the options' last expiry (close_days_before_expiry)
+    sessions: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 def _spec_plan(spec: StrategySpec, **window: Any) -> _Plan:
@@ -344,6 +345,7 @@ def _build_plan(spec: StrategySpec, market: Market, start: dt.date, end: dt.date
         bar_at=bar_at,
         sentinel_at=sentinel_at,
         close_days={int(bars.day[i1])},  # the window's end closes everything at the close
+        sessions=session_ordinals(spec, market),
     )
 
 
@@ -383,11 +385,14 @@ def _underlying_frame(plan: _Plan) -> pd.DataFrame:
 def _contract_frame(plan: _Plan, day: int, expiry_ord: int, strike: float, is_call: bool) -> pd.DataFrame:
     """One contract's rows at every bar of the window's sessions from ``day`` to its expiry, built by
     the fill model (module note 2): its own bar where it traded, else its last trade within the
-    staleness limit, else zeros (no price)."""
+    staleness limit, else its last known trade however old (the price a time exit of a quiet leg fills
+    at, marked stale; the strategy enters, converts and rests levels only on priced bars, as the kernel
+    does), else zeros (no price)."""
     mkt = plan.market
     bars, opt = mkt.bars, mkt.options
     stamps: list[np.ndarray] = []
     cols: dict[str, list[np.ndarray]] = {"open": [], "high": [], "low": [], "close": []}
+    carry = 0.0  # the last known trade price so far (0: none yet)
     for d in range(day, int(bars.day[plan.i1]) + 1):
         if mkt.day_ord[d] > expiry_ord:
             break
@@ -399,7 +404,8 @@ def _contract_frame(plan: _Plan, day: int, expiry_ord: int, strike: float, is_ca
         first = int(mkt.day_first_bar[d])
         last = int(np.searchsorted(bars.day, d, side="right") - 1)
         if c < 0:
-            o = h = lo = cl = np.zeros(last - first + 1)
+            o = h = lo = cl = np.full(last - first + 1, carry)
+            cl_fresh = np.zeros(last - first + 1)
         else:
             sl = slice(int(opt.c_off[c]), int(opt.c_off[c]) + last - first + 1)
             mark = plan.p_last[sl]
@@ -407,13 +413,19 @@ def _contract_frame(plan: _Plan, day: int, expiry_ord: int, strike: float, is_ca
             o, h, lo = (
                 np.where(np.isnan(x), mark, x) for x in (opt.p_open[sl], opt.p_high[sl], opt.p_low[sl])
             )
-            o, h, lo, cl = (np.where(none, 0.0, x) for x in (o, h, lo, mark))
+            cl_fresh = np.where(none, 0.0, mark)
+            # the last known trade at each row (forward-filled from earlier rows and sessions)
+            where = np.where(none, -1, np.arange(len(mark)))
+            where = np.maximum.accumulate(where)
+            stale = np.where(where >= 0, mark[np.maximum(where, 0)], carry)
+            o, h, lo, cl = (np.where(none, stale, x) for x in (o, h, lo, mark))
+            carry = float(stale[-1])
         # the sentinels carry the close's mark only in sessions where a position can be closed at the
         # close (the contract's expiry, the window's end): elsewhere no price, so no resting order can
         # ever fill at a sentinel
         close_mark = 0.0
         if d in plan.close_days or mkt.day_ord[d] >= expiry_ord:
-            close_mark = float(cl[-1])
+            close_mark = float(cl_fresh[-1])
             if close_mark <= 0.0:  # no trade within the limit: intrinsic value against the close
                 und = float(bars.close[last])
                 close_mark = max(und - strike, 0.0) if is_call else max(strike - und, 0.0)
@@ -519,6 +531,7 @@ class _Action:
     fees: dict[int, float] = field(default_factory=dict)
     rest_kind: str = ""  # resting orders: stop | partial | target
     partial_index: int = -1
+    stale: bool = False  # an exit booked at a leg's last known price (no trade within the staleness limit)
     # live entries: the decision bar's (atr, signal stop distance, signal target distance), to set the
     # levels from the actual fill; live exits: (direction, quantity) before the exit, restored if refused
     context: tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -798,15 +811,16 @@ class SpecStrategy(Strategy):
         if self.direction != 0:
             for k in range(self.pos_n):
                 if self.pos_legs[k] < 0:
-                    if plan.is_option:
+                    if plan.is_option:  # not traded this session: its last known price (a stale exit)
                         priced = False
-                        continue
-                    o = float(bars.open[j])
+                        o = self.last_mark[k]
+                    else:
+                        o = float(bars.open[j])
                 else:
                     o, _, _, last = self._leg_prices(self.pos_legs[k], pos)
-                    if last != last:
+                    if last != last:  # no trade within the staleness limit: its last known price
                         priced = False
-                        continue
+                        o = self.last_mark[k]
                 v_open += self.pos_sign[k] * self.pos_mult[k] * o
 
         # ---- 1. pending exit (signal, reversal, multi-leg level) at this open
@@ -838,8 +852,9 @@ class SpecStrategy(Strategy):
             entered = self._enter(j, d, pos)
         self.pend_entry = 0
 
-        # ---- 4. time exits at this open (rule 8)
-        if self.direction != 0 and (priced or entered):
+        # ---- 4. time exits at this open (rule 8); they close even when a leg has no price within the
+        # staleness limit, at its last known price (the contract's rows carry it, module note 2)
+        if self.direction != 0:
             reason = -1
             if plan.sig["force_flat"][j]:
                 reason = 7
@@ -851,24 +866,34 @@ class SpecStrategy(Strategy):
                 reason = 6
             elif (
                 plan.is_option
-                and prm[K.P_CLOSE_BEFORE_EXP] > 0
-                and self.pos_exp[0] - int(mkt.day_ord[d]) <= prm[K.P_CLOSE_BEFORE_EXP]
+                and prm[K.P_CLOSE_BEFORE_EXP] >= 0
+                and K.sessions_left(int(mkt.day_ord[d]), self.pos_exp[0], plan.sessions)
+                <= prm[K.P_CLOSE_BEFORE_EXP]
                 and j != self.entry_bar
             ):
                 reason = 11
             if reason >= 0:
                 self._exit_market(
-                    j, self.qty, reason, self.v_entry_trade if entered else v_open, float(bars.open[j])
+                    j,
+                    self.qty,
+                    reason,
+                    self.v_entry_trade if entered else v_open,
+                    float(bars.open[j]),
+                    stale=not (priced or entered),
                 )
 
-        # ---- 5. the resting stop and targets of a single-instrument position (rules 4, 6, 7)
-        self._place_resting(j)
+        # ---- 5. the resting stop and targets of a single-instrument position (rules 4, 6, 7); none on a
+        # bar without a price (the kernel checks levels only on priced bars)
+        self._place_resting(j, priced or entered)
 
-    def _exit_market(self, j: int, exit_qty: float, reason: int, v_open: float, und_open: float) -> None:
-        """Close ``exit_qty`` units with market orders filled at this bar's open."""
+    def _exit_market(
+        self, j: int, exit_qty: float, reason: int, v_open: float, und_open: float, *, stale: bool = False
+    ) -> None:
+        """Close ``exit_qty`` units with market orders filled at this bar's open (``stale``: a leg has no
+        price within the staleness limit and fills at its last known one)."""
         self._cancel_resting()
         trade = self._trade()
-        action = _Action("exit", j, trade.n, trade=trade, reason=reason, exit_qty=exit_qty)
+        action = _Action("exit", j, trade.n, trade=trade, reason=reason, exit_qty=exit_qty, stale=stale)
         action.share = self.comm_entry_left * exit_qty / self.qty
         self.comm_entry_left -= action.share
         for k in range(trade.n):
@@ -1033,25 +1058,25 @@ class SpecStrategy(Strategy):
 
     # ------------------------------------------------------------------ resting exits (rules 4, 6, 7)
 
+    def _stop_level(self) -> tuple[float, int]:
+        """The stop, break-even or trailing level in force and its reason (the kernel's one rule)."""
+        level, reason = K.stop_level(float(self.stop_v), float(self.best_v), float(self.v_entry), self.prm)
+        return float(level), int(reason)
+
     def _wanted_resting(self) -> list[tuple[str, float, float, int, int]]:
         """(kind, Lumibot price, Lumibot quantity, reason, partial index) in the fill model's order."""
         prm = self.prm
         levels: list[tuple[str, float, float, int, int]] = []
-        stop, reason = self.stop_v, 1
         v_entry = self.v_entry
-        gain_best = (self.best_v - v_entry) / abs(v_entry) if v_entry != 0 else 0.0
-        if prm[K.P_BE_TRIG] > 0 and gain_best >= prm[K.P_BE_TRIG]:
-            be = v_entry + prm[K.P_BE_BUF] * abs(v_entry)
-            if be > stop:
-                stop, reason = be, 5
-        if prm[K.P_TRAIL_PCT] > 0 and gain_best >= prm[K.P_TRAIL_ACT]:
-            tr = self.best_v - prm[K.P_TRAIL_PCT] * abs(self.best_v)
-            if tr > stop:
-                stop, reason = tr, 4
+        stop, reason = self._stop_level()
         if stop > -1e299:
             levels.append(("stop", stop, self.qty, reason, -1))
         for n in range(self.next_partial, len(self.plan.partial_pct)):
             level = v_entry + self.plan.partial_pct[n] * abs(v_entry)
+            if level > self.tp_v:
+                # beyond the final target: price reaches the target first and it closes everything
+                # (Lumibot would fill resting orders in submission order, this one before the target)
+                break
             part = float(
                 K._floor_step(min(self.orig_qty * self.plan.partial_frac[n], self.qty), prm[K.P_QTY_STEP])
             )
@@ -1065,8 +1090,8 @@ class SpecStrategy(Strategy):
             (kind, _trigger_price(kind, level, s), qty * units, why, n) for kind, level, qty, why, n in levels
         ]
 
-    def _place_resting(self, j: int) -> None:
-        if self.direction == 0 or not self.single:
+    def _place_resting(self, j: int, priced: bool = True) -> None:
+        if self.direction == 0 or not self.single or not priced:
             self._cancel_resting()
             return
         wanted = self._wanted_resting()
@@ -1116,10 +1141,11 @@ class SpecStrategy(Strategy):
         priced = True
         for k in range(self.pos_n):
             if self.pos_legs[k] < 0:
-                if plan.is_option:
+                if plan.is_option:  # not traded this session: its last known price
                     priced = False
-                    continue
-                h, lo, c = float(bars.high[i]), float(bars.low[i]), float(bars.close[i])
+                    h = lo = c = self.last_mark[k]
+                else:
+                    h, lo, c = float(bars.high[i]), float(bars.low[i]), float(bars.close[i])
             else:
                 _, h, lo, last = self._leg_prices(self.pos_legs[k], pos)
                 if last != last:  # no trade within the staleness limit: keep the previous mark
@@ -1244,19 +1270,9 @@ class SpecStrategy(Strategy):
         """Rule 5: a multi-leg position's stop, target and partial targets against its close mark; a hit
         becomes the pending exit filled at the next open."""
         plan = self.plan
-        prm = self.prm
         v_entry = self.v_entry
         gain = (v_close - v_entry) / abs(v_entry) if v_entry != 0 else 0.0
-        gain_best = (self.best_v - v_entry) / abs(v_entry) if v_entry != 0 else 0.0
-        level_stop, reason = self.stop_v, 1
-        if prm[K.P_BE_TRIG] > 0 and gain_best >= prm[K.P_BE_TRIG]:
-            be = v_entry + prm[K.P_BE_BUF] * abs(v_entry)
-            if be > level_stop:
-                level_stop, reason = be, 5
-        if prm[K.P_TRAIL_PCT] > 0 and gain_best >= prm[K.P_TRAIL_ACT]:
-            tr = self.best_v - prm[K.P_TRAIL_PCT] * abs(self.best_v)
-            if tr > level_stop:
-                level_stop, reason = tr, 4
+        level_stop, reason = self._stop_level()
         if level_stop > -1e299 and v_close <= level_stop:
             self.pend_exit_frac, self.pend_exit_reason = 1.0, reason
         elif self.tp_v < 1e299 and v_close >= self.tp_v:
@@ -1272,7 +1288,7 @@ class SpecStrategy(Strategy):
         self._cancel_resting()
         trade = self._trade()
         reason = 9 if i == plan.i1 and not expiring else 8
-        action = _Action("exit", i, trade.n, trade=trade, reason=reason, exit_qty=self.qty)
+        action = _Action("exit", i, trade.n, trade=trade, reason=reason, exit_qty=self.qty, stale=not priced)
         action.share = self.comm_entry_left
         self.comm_entry_left = 0.0
         und_close = float(plan.market.bars.close[i])
@@ -1393,6 +1409,7 @@ class SpecStrategy(Strategy):
                 "commission": comm + action.share,
                 "reason": action.reason,
                 "instrument": trade.tickers if self.plan.is_option else self.plan.market.spec_symbol,
+                "stale": action.stale,
             }
         )
 
@@ -1615,8 +1632,8 @@ class SpecStrategy(Strategy):
             elif (
                 later
                 and plan.is_option
-                and prm[K.P_CLOSE_BEFORE_EXP] > 0
-                and self.pos_exp[0] - day_ord <= prm[K.P_CLOSE_BEFORE_EXP]
+                and prm[K.P_CLOSE_BEFORE_EXP] >= 0
+                and _sessions_left(day_j, self.pos_exp[0]) <= prm[K.P_CLOSE_BEFORE_EXP]
             ):
                 reason = 11
             elif (
@@ -2284,30 +2301,26 @@ def _run_here(
 
 def _result(plan: _Plan, strategy: SpecStrategy) -> BacktestResult:
     spec, market = plan.spec, plan.market
-    bars = market.bars
     rows = strategy.trades
-    direction = np.array([r["direction"] for r in rows], dtype=np.int64)
-    entry_bar = np.array([r["entry_bar"] for r in rows], dtype=np.int64)
-    exit_bar = np.array([r["exit_bar"] for r in rows], dtype=np.int64)
-    price_div = np.full(len(rows), 100.0 if plan.is_option else plan.mult)
-    if not plan.is_option:
-        price_div = price_div * direction
-    trades = pl.DataFrame(
-        {
-            "entry_time": pl.Series(bars.ts[entry_bar], dtype=pl.Int64).cast(pl.Datetime("ns", "UTC")),
-            "exit_time": pl.Series(bars.ts[exit_bar], dtype=pl.Int64).cast(pl.Datetime("ns", "UTC")),
-            "entry_bar": entry_bar,
-            "exit_bar": exit_bar,
-            "side": np.where(direction > 0, "long", "short") if rows else np.array([], dtype=str),
-            "instrument": [r["instrument"] for r in rows],
-            "quantity": np.array([r["quantity"] for r in rows], dtype=np.float64),
-            "entry_price": np.array([r["entry_v"] for r in rows], dtype=np.float64) / price_div,
-            "exit_price": np.array([r["exit_v"] for r in rows], dtype=np.float64) / price_div,
-            "pnl": np.array([r["pnl"] for r in rows], dtype=np.float64),
-            "commission": np.array([r["commission"] for r in rows], dtype=np.float64),
-            "exit_reason": [EXIT_REASONS[int(r["reason"])] for r in rows],
-        },
-        schema_overrides={"instrument": pl.Utf8, "side": pl.Utf8, "exit_reason": pl.Utf8},
+
+    def column(name: str, dtype: Any) -> np.ndarray:
+        return np.array([r[name] for r in rows], dtype=dtype)
+
+    trades = trades_frame(
+        spec,
+        market,
+        entry_bar=column("entry_bar", np.int64),
+        exit_bar=column("exit_bar", np.int64),
+        direction=column("direction", np.int64),
+        quantity=column("quantity", np.float64),
+        entry_v=column("entry_v", np.float64),
+        exit_v=column("exit_v", np.float64),
+        pnl=column("pnl", np.float64),
+        commission=column("commission", np.float64),
+        reason=column("reason", np.int64),
+        instrument=[r["instrument"] for r in rows],
+        stale=column("stale", np.bool_),
+        unit_mult=plan.mult,
     )
     return build_result(
         spec, market, trades, strategy.equity, plan.i0, plan.i1, strategy.exposure_bars, engine="lumibot"
@@ -2502,6 +2515,17 @@ def live_strategy(
         spec, _broker_kind(broker), sleeptime=sleeptime, lookback=lookback, fill_wait=fill_wait, clock=clock
     )
     return strategy
+
+
+def _sessions_left(today: dt.date, expiry_ord: int) -> int:
+    """Live: NYSE sessions after ``today`` up to and including the expiry (``K.sessions_left`` in a
+    backtest), for ``close_days_before_expiry``."""
+    from data.calendar import nyse_session_dates
+
+    expiry = _EPOCH + dt.timedelta(days=int(expiry_ord))
+    if expiry <= today:
+        return 0
+    return len(nyse_session_dates(today + dt.timedelta(days=1), expiry))
 
 
 def _clock_minutes(text: str | None) -> int | None:

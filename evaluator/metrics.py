@@ -18,9 +18,11 @@ volatility     std(daily returns, ddof=1) * sqrt(periods_per_year)              
 sharpe         mean / std(ddof=1) of daily returns * sqrt(periods_per_year), rf = 0        nan (< 2 days or std 0)
 sortino        mean / downside deviation * sqrt(periods_per_year); downside deviation =    nan (< 2 days or no
                sqrt(mean(min(r, 0) ** 2)) over *all* periods                                losing day)
-max_drawdown   largest (peak - equity) / peak, positive; the peak starts at initial_cash   0.0 (no days)
+max_drawdown   largest (peak - equity) / peak, positive; the peak starts at initial_cash;  0.0 (no days)
+               equity marked every bar (``bar_equity``) when given, else the daily closes
 calmar         cagr / max_drawdown                                                         nan (no drawdown)
 win_rate       trades with PnL > 0 / trades (a zero-PnL trade is not a win)                nan (no trades)
+               a trade is a position (entry to final exit), its PnL the sum of its exits
 profit_factor  gross win / |gross loss|, capped at PROFIT_FACTOR_CAP                       nan (no trades, or
                (also when there is no losing trade)                                         no win and no loss)
 avg_trade      mean net PnL per trade, in account currency                                 nan (no trades)
@@ -92,6 +94,14 @@ def drawdown_series(equity: np.ndarray) -> np.ndarray:
     positive = peak > 0
     out[positive] = (peak[positive] - eq[positive]) / peak[positive]
     return out
+
+
+def _max_drawdown(equity: np.ndarray) -> float:
+    """``drawdown_series(equity).max()`` without the masked copies: it runs on every bar of every fold."""
+    peak = np.maximum.accumulate(equity)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dd = np.where(peak > 0, (peak - equity) / peak, 0.0)
+    return float(dd.max()) if dd.size else 0.0
 
 
 def sharpe_ratio(returns: np.ndarray, periods_per_year: float = 252) -> float:
@@ -191,16 +201,21 @@ def compute_metrics(
     initial_cash: float,
     exposure: float,
     periods_per_year: int = 252,
+    bar_equity: np.ndarray | None = None,
 ) -> dict[str, float]:
     """All metrics of one backtest (see the module docstring for definitions, units and undefined cases).
 
     Args:
         daily_equity: end-of-day account equity per trading day, oldest first.
         days: the matching dates (anything ``np.asarray(..., dtype="datetime64[D]")`` accepts).
-        trade_pnls: net PnL of each closed trade, after commissions and slippage.
+        trade_pnls: net PnL of each closed position (entry to final exit, partial exits summed), after
+            every commission, spread and slippage.
         initial_cash: equity before the first day; the base of the first day's return and the first peak.
         exposure: fraction of bars with an open position, computed by the engine.
         periods_per_year: annualisation factor of the daily returns.
+        bar_equity: equity marked at every bar of the same window (its last value of each day is that
+            day's ``daily_equity``). Given, the max drawdown comes from it: a position that dips and
+            recovers within a day is a drawdown a trader lives through, which daily closes hide.
 
     Returns:
         A dict with exactly the keys of :data:`METRIC_KEYS`, all plain ``float``.
@@ -216,7 +231,13 @@ def compute_metrics(
     final = float(equity[-1]) if equity.size else initial_cash
     cagr = _cagr(final, initial_cash, day_arr)
     # The peak starts at the initial cash so that losing from day one is a drawdown.
-    max_dd = float(drawdown_series(np.concatenate(([initial_cash], equity))).max())
+    marked = equity
+    if bar_equity is not None:
+        marked = np.asarray(bar_equity, dtype=np.float64).ravel()
+        bad = np.flatnonzero(~np.isfinite(marked))
+        if bad.size:
+            raise ValueError(f"bar_equity[{int(bad[0])}] is {marked[int(bad[0])]}; equity must be finite")
+    max_dd = _max_drawdown(np.concatenate(([initial_cash], marked)))
     volatility = float(np.std(returns, ddof=1)) * math.sqrt(periods_per_year) if returns.size >= 2 else _NAN
 
     out: dict[str, float] = {

@@ -18,7 +18,7 @@ import numpy as np
 from evaluator.results import BacktestResult
 
 #: the trade columns that must be equal exactly
-EXACT_COLUMNS = ("entry_bar", "exit_bar", "side", "instrument", "exit_reason")
+EXACT_COLUMNS = ("trade_id", "entry_bar", "exit_bar", "side", "instrument", "exit_reason", "stale")
 
 
 @dataclass

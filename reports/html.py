@@ -353,18 +353,27 @@ def _monthly_section(data: ReportData) -> str:
     return _figure(figures.monthly_returns_figure(series, title=title), "monthly")
 
 
+def _position_pnls(trades: pl.DataFrame) -> np.ndarray:
+    """One net PnL per position: holdout_trades.csv has a row per exit fill, grouped by (fold, trade_id)
+    (the rule of evaluator.results.position_pnls; a file written before trade ids has a row per trade)."""
+    if trades.height == 0:
+        return np.empty(0)
+    keys = [c for c in ("fold", "trade_id") if c in trades.columns]
+    if "trade_id" not in keys:
+        return trades.get_column("pnl").to_numpy()
+    return trades.group_by(keys, maintain_order=True).agg(pl.col("pnl").sum()).get_column("pnl").to_numpy()
+
+
 def _trades_section(data: ReportData) -> str:
     gates = data.gates
     if gates is None:
         return _missing(
             "Holdout (out-of-sample) trades are written by the gate run (the records hold daily returns only)."
         ) + _gate_hint(data)
-    series = [
-        (c.label, c.trades.get_column("pnl").to_list() if c.trades.height else []) for c in gates.candidates
-    ]
+    series = [(c.label, _position_pnls(c.trades).tolist()) for c in gates.candidates]
     rows = []
     for c in gates.candidates:
-        pnl = c.trades.get_column("pnl").to_numpy() if c.trades.height else np.empty(0)
+        pnl = _position_pnls(c.trades)
         verdict = c.metrics.get("verdict", {})
         if verdict.get("rejected_at_stage") == "overfitting":
             # the gates never read a rejected candidate's KPIs; neither does the report

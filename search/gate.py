@@ -76,7 +76,7 @@ from evaluator.overfitting import (
     probability_of_backtest_overfitting,
     walk_forward_efficiency,
 )
-from evaluator.results import BacktestResult
+from evaluator.results import BacktestResult, position_pnls
 from evaluator.wfo import TrialRecord
 from search.records import load_records, study_dir
 from search.study import directions_of, mask_url, open_storage, storage_url
@@ -552,11 +552,28 @@ def _rerun(
         "max_abs_return_diff": worst if lengths_match else None,
         "sessions_match": lengths_match,
         "n_trades_record": recorded_trades,
-        "n_trades_rerun": int(trades.height),
+        "n_trades_rerun": int(position_pnls(trades).size),  # positions, as the records count them
     }
     # 1e-9: returns are recomputed from the same float equity; anything larger means other data or code
-    check["matches_record"] = bool(lengths_match and worst <= 1e-9 and recorded_trades == trades.height)
+    check["matches_record"] = bool(
+        lengths_match and worst <= 1e-9 and recorded_trades == check["n_trades_rerun"]
+    )
     return trades, results, check
+
+
+def _chained_bar_equity(results: Sequence[BacktestResult], initial_cash: float) -> np.ndarray | None:
+    """The windows' bar-marked equity as one account: each window starts from the previous one's end."""
+    if not results:
+        return None
+    level = initial_cash
+    parts = []
+    for r in results:
+        if len(r.bar_equity) == 0:
+            continue
+        part = np.asarray(r.bar_equity, np.float64) / initial_cash * level
+        parts.append(part)
+        level = float(part[-1])
+    return np.concatenate(parts) if parts else None
 
 
 def _stability(space: SpecSpace, candidate: FrozenTrial, trials: Sequence[FrozenTrial]) -> StabilityResult:
@@ -620,12 +637,16 @@ def _evaluate_candidate(
     validation = stitched_validation(record)
     bars = sum(len(r.bar_ts) for r in results)
     exposure = sum(r.metrics["exposure"] * len(r.bar_ts) for r in results) / bars if bars else 0.0
+    # the validation windows' bar-marked equity chained the way the daily returns are, when the re-run
+    # reproduces the record (else its days differ)
+    bar_equity = _chained_bar_equity(results, spec.initial_cash) if check["sessions_match"] else None
     val_metrics = compute_metrics(
         spec.initial_cash * np.cumprod(1.0 + validation.returns),
         validation.dates,
         _trade_pnls(validation_trades),
         initial_cash=spec.initial_cash,
         exposure=min(1.0, max(0.0, exposure)),
+        bar_equity=bar_equity,
     )
     holdout_metrics = dict(held.metrics)
     pbo = stats.pbo.pbo if stats.pbo is not None else math.nan
@@ -662,7 +683,8 @@ def _evaluate_candidate(
 
 
 def _trade_pnls(trades: pl.DataFrame) -> np.ndarray:
-    return trades.get_column("pnl").to_numpy() if trades.height else np.empty(0)
+    """One net PnL per position (partial exits summed): the bootstrap reorders and the KPIs count positions."""
+    return position_pnls(trades)
 
 
 # ---------------------------------------------------------------------------------------- output
@@ -770,7 +792,7 @@ def _write_candidate(folder: Path, c: CandidateResult, spec_json: str) -> None:
     _write_json(
         folder / "bootstrap.json",
         {
-            "n_trades": int(c.trades.height),
+            "n_trades": int(position_pnls(c.trades).size),
             "n_samples": int(b.max_drawdowns.size),
             "observed": b.observed,
             "mean": b.mean,

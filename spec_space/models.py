@@ -203,7 +203,10 @@ class Exits(_Strict):
         None, description="close everything at this exchange time each day, e.g. '15:55'"
     )
     close_days_before_expiry: int | None = Field(
-        None, ge=0, description="options: close N days before expiry"
+        None,
+        ge=0,
+        description="options: close at the first bar of the session N trading sessions before the expiry "
+        "session (0: the expiry session itself)",
     )
     exit_long: str | None = Field(None, description="expression: close longs")
     exit_short: str | None = Field(None, description="expression: close shorts")
@@ -219,6 +222,17 @@ class Exits(_Strict):
     def _partials(self) -> Exits:
         if sum(p.fraction for p in self.partial_take_profits) >= 1:
             raise ValueError("partial take-profit fractions must add up to less than 1 (the rest rides)")
+        target = self.take_profit.pct if self.take_profit is not None else None
+        for n, partial in enumerate(self.partial_take_profits):
+            # price reaches the final target first, which closes everything: such a partial never fills
+            if target is not None and partial.pct > target:
+                raise ValueError(
+                    f"exits.partial_take_profits[{n}].pct = {partial.pct:g} is beyond exits.take_profit.pct = "
+                    f"{target:g}: the final target closes the whole position before price gets there, so this "
+                    "partial could never fill; lower the partial's pct to at most the target's, raise "
+                    "take_profit.pct, or drop the partial (in a space, draw the partial as a fraction of "
+                    "the target or give the two ranges no overlap)"
+                )
         return self
 
 

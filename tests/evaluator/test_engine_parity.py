@@ -157,6 +157,7 @@ def test_result_schema_on_sample_data(engine: str, store: Store) -> None:
     result = ENGINES[engine](spec, sample_market(store, spec), START, END)
     assert result.engine == engine
     assert result.trades.columns == [
+        "trade_id",
         "entry_time",
         "exit_time",
         "entry_bar",
@@ -169,8 +170,17 @@ def test_result_schema_on_sample_data(engine: str, store: Store) -> None:
         "pnl",
         "commission",
         "exit_reason",
+        "stale",
     ]
     assert result.trades.schema["entry_time"] == pl.Datetime("ns", "UTC")
+    assert result.trades.schema["stale"] == pl.Boolean
+    # one id per position, numbered in entry order
+    ids = result.trades.group_by("entry_bar").agg(
+        pl.col("trade_id").n_unique().alias("n"), pl.col("trade_id").first()
+    )
+    assert ids.get_column("n").to_list() == [1] * ids.height
+    assert ids.sort("entry_bar").get_column("trade_id").to_list() == list(range(ids.height))
+    assert result.metrics["n_trades"] == ids.height
     assert result.trades.height > 10
     assert result.daily.get_column("date").to_list() == [START + dt.timedelta(days=k) for k in range(5)]
     assert np.isfinite(result.bar_equity).all()
