@@ -45,6 +45,9 @@ class BarSeries:
     volume: np.ndarray
     day: np.ndarray  # int32 session index (0, 1, ...)
     minute: np.ndarray  # int32 minutes since midnight, exchange time, bar start
+    # minutes since the midnight that starts the bar's trading day: negative for a futures or forex
+    # session's evening bars (their day is the next date); equal to `minute` for stocks
+    session_minute: np.ndarray
     weekday: np.ndarray  # int8, Monday = 0
     session_dates: list[dt.date]
     external: dict[str, ExternalEvents] = field(default_factory=dict)  # external signal lists by name
@@ -238,7 +241,7 @@ def _call(node: ast.Call, bars: BarSeries) -> np.ndarray:
         prior[1:] = avg[:-1]
         return np.divide(vol, prior, out=np.full(len(vol), np.nan), where=prior > 0)
     if name in ("opening_range_high", "opening_range_low"):
-        high, low = _opening_range(bars.high, bars.low, bars.day, bars.minute, _minutes(args[0].value))  # type: ignore[attr-defined]
+        high, low = _opening_range(bars.high, bars.low, bars.day, bars.session_minute, _minutes(args[0].value))  # type: ignore[attr-defined]
         return high if name == "opening_range_high" else low
     if name in ("prior_day_high", "prior_day_low"):
         return _prior_day(
@@ -249,7 +252,7 @@ def _call(node: ast.Call, bars: BarSeries) -> np.ndarray:
         if direction not in ("up", "down"):
             raise ValueError("zone_breakout: the first argument must be 'up' or 'down'")
         zone_high, zone_low = _opening_range(
-            bars.high, bars.low, bars.day, bars.minute, _minutes(args[1].value)
+            bars.high, bars.low, bars.day, bars.session_minute, _minutes(args[1].value)
         )  # type: ignore[attr-defined]
         full_ratio, relaxed_ratio = _float_arg(args[3], name), _float_arg(args[4], name)
         if relaxed_ratio > full_ratio:  # parse_expression refuses this too; kept for trees built by hand

@@ -63,7 +63,9 @@ FUNCTIONS: dict[str, FunctionDoc] = {
     "opening_range_high": FunctionDoc(
         "opening_range_high('10:30')",
         "number",
-        "highest high of the session from the open up to (not including) the given time; NaN before it",
+        "highest high of the session from its first bar up to (not including) the given time; NaN before it. "
+        "Sessions (data.calendar): stocks and regular-hours futures open 09:30 New York (metals 08:20); "
+        "extended futures at 18:00 and forex at 17:00 the evening before",
         1,
         1,
         (0,),
@@ -71,7 +73,9 @@ FUNCTIONS: dict[str, FunctionDoc] = {
     "opening_range_low": FunctionDoc(
         "opening_range_low('10:30')",
         "number",
-        "lowest low of the session from the open up to (not including) the given time; NaN before it",
+        "lowest low of the session from its first bar up to (not including) the given time; NaN before it. "
+        "Sessions (data.calendar): stocks and regular-hours futures open 09:30 New York (metals 08:20); "
+        "extended futures at 18:00 and forex at 17:00 the evening before",
         1,
         1,
         (0,),
