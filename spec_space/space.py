@@ -306,6 +306,12 @@ class DefaultSource:
             raise KeyError(
                 f"unknown parameter(s) {', '.join(sorted(unknown))}; the space has {', '.join(space.params)}"
             )
+        for name in sorted(self._overrides):
+            param = space.params[name]
+            if isinstance(param, SumParam):
+                raise KeyError(
+                    f"parameter {name} is computed ({' + '.join(param.sum_of)}), not drawn; set its terms instead"
+                )
 
     def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
         if name in self._overrides:

@@ -164,6 +164,8 @@ def test_a_sum_is_computed_from_its_active_terms_and_never_drawn(tmp_path):
     # a value given for the sum itself is recomputed, not trusted
     assert space.build({**values, "final": 0.01}).exits.take_profit.pct == 0.2
     assert space.size_estimate() == 2 * 100 * 100 * 100
+    with pytest.raises(KeyError, match=r"final is computed \(take_profit \+ first_tp \+ step\), not drawn"):
+        DefaultSource(space, {"final": 0.3})
     for seed in range(100):
         _, sampled = space.sample(seed)
         partials = sampled.exits.partial_take_profits
