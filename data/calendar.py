@@ -1,6 +1,16 @@
 """Trading sessions: NYSE for stocks and options, 24x5 for forex, CME Globex for futures.
 
 Built on exchange_calendars so holidays and half days come from a maintained source.
+
+What a trading day is, per market (every time New York clock time):
+
+    stocks, options  the NYSE date; regular hours 09:30 to the close (16:00, 13:00 on half days)
+    futures          the CME trade date: Globex reopens at 18:00 for the next trade date and closes at
+                     17:00; a holiday's morning trading belongs to the next trade date. Regular hours
+                     are the root's day session (equity index: 09:30-16:00, metals: 08:20-13:30)
+    forex            the day rolls at 17:00: a bar at or after 17:00 belongs to the next date (the week
+                     opens Sunday 17:00, so Sunday evening is Monday's day); no regular hours, every
+                     bar counts
 """
 
 from __future__ import annotations
@@ -9,6 +19,7 @@ import datetime as dt
 from functools import lru_cache
 
 import exchange_calendars as xcals
+import numpy as np
 import pandas as pd
 
 NY = "America/New_York"
@@ -83,3 +94,46 @@ def weekly_option_expiries(start: dt.date, end: dt.date) -> list[dt.date]:
             out.append(expiry)
         friday += dt.timedelta(days=7)
     return out
+
+
+# --------------------------------------------------------------------------- trading days per market
+
+#: New York clock minute at which each market's next trading day starts (0: the calendar date).
+DAY_START_MINUTE: dict[str, int] = {"stock": 0, "option": 0, "future": 18 * 60, "forex": 17 * 60}
+
+#: Regular hours of futures roots, [open, close) in New York minutes. Equity-index futures follow the
+#: cash session their index is made of; COMEX metals their day (formerly pit) session.
+_FUTURES_REGULAR: dict[str, tuple[int, int]] = {"GC": (8 * 60 + 20, 13 * 60 + 30), "MGC": (8 * 60 + 20, 13 * 60 + 30)}
+_EQUITY_INDEX_REGULAR = (9 * 60 + 30, 16 * 60)
+
+
+def futures_regular_hours(root: str) -> tuple[int, int]:
+    """[open, close) of a futures root's regular session in New York minutes (09:30-16:00 for the
+    equity-index roots; on NYSE half days their Globex session itself ends at 13:15)."""
+    return _FUTURES_REGULAR.get(root.upper(), _EQUITY_INDEX_REGULAR)
+
+
+def trading_dates(dates: np.ndarray, minutes: np.ndarray, market: str) -> np.ndarray:
+    """The trading day each bar belongs to, from its New York date and clock minute (bar start).
+
+    ``market``: "stock", "option", "future" or "forex" (see the module note). Returns
+    ``datetime64[D]`` values.
+    """
+    if market not in DAY_START_MINUTE:
+        raise ValueError(f"market {market!r} is not one of {', '.join(DAY_START_MINUTE)}")
+    day = np.asarray(dates, dtype="datetime64[D]")
+    start = DAY_START_MINUTE[market]
+    if start == 0 or len(day) == 0:
+        return day
+    day = day + (np.asarray(minutes) >= start).astype("timedelta64[D]")
+    if market == "future":
+        # a Globex day whose date is no NYSE session (a holiday, or a Sunday evening before a Monday
+        # holiday) trades for the next session's trade date
+        unique = np.unique(day)
+        cal = _calendar("XNYS")
+        moved = np.array(
+            [cal.date_to_session(pd.Timestamp(d), direction="next").to_datetime64() for d in unique],
+            dtype="datetime64[D]",
+        )
+        day = moved[np.searchsorted(unique, day)]
+    return day

@@ -29,6 +29,7 @@ import polars as pl
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 
+from data.calendar import futures_regular_hours
 from data.flatfiles import AssetClass, Timeframe, parse_future_ticker, parse_occ_ticker
 
 __all__ = [
@@ -362,8 +363,10 @@ class Store:
         (so 1h bars are 09:30, 10:30, ...), pre- and post-market windows on the clock; forex and futures on
         the clock. "1d" bars are one per session (flat-file date), labelled 00:00 New York of that date;
         for stocks they are Polygon's day bars where those were ingested, else the session's minute bars.
-        ``session``: "regular" (stocks: 09:30 to the close, 13:00 on half days) or "extended" (all bars);
-        forex and futures trade around the clock, so both mean every bar.
+        ``session``: "regular" or "extended" (all bars). Regular hours (``data.calendar``): stocks 09:30 to
+        the close (13:00 on half days); futures the root's day session (equity index 09:30-16:00 New York,
+        whose resampled windows then count from 09:30 like stocks'; metals 08:20-13:30), with "1d" bars
+        built from those minutes; forex trades around the clock, so both mean every bar.
         A futures root (``MES``) is the continuous front month: for each session, the bars of the contract
         with the highest volume that session.
         """
@@ -372,14 +375,22 @@ class Store:
         if session not in SESSIONS:
             raise ValueError(f"session {session!r} is not one of {', '.join(SESSIONS)}")
         series = self._series(ticker)
-        regular_only = series.asset is AssetClass.STOCKS and session == "regular"
+        regular_only = series.asset in (AssetClass.STOCKS, AssetClass.FUTURES) and session == "regular"
         every = TIMEFRAMES[timeframe]
         if every is None:
             frame = self._daily(series, start, end, regular_only)
         else:
             frame = self._minutes(series, start, end, regular_only, keep_session_columns=every != TIMEFRAMES["1min"])
             if frame is not None and every != TIMEFRAMES["1min"]:
-                frame = _resample(frame, every, stocks=series.asset is AssetClass.STOCKS, regular_only=regular_only)
+                frame = _resample(
+                    frame,
+                    every,
+                    stocks=series.asset is AssetClass.STOCKS,
+                    regular_only=regular_only,
+                    regular_open=futures_regular_hours(series.key)[0]
+                    if series.asset is AssetClass.FUTURES and regular_only
+                    else None,
+                )
         if frame is None or frame.is_empty():
             extra = self._available(series.asset, Timeframe.MINUTE, series.key)
             raise self._not_found(f"{series.label} ({timeframe}, {session} session)", start, end,
@@ -397,7 +408,8 @@ class Store:
     ) -> pl.DataFrame | None:
         columns = list(BAR_COLUMNS)
         if regular_only:
-            where = pl.col("regular") if where is None else where & pl.col("regular")
+            regular = pl.col("regular") if series.asset is AssetClass.STOCKS else _futures_regular(series.key)
+            where = regular if where is None else where & regular
         if keep_session_columns or series.asset is AssetClass.FUTURES:
             columns.append("date")
         if keep_session_columns and series.asset is AssetClass.STOCKS and not regular_only:
@@ -419,7 +431,9 @@ class Store:
         continuous = series.asset is AssetClass.FUTURES and series.contract is None
         columns = [*BAR_COLUMNS, "date", *(["contract"] if continuous else [])]
         parts = []
-        day = self._load(series, Timeframe.DAY, first, last, columns)
+        # a futures day file spans the whole Globex session: regular-hours days come from the minutes
+        use_day_files = not (regular_only and series.asset is AssetClass.FUTURES)
+        day = self._load(series, Timeframe.DAY, first, last, columns) if use_day_files else None
         if day is not None and continuous:
             day = day.join(_front_month(day), on=["date", "contract"], how="semi", maintain_order="left")
         if day is not None and not day.is_empty():
@@ -603,11 +617,36 @@ def _day(value: object) -> object:
     return value.date() if isinstance(value, dt.datetime) else value
 
 
-def _resample(frame: pl.DataFrame, every: int, *, stocks: bool, regular_only: bool) -> pl.DataFrame:
-    """Left-labelled OHLCV windows of ``every`` ns that never cross a session (or a stocks sub-session)."""
+def _futures_regular(root: str) -> pl.Expr:
+    """Rows within a futures root's regular hours (New York clock, bar start)."""
+    open_minute, close_minute = futures_regular_hours(root)
+    local = pl.col("ts").dt.convert_time_zone(NY)
+    minute = local.dt.hour().cast(pl.Int32) * 60 + local.dt.minute().cast(pl.Int32)
+    return (minute >= open_minute) & (minute < close_minute)
+
+
+def _resample(
+    frame: pl.DataFrame, every: int, *, stocks: bool, regular_only: bool, regular_open: int | None = None
+) -> pl.DataFrame:
+    """Left-labelled OHLCV windows of ``every`` ns that never cross a session (or a stocks sub-session).
+    ``regular_open``: futures' regular-hours bars count their windows from this New York minute."""
     ts_ns = pl.col("ts").cast(pl.Int64)
     keys = ["date"]
-    if stocks:
+    if regular_open is not None:
+        dates = frame["date"].unique().sort()
+        opens = pl.DataFrame(
+            {
+                "date": dates,
+                "_anchor": [
+                    _as_utc_ns(dt.datetime(d.year, d.month, d.day, regular_open // 60, regular_open % 60, tzinfo=_NY))
+                    for d in dates
+                ],
+            },
+            schema={"date": pl.Date, "_anchor": pl.Int64},
+        )
+        frame = frame.join(opens, on="date", how="left", maintain_order="left")
+        anchor = pl.col("_anchor")
+    elif stocks:
         # NYSE always opens at 09:30 New York; regular windows count from there. Pre- and post-market
         # windows are clock-aligned (the close is on the hour, so post-market windows start at it).
         dates = frame["date"].unique().sort()

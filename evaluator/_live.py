@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
+from data.calendar import DAY_START_MINUTE, trading_dates
 from evaluator.market import BAR_MINUTES, NY, Market, OptionArrays, bars_from_frame
 from spec_space.models import StrategySpec
 
@@ -106,11 +107,17 @@ def _resample(frame: pd.DataFrame, minutes: int, *, anchored: bool) -> pd.DataFr
 def frame_market(symbol: str, frame: pd.DataFrame, *, intraday: bool) -> Market:
     """A Market (no option arrays) over ``frame``, through the backtests' own ``bars_from_frame``. An
     intraday frame holding more than two sessions loses its first one, which the lookback has likely cut
-    (its session indicators would start mid-session)."""
+    (its session indicators would start mid-session). ``symbol`` is the spec's signal symbol: a forex
+    pair (``C:EURUSD``) gets forex trading days (rolling at 17:00 New York), anything else the NYSE's
+    (live mode runs no futures)."""
+    market = "forex" if symbol.startswith("C:") else "stock"
     index = pd.DatetimeIndex(frame.index)
     if intraday and len(frame):
-        dates = index.tz_convert(NY).date
-        if len(set(dates)) > 2:
+        local = index.tz_convert(NY)
+        dates = trading_dates(
+            np.asarray(local.date, dtype="datetime64[D]"), np.asarray(local.hour * 60 + local.minute), market
+        )
+        if len(set(dates.tolist())) > 2:
             keep = dates != dates[0]
             frame, index = frame[keep], index[keep]
     table = pl.DataFrame(
@@ -121,16 +128,16 @@ def frame_market(symbol: str, frame: pd.DataFrame, *, intraday: bool) -> Market:
             **{c: frame[c].to_numpy(dtype=np.float64) for c in _OHLCV},
         }
     )
-    series, day_first_bar, day_ord = bars_from_frame(table)
+    series, day_first_bar, day_ord = bars_from_frame(table, market)
     return Market(symbol, series, day_first_bar, day_ord, OptionArrays.empty(len(series.session_dates)))
 
 
 def session_end_minute(kind: str, session: str, day: dt.date) -> int:
     """Minutes after 00:00 New York at which ``day``'s session of an instrument of type ``kind`` ends (0
     when ``day`` has no session). Stocks and options: the NYSE close (13:00 on half days), four hours
-    later for extended sessions; forex: midnight (the store's days are New York dates), 17:00 on Fridays."""
+    later for extended sessions; forex: 17:00, where its day rolls (``data.calendar``)."""
     if kind == "forex":
-        return 17 * 60 if day.weekday() == 4 else 24 * 60
+        return DAY_START_MINUTE["forex"]
     from data.calendar import nyse_sessions
 
     schedule = nyse_sessions(day, day)
@@ -147,7 +154,11 @@ def is_last_bar(spec: StrategySpec, ts_ns: int, bar_minutes: int) -> bool:
     if bar_minutes >= 1440:
         return True
     minute = local.hour * 60 + local.minute
-    return minute + bar_minutes >= session_end_minute(spec.instrument.type, spec.session, local.date())
+    end = session_end_minute(spec.instrument.type, spec.session, local.date())
+    if spec.instrument.type == "forex":
+        # a bar from 17:00 on opens the next day: the last bar is the one that reaches 17:00
+        return minute < end <= minute + bar_minutes
+    return minute + bar_minutes >= end
 
 
 def ny_minute_and_date(ts_ns: int) -> tuple[int, dt.date]:

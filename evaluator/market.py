@@ -17,6 +17,7 @@ import numba
 import numpy as np
 import polars as pl
 
+from data.calendar import trading_dates
 from evaluator.signals import BarSeries, ExternalEvents
 from spec_space.models import StrategySpec
 
@@ -104,20 +105,26 @@ def signal_symbol(spec: StrategySpec) -> str:
     return inst.symbol
 
 
-def bars_from_frame(frame: pl.DataFrame) -> tuple[BarSeries, np.ndarray, np.ndarray]:
-    """Turn a store bars frame (ts in exchange time) into a BarSeries plus session tables."""
+def bars_from_frame(frame: pl.DataFrame, market: str = "stock") -> tuple[BarSeries, np.ndarray, np.ndarray]:
+    """Turn a store bars frame (ts in exchange time) into a BarSeries plus session tables.
+
+    ``market`` (the instrument type: stock, option, future, forex) decides which trading day a bar
+    belongs to (``data.calendar.trading_dates``): a futures or forex day starts the evening before its
+    date, so its evening bars carry negative ``session_minute`` values.
+    """
     if frame.is_empty():
         raise LookupError("no bars to backtest on")
     local = frame.get_column("ts")
     if local.dtype.time_zone != NY:  # type: ignore[union-attr]
         local = local.dt.convert_time_zone(NY)
-    dates = local.dt.date()
-    date_values = dates.to_numpy()
-    change = np.ones(len(date_values), dtype=bool)
-    change[1:] = date_values[1:] != date_values[:-1]
+    minute = (local.dt.hour().cast(pl.Int64) * 60 + local.dt.minute().cast(pl.Int64)).to_numpy()
+    clock_dates = local.dt.date().to_numpy().astype("datetime64[D]")
+    trade_dates = trading_dates(clock_dates, minute, market)
+    change = np.ones(len(trade_dates), dtype=bool)
+    change[1:] = trade_dates[1:] != trade_dates[:-1]
     day = np.cumsum(change).astype(np.int64) - 1
     day_first_bar = np.flatnonzero(change).astype(np.int64)
-    session_dates = [d for d in date_values[change].tolist()]
+    session_dates = trade_dates[change].astype(object).tolist()
     day_ord = np.array([(d - _EPOCH).days for d in session_dates], dtype=np.int64)
     series = BarSeries(
         ts=local.dt.cast_time_unit("ns")
@@ -131,7 +138,8 @@ def bars_from_frame(frame: pl.DataFrame) -> tuple[BarSeries, np.ndarray, np.ndar
         close=frame.get_column("close").to_numpy().astype(np.float64),
         volume=frame.get_column("volume").to_numpy().astype(np.float64),
         day=day,
-        minute=(local.dt.hour().cast(pl.Int64) * 60 + local.dt.minute().cast(pl.Int64)).to_numpy(),
+        minute=minute,
+        session_minute=minute - 1440 * (trade_dates - clock_dates).astype(np.int64),
         weekday=(local.dt.weekday().cast(pl.Int64) - 1).to_numpy(),
         session_dates=session_dates,
     )
@@ -169,7 +177,7 @@ def load_market(
     frame = store.bars(
         symbol, start - dt.timedelta(days=warmup_days), end, timeframe=spec.timeframe, session=spec.session
     )
-    series, day_first_bar, day_ord = bars_from_frame(frame)
+    series, day_first_bar, day_ord = bars_from_frame(frame, spec.instrument.type)
     attach_signals(series, spec)
     options = OptionArrays.empty(len(series.session_dates))
     if spec.instrument.type == "option":

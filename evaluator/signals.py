@@ -45,6 +45,9 @@ class BarSeries:
     volume: np.ndarray
     day: np.ndarray  # int32 session index (0, 1, ...)
     minute: np.ndarray  # int32 minutes since midnight, exchange time, bar start
+    # minutes since the midnight that starts the bar's trading day: negative for a futures or forex
+    # session's evening bars (their day is the next date); equal to `minute` for stocks
+    session_minute: np.ndarray
     weekday: np.ndarray  # int8, Monday = 0
     session_dates: list[dt.date]
     external: dict[str, ExternalEvents] = field(default_factory=dict)  # external signal lists by name
@@ -178,6 +181,30 @@ def _float_arg(node: ast.AST, name: str) -> float:
     return float(node.value)
 
 
+#: Levels that do not exist before some bar of each session and keep their value after it forms.
+_SESSION_LEVELS = frozenset({"opening_range_high", "opening_range_low"})
+
+
+def _reads_session_level(node: ast.AST) -> bool:
+    return any(
+        isinstance(n, ast.Call) and getattr(n.func, "id", None) in _SESSION_LEVELS for n in ast.walk(node)
+    )
+
+
+def _previous(x: np.ndarray, bars: BarSeries, session_level: bool) -> np.ndarray:
+    """``x`` one bar back (NaN on the first bar). For a session level, where it had no value yet on the
+    previous bar of the same session (it was still being drawn), its value now stands in: the level is
+    where it is, and the previous close sat inside the range that made it, so a first close beyond it on
+    the first bar after it forms is a cross (else that bar could never cross)."""
+    prev = np.full(len(x), np.nan)
+    prev[1:] = x[:-1]
+    if session_level and len(x) > 1:
+        forming = np.zeros(len(x), dtype=np.bool_)
+        forming[1:] = np.isnan(x[:-1]) & ~np.isnan(x[1:]) & (bars.day[1:] == bars.day[:-1])
+        prev[forming] = x[forming]
+    return prev
+
+
 def _minutes(text: str) -> int:
     t = dt.time.fromisoformat(text)
     return t.hour * 60 + t.minute
@@ -214,7 +241,7 @@ def _call(node: ast.Call, bars: BarSeries) -> np.ndarray:
         prior[1:] = avg[:-1]
         return np.divide(vol, prior, out=np.full(len(vol), np.nan), where=prior > 0)
     if name in ("opening_range_high", "opening_range_low"):
-        high, low = _opening_range(bars.high, bars.low, bars.day, bars.minute, _minutes(args[0].value))  # type: ignore[attr-defined]
+        high, low = _opening_range(bars.high, bars.low, bars.day, bars.session_minute, _minutes(args[0].value))  # type: ignore[attr-defined]
         return high if name == "opening_range_high" else low
     if name in ("prior_day_high", "prior_day_low"):
         return _prior_day(
@@ -225,8 +252,14 @@ def _call(node: ast.Call, bars: BarSeries) -> np.ndarray:
         if direction not in ("up", "down"):
             raise ValueError("zone_breakout: the first argument must be 'up' or 'down'")
         zone_high, zone_low = _opening_range(
-            bars.high, bars.low, bars.day, bars.minute, _minutes(args[1].value)
+            bars.high, bars.low, bars.day, bars.session_minute, _minutes(args[1].value)
         )  # type: ignore[attr-defined]
+        full_ratio, relaxed_ratio = _float_arg(args[3], name), _float_arg(args[4], name)
+        if relaxed_ratio > full_ratio:  # parse_expression refuses this too; kept for trees built by hand
+            raise ValueError(
+                f"zone_breakout: relaxed_ratio {relaxed_ratio:g} exceeds volume_ratio {full_ratio:g}; "
+                "the second chance relaxes the volume check, so use relaxed_ratio <= volume_ratio"
+            )
         period = _int_arg(args[5], name)
         vol = bars.volume.astype(np.float64)
         avg = _sma(vol, period)
@@ -241,9 +274,10 @@ def _call(node: ast.Call, bars: BarSeries) -> np.ndarray:
             bars.day,
             direction == "up",
             _float_arg(args[2], name),
-            _float_arg(args[3], name),
-            _float_arg(args[4], name),
+            full_ratio,
+            relaxed_ratio,
             _float_arg(args[6], name) > 0,
+            len(args) > 7 and _float_arg(args[7], name) > 0,
         )
     if name == "time_between":
         start, end = _minutes(args[0].value), _minutes(args[1].value)  # type: ignore[attr-defined]
@@ -258,7 +292,8 @@ def _call(node: ast.Call, bars: BarSeries) -> np.ndarray:
         return np.isin(bars.weekday, wanted)
     if name in ("crosses_above", "crosses_below"):
         a, b = _num(args[0], bars), _num(args[1], bars)
-        prev_a, prev_b = np.roll(a, 1), np.roll(b, 1)
+        prev_a = _previous(a, bars, _reads_session_level(args[0]))
+        prev_b = _previous(b, bars, _reads_session_level(args[1]))
         with np.errstate(invalid="ignore"):
             out = (a > b) & (prev_a <= prev_b) if name == "crosses_above" else (a < b) & (prev_a >= prev_b)
         out[0] = False
@@ -437,33 +472,37 @@ def _prior_day(x: np.ndarray, day: np.ndarray, highest: bool) -> np.ndarray:  # 
 
 @numba.njit(cache=True)
 def _zone_breakout(
-    close, zone_high, zone_low, ratio, day, up, buffer, strict_ratio, relaxed_ratio, second_chance
+    close, zone_high, zone_low, ratio, day, up, buffer, full_ratio, relaxed_ratio, second_chance, need_return
 ):  # pragma: no cover
+    # Per session and direction, once the zone is drawn: a close beyond the zone edge by `buffer` fires
+    # when its volume ratio meets `full_ratio`, whatever happened before (a strong break is a break).
+    # A break that misses it is a failed break; after one, a later break needs only `relaxed_ratio`
+    # (the second chance), and with `need_return` only once a close came back inside the zone since
+    # the last failed break. At most one trigger per session.
     n = len(close)
     out = np.zeros(n, dtype=np.bool_)
-    failed_once = False
+    failed = False
     fired = False
-    back_inside = False
+    returned = False
     for i in range(n):
         if i == 0 or day[i] != day[i - 1]:
-            failed_once = False
+            failed = False
             fired = False
-            back_inside = False
+            returned = False
         if fired or np.isnan(zone_high[i]):
             continue
         level = zone_high[i] + buffer if up else zone_low[i] - buffer
         beyond = close[i] > level if up else close[i] < level
-        inside = close[i] <= zone_high[i] if up else close[i] >= zone_low[i]
-        if failed_once and inside:
-            back_inside = True
-        if beyond:
-            if not failed_once:
-                if ratio[i] >= strict_ratio:
-                    out[i] = True
-                    fired = True
-                else:
-                    failed_once = True
-            elif second_chance and back_inside and ratio[i] >= relaxed_ratio:
-                out[i] = True
-                fired = True
+        if not beyond:
+            inside = close[i] <= zone_high[i] if up else close[i] >= zone_low[i]
+            if failed and inside:
+                returned = True
+            continue
+        second = failed and second_chance and (returned or not need_return) and ratio[i] >= relaxed_ratio
+        if ratio[i] >= full_ratio or second:
+            out[i] = True
+            fired = True
+        else:
+            failed = True
+            returned = False  # the next chance needs a fresh return inside the zone
     return out

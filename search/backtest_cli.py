@@ -95,7 +95,9 @@ def backtest(spec_path: Path, sets: tuple[str, ...], date_from: dt.datetime | No
     fig.write_html(folder / "equity.html", include_plotlyjs=True)
     click.echo(f"{concrete.name}  {start} .. {end}  engine={engine}  data={store.root}")
     if values:
-        click.echo("params: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+        # computed (sum) parameters too, so the printed numbers are the spec's
+        shown = space.resolved(values) if space is not None else values
+        click.echo("params: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
     for key, value in result.metrics.items():
         click.echo(f"  {key:<14} {value:>14.4f}" if isinstance(value, float) else f"  {key:<14} {value!s:>14}")
     click.echo(f"load {t_load:.2f}s, backtest {t_run * 1000:.1f} ms; wrote {folder}{os.sep}"

@@ -133,6 +133,29 @@ def _range_around(param: dict[str, Any], value: Any) -> dict[str, Any]:
     return out
 
 
+def _default_of(param: Mapping[str, Any]) -> Any:
+    if param.get("default") is not None:
+        return param["default"]
+    if "choice" in param:
+        return param["choice"][0]
+    low, high = param.get("int") or param["float"]
+    return (low + high) / 2
+
+
+def _fill_sum(params: dict[str, Any], name: str, value: float, context: str) -> str:
+    """Give a ``sum`` parameter the default ``value`` through its last term (the others keep theirs). A
+    value below the other terms (an idea whose full volume ratio is under its relaxed one) leaves that
+    term at zero: a sum orders its terms by construction and the idea cannot undo it."""
+    *others, last = params[name]["sum"]
+    rest = sum(float(_default_of(params[t])) for t in others)
+    step = params[last].get("step")
+    share = max(0.0, round(value - rest, 10))
+    if step:
+        share = round(step * round(share / step), 10)
+    params[last] = _range_around(params[last], share)
+    return f"{name} = {value!r} from '{context}' ({last} = {share!r})"
+
+
 def fill_template(facts: Mapping[str, Any], *, name: str, description: str) -> tuple[dict[str, Any], list[str]]:
     """Build a spec-space dict from research facts; also return what was mapped (for provenance)."""
     key = str(facts.get("template") or "sma_cross")
@@ -140,6 +163,7 @@ def fill_template(facts: Mapping[str, Any], *, name: str, description: str) -> t
     notes: list[str] = [f"template {TEMPLATE_FILES.get(key, 'sma_cross.yaml')}"]
     numbers = list(facts.get("numbers") or [])
     used: set[int] = set()
+    sums: list[tuple[str, float, str]] = []
     for rule in RULES.get(key, ()):
         if rule.param not in space["params"]:
             continue
@@ -147,10 +171,15 @@ def fill_template(facts: Mapping[str, Any], *, name: str, description: str) -> t
             if index in used or not _matches(number, rule):
                 continue
             value = rule.convert(float(number["value"]))
-            space["params"][rule.param] = _range_around(space["params"][rule.param], value)
             used.add(index)
+            if "sum" in space["params"][rule.param]:
+                sums.append((rule.param, value, str(number["context"])))  # after its terms got their values
+                break
+            space["params"][rule.param] = _range_around(space["params"][rule.param], value)
             notes.append(f"{rule.param} = {value!r} from '{number['context']}'")
             break
+    for name, value, context in sums:
+        notes.append(_fill_sum(space["params"], name, value, context))
     symbols = [s for s in facts.get("symbols") or [] if isinstance(s, str)]
     instrument = space["spec"]["instrument"]
     wanted = _symbol_for(instrument["type"], symbols)

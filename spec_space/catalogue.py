@@ -50,9 +50,15 @@ params:
   stop: {float: [0.002, 0.02], log: true}             # float: [low, high], step or log, default
   trail: {choice: [false, true]}                      # choice: [values]
   trail_pct: {float: [0.02, 0.1], when: {trail: true}}  # only drawn when trail is true
+  first_tp: {float: [0.05, 0.3]}
+  tp_step: {float: [0.02, 0.3]}
+  final_tp: {sum: [first_tp, tp_step]}                # never drawn: the sum of its active terms
 spec:                                # a StrategySpec; `$name` anywhere, also inside expressions
   entry: {long: "crosses_above(sma(close, $fast), sma(close, 30))"}
-  exits: {trailing: {pct: $trail_pct}}                # an inactive parameter drops its block
+  exits:
+    trailing: {pct: $trail_pct}                       # an inactive parameter drops its block
+    take_profit: {pct: $final_tp}                     # above the partial target by construction
+    partial_take_profits: [{pct: $first_tp, fraction: 0.5}]
 ```
 
 Metrics available to objectives, constraints and gates: total_return, cagr, volatility, sharpe,

@@ -63,7 +63,9 @@ FUNCTIONS: dict[str, FunctionDoc] = {
     "opening_range_high": FunctionDoc(
         "opening_range_high('10:30')",
         "number",
-        "highest high of the session from the open up to (not including) the given time; NaN before it",
+        "highest high of the session from its first bar up to (not including) the given time; NaN before it. "
+        "Sessions (data.calendar): stocks and regular-hours futures open 09:30 New York (metals 08:20); "
+        "extended futures at 18:00 and forex at 17:00 the evening before",
         1,
         1,
         (0,),
@@ -71,7 +73,9 @@ FUNCTIONS: dict[str, FunctionDoc] = {
     "opening_range_low": FunctionDoc(
         "opening_range_low('10:30')",
         "number",
-        "lowest low of the session from the open up to (not including) the given time; NaN before it",
+        "lowest low of the session from its first bar up to (not including) the given time; NaN before it. "
+        "Sessions (data.calendar): stocks and regular-hours futures open 09:30 New York (metals 08:20); "
+        "extended futures at 18:00 and forex at 17:00 the evening before",
         1,
         1,
         (0,),
@@ -83,14 +87,18 @@ FUNCTIONS: dict[str, FunctionDoc] = {
         "prior_day_low()", "number", "previous session's low (a support zone)", 0, 0
     ),
     "zone_breakout": FunctionDoc(
-        "zone_breakout('up'|'down', '10:30', buffer, volume_ratio, relaxed_ratio, volume_period, second_chance)",
+        "zone_breakout('up'|'down', '10:30', buffer, volume_ratio, relaxed_ratio, volume_period, second_chance"
+        "[, require_return])",
         "bool",
-        "ZRCE second chance: the zone is the session range up to the zone-drawing time; a close beyond the zone "
-        "edge by `buffer` with volume_ratio(volume_period) >= volume_ratio triggers; if a first break failed the "
-        "volume check and price came back inside the zone, a second break needs only relaxed_ratio "
-        "(second_chance 1/0). At most one trigger per direction per session.",
+        "ZRCE second chance. The zone is the session range up to the zone-drawing time. A close beyond the zone "
+        "edge by `buffer` whose volume_ratio(volume_period) meets `volume_ratio` triggers, on any bar after the "
+        "zone is drawn (the first one included). A close beyond it that misses the ratio is a failed break; "
+        "after one, with second_chance 1, a later close beyond the edge needs only `relaxed_ratio` "
+        "(<= volume_ratio); with require_return 1 (default 0, the seed spec asks for no return) only once a "
+        "close came back inside the zone since the last failed break. At most one trigger per direction per "
+        "session.",
         7,
-        7,
+        8,
         (0, 1),
     ),
     "time_between": FunctionDoc(
@@ -110,10 +118,20 @@ FUNCTIONS: dict[str, FunctionDoc] = {
         (0, 1, 2, 3, 4, 5, 6),
     ),
     "crosses_above": FunctionDoc(
-        "crosses_above(a, b)", "bool", "a > b on this bar and a <= b on the previous", 2, 2
+        "crosses_above(a, b)",
+        "bool",
+        "a > b on this bar and a <= b on the previous; an opening range that forms during the session is "
+        "crossed on its first bar when that bar closes beyond it",
+        2,
+        2,
     ),
     "crosses_below": FunctionDoc(
-        "crosses_below(a, b)", "bool", "a < b on this bar and a >= b on the previous", 2, 2
+        "crosses_below(a, b)",
+        "bool",
+        "a < b on this bar and a >= b on the previous; an opening range that forms during the session is "
+        "crossed on its first bar when that bar closes beyond it",
+        2,
+        2,
     ),
     "external_signal": FunctionDoc(
         "external_signal('name', 'buy'|'sell', window_minutes)",
@@ -243,6 +261,35 @@ def _check_call(text: str, node: ast.Call) -> None:
             raise ExpressionError(
                 text, f"{doc.signature}: argument {position + 1} must not be a string", arg.col_offset
             )
+    if node.func.id == "zone_breakout":
+        _check_zone_breakout(text, node)
+
+
+def _number(node: ast.AST) -> float | None:
+    """The value of a number literal (``1.5``, ``-2``), else None."""
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        inner = _number(node.operand)
+        return None if inner is None else -inner
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        return float(node.value)
+    return None
+
+
+def _check_zone_breakout(text: str, node: ast.Call) -> None:
+    direction = node.args[0]
+    if direction.value not in ("up", "down"):  # type: ignore[attr-defined]
+        raise ExpressionError(
+            text, f"zone_breakout: the direction must be 'up' or 'down', got {direction.value!r}",  # type: ignore[attr-defined]
+            direction.col_offset,
+        )
+    full, relaxed = _number(node.args[3]), _number(node.args[4])
+    if full is not None and relaxed is not None and relaxed > full:
+        raise ExpressionError(
+            text,
+            f"zone_breakout: relaxed_ratio {relaxed:g} (argument 5) exceeds volume_ratio {full:g} (argument 4); "
+            "the second chance relaxes the volume check, so use relaxed_ratio <= volume_ratio",
+            node.args[4].col_offset,
+        )
 
 
 def expression_names(text: str) -> set[str]:

@@ -270,7 +270,12 @@ class StrategySpec(_Strict):
     description: str = ""
     instrument: Instrument
     timeframe: Literal["1min", "5min", "15min", "1h", "1d"] = "1min"
-    session: Literal["regular", "extended"] = "regular"
+    session: Literal["regular", "extended"] = Field(
+        "regular",
+        description="bars traded and read: 'regular' = stocks 09:30 to the close, futures the root's day "
+        "session (MES 09:30-16:00 New York); 'extended' = every bar (futures from the 18:00 Globex open "
+        "the evening before). Forex: every bar either way, its day rolling at 17:00 New York",
+    )
     direction: Literal["long", "short", "both"] = "long"
     entry: Entry
     exits: Exits = Field(default_factory=Exits)

@@ -15,6 +15,16 @@ may be ``$name`` (the whole value) or contain ``$name`` inside a signal expressi
 A parameter with ``when`` is only drawn when the condition holds; when it is inactive, the
 mapping that holds its reference is dropped (above: no trailing stop at all).
 
+A ``sum`` parameter is never drawn: it is the sum of its active terms, so a space can order values by
+construction (a final target = the first target + a positive step can never sit below the first)::
+
+    params:
+      first_tp: {float: [0.05, 0.30]}
+      tp_step: {float: [0.02, 0.30]}
+      final_tp: {sum: [first_tp, tp_step]}
+
+An inactive term counts as absent; with no active term the sum is inactive too.
+
 Sampling goes through a :class:`ParamSource` (an Optuna trial is one; :class:`RandomSource` is
 another), so this package never imports Optuna.
 """
@@ -84,7 +94,14 @@ class ChoiceParam(_Strict):
     when: dict[str, Scalar] | None = None
 
 
-Param = IntParam | FloatParam | ChoiceParam
+class SumParam(_Strict):
+    """A value computed from other number parameters (never sampled): the sum of its active terms."""
+
+    sum_of: list[str] = Field(alias="sum", min_length=1, description="names of int, float or sum params")
+    when: dict[str, Scalar] | None = None
+
+
+Param = IntParam | FloatParam | ChoiceParam | SumParam
 
 
 class Objective(_Strict):
@@ -151,7 +168,16 @@ class SpecSpace(_Strict):
             raise ValueError(
                 f"spec refers to undefined params: {', '.join(sorted('$' + u for u in unknown))}"
             )
-        unused = set(self.params) - used - {k for p in self.params.values() if p.when for k in p.when}
+        for name, param in self.params.items():
+            if isinstance(param, SumParam):
+                for term in param.sum_of:
+                    if not isinstance(self.params.get(term), IntParam | FloatParam | SumParam):
+                        raise ValueError(
+                            f"params.{name}.sum: {term!r} is not an int, float or sum parameter of this space; "
+                            "a sum adds number parameters"
+                        )
+        terms = {t for p in self.params.values() if isinstance(p, SumParam) for t in p.sum_of}
+        unused = set(self.params) - used - terms - {k for p in self.params.values() if p.when for k in p.when}
         if unused:
             raise ValueError(f"params never used in spec: {', '.join(sorted(unused))}")
         for name, param in self.params.items():
@@ -170,6 +196,8 @@ class SpecSpace(_Strict):
             param = self.params[name]
             if param.when and any(values.get(k, _INACTIVE) != v for k, v in param.when.items()):
                 continue
+            if isinstance(param, SumParam):
+                continue  # computed by build() from the drawn values, so stored trials need no copy
             if isinstance(param, IntParam):
                 values[name] = source.suggest_int(
                     name, param.int_range[0], param.int_range[1], step=param.step, log=param.log
@@ -184,7 +212,30 @@ class SpecSpace(_Strict):
 
     def build(self, values: Mapping[str, Scalar]) -> StrategySpec:
         """The concrete spec for a set of parameter values (raises ValidationError on a bad combination)."""
-        return StrategySpec.model_validate(substitute(self.spec, values))
+        return StrategySpec.model_validate(substitute(self.spec, self.resolved(values)))
+
+    def resolved(self, values: Mapping[str, Scalar]) -> dict[str, Scalar]:
+        """``values`` as a spec is built from them: values of parameters whose ``when`` does not hold are
+        dropped, and every active ``sum`` parameter is computed (a given one is recomputed)."""
+        out = {k: v for k, v in values.items() if k not in self.params}
+        for name in _param_order(self.params):
+            param = self.params[name]
+            if not self._holds(param, out):
+                continue
+            if not isinstance(param, SumParam):
+                if name in values:
+                    out[name] = values[name]
+                continue
+            terms = [out[t] for t in param.sum_of if t in out]
+            if terms:
+                # round away binary noise (0.1 + 0.2) so printed specs read like the YAML
+                out[name] = round(sum(terms), 10)  # type: ignore[arg-type]
+        return out
+
+    @staticmethod
+    def _holds(param: Param, values: Mapping[str, Scalar]) -> bool:
+        """Whether ``param``'s ``when`` condition holds for ``values`` (no condition: it does)."""
+        return not param.when or all(values.get(k, _INACTIVE) == v for k, v in param.when.items())
 
     def sample(self, seed: int) -> tuple[dict[str, Scalar], StrategySpec]:
         values = self.suggest(RandomSource(seed))
@@ -201,6 +252,8 @@ class SpecSpace(_Strict):
         for param in self.params.values():
             if isinstance(param, IntParam):
                 total *= (param.int_range[1] - param.int_range[0]) // param.step + 1
+            elif isinstance(param, SumParam):
+                continue  # not a dimension: computed from others
             elif isinstance(param, FloatParam):
                 total *= (
                     100
@@ -263,6 +316,12 @@ class DefaultSource:
             raise KeyError(
                 f"unknown parameter(s) {', '.join(sorted(unknown))}; the space has {', '.join(space.params)}"
             )
+        for name in sorted(self._overrides):
+            param = space.params[name]
+            if isinstance(param, SumParam):
+                raise KeyError(
+                    f"parameter {name} is computed ({' + '.join(param.sum_of)}), not drawn; set its terms instead"
+                )
 
     def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int:
         if name in self._overrides:
@@ -372,10 +431,13 @@ def _param_order(params: Mapping[str, Param]) -> list[str]:
         if state.get(name) == 2:
             return
         if state.get(name) == 1:
-            raise ValueError(f"params have a cycle in 'when': {' -> '.join((*chain, name))}")
+            raise ValueError(f"params have a cycle in 'when' or 'sum': {' -> '.join((*chain, name))}")
         state[name] = 1
         param = params.get(name)
-        for parent in sorted((param.when or {}) if param else {}):
+        parents = set(param.when or {}) if param else set()
+        if isinstance(param, SumParam):
+            parents |= set(param.sum_of)
+        for parent in sorted(parents):
             visit(parent, (*chain, name))
         state[name] = 2
         order.append(name)

@@ -201,6 +201,38 @@ def test_futures_root_is_the_continuous_front_month(store: Store) -> None:
     assert values(daily) == [(5000.0, 5002.0, 4999.0, 5001.0, 200.0, 14), (5100.0, 5102.0, 5099.0, 5101.0, 1000.0, 14)]
 
 
+MES_DAY = dt.date(2024, 3, 8)  # a Friday; its Globex session opens Thursday 18:00
+MES_TIMES = [(D1, 18, 0), (D1, 23, 0), (MES_DAY, 3, 0), (MES_DAY, 9, 29), (MES_DAY, 9, 30), (MES_DAY, 9, 31),
+             (MES_DAY, 10, 0), (MES_DAY, 15, 59), (MES_DAY, 16, 0), (MES_DAY, 16, 30)]
+
+
+@pytest.fixture(scope="module")
+def globex_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """One MES trade date with bars from the Globex open to after the cash close (price k on bar k)."""
+    root = tmp_path_factory.mktemp("globex")
+    rows = [("MESH24", 10 + k, 5000 + k, 5000 + k, 5000.5 + k, 4999.5 + k, ns(day, h, m), 1)
+            for k, (day, h, m) in enumerate(MES_TIMES)]
+    write_flat(root / "src", FUTURES, MES_DAY, rows)
+    assert ingest(root / "src", root / "dst", workers=1).failed == []
+    return Store(root / "dst")
+
+
+def test_futures_regular_session_is_the_day_session(globex_store: Store) -> None:
+    regular = globex_store.bars("MES", MES_DAY, MES_DAY)
+    assert times(regular) == [(9, 30), (9, 31), (10, 0), (15, 59)]  # 09:30 <= t < 16:00 New York
+    extended = globex_store.bars("MES", MES_DAY, MES_DAY, session="extended")
+    assert times(extended) == [(h, m) for _, h, m in MES_TIMES]
+    # hourly regular bars count from 09:30 like stocks': 09:30 (09:30, 09:31, 10:00) and 15:30 (15:59)
+    hourly = globex_store.bars("MES", MES_DAY, MES_DAY, timeframe="1h")
+    assert times(hourly) == [(9, 30), (15, 30)]
+    assert values(hourly)[0] == (5004.0, 5006.5, 5003.5, 5006.0, 14.0 + 15.0 + 16.0, 3)
+    # the day bar of the regular session is built from those minutes, not from the whole Globex day
+    daily = globex_store.bars("MES", MES_DAY, MES_DAY, timeframe="1d")
+    assert values(daily) == [(5004.0, 5007.5, 5003.5, 5007.0, 14.0 + 15.0 + 16.0 + 17.0, 4)]
+    assert values(globex_store.bars("MES", MES_DAY, MES_DAY, timeframe="1d", session="extended"))[0][:2] == (
+        5000.0, 5009.5)
+
+
 def test_futures_contract_reads_one_contract(store: Store) -> None:
     bars = store.bars("MESH24", D1, D2)
     assert bars["volume"].to_list() == [100.0, 100.0, 5.0, 5.0]

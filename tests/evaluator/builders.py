@@ -80,9 +80,12 @@ def frame(rows: Sequence[Row]) -> pl.DataFrame:
     )
 
 
-def market(rows: Sequence[Row], *, symbol: str = "SPY", options: OptionArrays | None = None) -> Market:
-    """A Market over hand-written bars (and, for option specs, a hand-made chain)."""
-    series, day_first_bar, day_ord = bars_from_frame(frame(rows))
+def market(
+    rows: Sequence[Row], *, symbol: str = "SPY", options: OptionArrays | None = None, kind: str = "stock"
+) -> Market:
+    """A Market over hand-written bars (and, for option specs, a hand-made chain); ``kind`` is the
+    instrument type, which decides the trading days (futures and forex start theirs the evening before)."""
+    series, day_first_bar, day_ord = bars_from_frame(frame(rows), kind)
     opts = options if options is not None else OptionArrays.empty(len(series.session_dates))
     return Market(symbol, series, day_first_bar, day_ord, opts)
 

@@ -167,14 +167,17 @@ def _zone_bars(closes_and_volumes: list[tuple[float, float]]) -> BarSeries:
     return b.market(rows).bars
 
 
-def _zone(direction: str = "up", second_chance: int = 1) -> str:
-    # zone to 09:32, buffer 0.5, strict ratio 1.5, relaxed 1.0, volume period 2, second chance on/off
-    return f"zone_breakout('{direction}', '09:32', 0.5, 1.5, 1.0, 2, {second_chance})"
+def _zone(direction: str = "up", second_chance: int = 1, require_return: int | None = None) -> str:
+    # zone to 09:32, buffer 0.5, full ratio 1.5, relaxed 1.0, volume period 2, second chance on/off,
+    # then the optional require_return flag (absent = the default, 0)
+    tail = "" if require_return is None else f", {require_return}"
+    return f"zone_breakout('{direction}', '09:32', 0.5, 1.5, 1.0, 2, {second_chance}{tail})"
 
 
-def test_zone_breakout_strict_volume_fires_once_per_session():
-    # 09:32 closes 101.6 > 101 + 0.5 with volume 300 / mean(100, 100) = 3 >= 1.5 -> fires;
-    # 09:33 is beyond again with big volume but a session fires at most once
+def test_zone_breakout_full_volume_fires_on_the_first_bar_after_the_zone_and_once_per_session():
+    # 09:32 is the first bar after the zone (drawn from 09:30 and 09:31): it closes 101.6 > 101 + 0.5
+    # with volume 300 / mean(100, 100) = 3 >= 1.5 -> fires there; 09:33 is beyond again with big
+    # volume but a session fires at most once
     bars = _zone_bars([(101.6, 300.0), (102.0, 1000.0)])
     assert evaluate(_zone(), bars).tolist() == [False, False, True, False]
 
@@ -184,22 +187,62 @@ def test_zone_breakout_inside_buffer_does_not_fire():
     assert not evaluate(_zone(), bars).any()
 
 
-@pytest.mark.parametrize(("second_chance", "fires_at"), [(1, 4), (0, None)])
-def test_zone_breakout_second_chance_path(second_chance, fires_at):
+@pytest.mark.parametrize("second_chance", [0, 1])
+@pytest.mark.parametrize("require_return", [0, 1])
+def test_zone_breakout_full_ratio_after_a_failed_break_always_fires(second_chance, require_return):
+    bars = _zone_bars(
+        [
+            (101.6, 120.0),  # bar 2: break, ratio 120 / mean(100, 100) = 1.2 < 1.5 -> failed
+            (101.7, 500.0),  # bar 3: still outside, ratio 500 / mean(100, 120) = 4.5 >= 1.5 -> fires
+        ]
+    )
+    got = evaluate(_zone(second_chance=second_chance, require_return=require_return), bars)
+    assert np.flatnonzero(got).tolist() == [3]
+
+
+@pytest.mark.parametrize(
+    ("second_chance", "require_return", "fires_at"), [(1, 0, 4), (1, 1, 4), (0, 0, None), (0, 1, None)]
+)
+def test_zone_breakout_second_chance_after_a_return(second_chance, require_return, fires_at):
     bars = _zone_bars(
         [
             (101.6, 120.0),  # bar 2: break, ratio 120 / 100 = 1.2 < 1.5 -> the first break failed
             (100.5, 100.0),  # bar 3: back inside the zone (<= 101)
-            (101.7, 120.0),  # bar 4: breaks again, ratio 120 / mean(120, 100) = 1.09 >= relaxed 1.0
+            (101.7, 120.0),  # bar 4: breaks again, ratio 120 / mean(120, 100) = 1.09: < 1.5, >= relaxed 1.0
         ]
     )
-    got = evaluate(_zone(second_chance=second_chance), bars)
+    got = evaluate(_zone(second_chance=second_chance, require_return=require_return), bars)
     assert np.flatnonzero(got).tolist() == ([] if fires_at is None else [fires_at])
 
 
-def test_zone_breakout_second_chance_needs_a_return_inside():
-    bars = _zone_bars([(101.6, 120.0), (101.7, 120.0)])  # failed break, still outside: no second chance
+@pytest.mark.parametrize(("require_return", "fires_at"), [(None, [3]), (0, [3]), (1, [])])
+def test_zone_breakout_second_chance_without_a_return(require_return, fires_at):
+    # bar 2 fails (ratio 1.2 < 1.5); bar 3 stays outside with ratio 120 / mean(100, 120) = 1.09 >= 1.0:
+    # the relaxed ratio is enough unless the block asks for a return inside the zone first
+    bars = _zone_bars([(101.6, 120.0), (101.7, 120.0)])
+    assert np.flatnonzero(evaluate(_zone(require_return=require_return), bars)).tolist() == fires_at
+
+
+def test_zone_breakout_the_relaxed_ratio_applies_only_after_a_failed_break():
+    # bar 2 breaks with ratio 120 / 100 = 1.2: >= relaxed 1.0 but < 1.5, and nothing failed before -> it
+    # is the failed break, not a trigger
+    bars = _zone_bars([(101.6, 120.0)])
     assert not evaluate(_zone(), bars).any()
+
+
+def test_zone_breakout_a_return_counts_only_after_the_last_failed_break():
+    bars = _zone_bars(
+        [
+            (101.6, 120.0),  # bar 2: fails (1.2)
+            (100.5, 100.0),  # bar 3: back inside
+            (101.7, 50.0),  # bar 4: fails again, ratio 50 / mean(100, 100) = 0.5 < relaxed 1.0
+            (101.8, 100.0),  # bar 5: ratio 100 / mean(100, 50) = 1.33 >= 1.0, but no return since bar 4
+            (100.8, 100.0),  # bar 6: back inside
+            (101.9, 110.0),  # bar 7: ratio 110 / mean(100, 100) = 1.1 >= 1.0 -> fires
+        ]
+    )
+    assert np.flatnonzero(evaluate(_zone(require_return=1), bars)).tolist() == [7]
+    assert np.flatnonzero(evaluate(_zone(require_return=0), bars)).tolist() == [5]
 
 
 def test_zone_breakout_down():
@@ -207,6 +250,24 @@ def test_zone_breakout_down():
     bars = _zone_bars([(98.4, 300.0)])
     assert evaluate(_zone("down"), bars).tolist() == [False, False, True]
     assert not evaluate(_zone("up"), bars).any()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("zone_breakout('up', '10:30', 0.1, 1.5, 1.6, 20, 1)", r"relaxed_ratio 1.6 \(argument 5\) exceeds volume_ratio 1.5"),
+        ("zone_breakout('sideways', '10:30', 0.1, 1.5, 1.2, 20, 1)", "must be 'up' or 'down'"),
+    ],
+)
+def test_zone_breakout_bad_arguments_are_refused_at_parse_time(text, message):
+    with pytest.raises(ExpressionError, match=message):
+        parse_expression(text)
+    with pytest.raises(ValidationError, match="entry.long"):
+        b.spec(entry={"long": text})
+
+
+def test_zone_breakout_equal_ratios_are_allowed():
+    parse_expression("zone_breakout('up', '10:30', 0.1, 1.5, 1.5, 20, 1, 1)")
 
 
 # --------------------------------------------------------------------------- time, day, crosses, events
@@ -231,6 +292,31 @@ def test_crosses_above_and_below_by_hand():
     assert np.flatnonzero(evaluate("crosses_above(close, 100)", bars)).tolist() == [2, 5]
     # below: this bar < 100 and the previous >= 100 -> bar 4 (100 -> 99); bar 0 has no previous
     assert np.flatnonzero(evaluate("crosses_below(close, 100)", bars)).tolist() == [4]
+
+
+def test_crosses_an_opening_range_on_the_first_bar_after_it_forms():
+    # range 09:30..09:31: high 101; the 09:32 bar closes 101.5 above it -> a cross on that very bar
+    # (the level had no value on 09:31, which closed inside the range that made it); 09:33 stays above:
+    # no new cross. The next session repeats it on its own first bar after the range.
+    day = [(100, 101, 99.5, 100.5), (100.5, 100.8, 100, 100.6), (101, 101.6, 101, 101.5), (101.5, 102, 101.4, 101.8)]
+    rows = b.minutes("2024-03-04", "09:30", day) + b.minutes("2024-03-05", "09:30", day)
+    bars = b.market(rows).bars
+    assert np.flatnonzero(evaluate("crosses_above(close, opening_range_high('09:32'))", bars)).tolist() == [2, 6]
+    assert np.flatnonzero(evaluate("crosses_above(close, opening_range_high('09:32') + 0.4)", bars)).tolist() == [2, 6]
+    # level 101.5: 09:32's close 101.5 is not above it; 09:33 closes 101.8 after 101.5 -> the cross is there
+    assert np.flatnonzero(evaluate("crosses_above(close, opening_range_high('09:32') + 0.5)", bars)).tolist() == [3, 7]
+    # the low side: 09:32 closing below the range low 99.5 crosses it; the level on either side
+    down = [(100, 101, 99.5, 100.5), (100.5, 100.8, 100, 100.6), (99.6, 99.6, 99.0, 99.2)]
+    low_bars = b.market(b.minutes("2024-03-04", "09:30", down)).bars
+    assert evaluate("crosses_below(close, opening_range_low('09:32'))", low_bars).tolist() == [False, False, True]
+    assert evaluate("crosses_above(opening_range_low('09:32'), close)", low_bars).tolist() == [False, False, True]
+
+
+def test_a_close_inside_on_the_first_bar_after_the_range_is_no_cross():
+    day = [(100, 101, 99.5, 100.5), (100.5, 100.8, 100, 100.6), (100.6, 100.9, 100.4, 100.7), (100.7, 101.3, 100.7, 101.2)]
+    bars = b.market(b.minutes("2024-03-04", "09:30", day)).bars
+    # 09:32 closes 100.7 <= 101: no cross there; 09:33 closes 101.2 > 101 after 100.7 <= 101: the cross
+    assert np.flatnonzero(evaluate("crosses_above(close, opening_range_high('09:32'))", bars)).tolist() == [3]
 
 
 def test_crosses_against_pandas_and_nan_warmup(walk):

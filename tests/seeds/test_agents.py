@@ -13,6 +13,7 @@ from seeds.agents import SeedPipeline, critique, offline_provider, provenance, w
 from seeds.providers import ProviderError, extract_facts, split_ideas
 from seeds.templates import fill_template
 from spec_space.loader import load_space
+from spec_space.space import DefaultSource
 
 REPO = Path(__file__).resolve().parents[2]
 IDEAS = split_ideas((REPO / "seeds" / "strat_ideas_sample.txt").read_text())
@@ -30,6 +31,18 @@ def _good_space() -> dict:
     return json.loads(json.dumps(space, default=str))
 
 
+def test_a_sum_parameter_gets_the_idea_s_number_through_its_last_term():
+    space, notes = fill_template(extract_facts(ZRCE), name="z", description="z")
+    params = space["params"]
+    # "a volume ratio of 1.5", "1.2 is enough the second time": relaxed 1.2, so the gap is 0.3
+    assert (params["relaxed_ratio"]["default"], params["volume_ratio_gap"]["default"]) == (1.2, 0.3)
+    assert any(n.startswith("volume_ratio = 1.5") and "volume_ratio_gap = 0.3" in n for n in notes)
+    # an idea whose full ratio is below its relaxed one cannot invert them: the gap stays at zero
+    facts = extract_facts(ZRCE.replace("volume ratio of 1.5", "volume ratio of 1.1"))
+    inverted, _ = fill_template(facts, name="z", description="z")
+    assert inverted["params"]["volume_ratio_gap"]["default"] == 0.0
+
+
 def _no_dry_run(space):  # the dry-run is exercised by the offline test below
     return {"n_trades": 1.0}
 
@@ -43,7 +56,8 @@ def test_good_answer_becomes_a_valid_space(vendor: VendorKit, tmp_path):
     assert outcome.accepted and outcome.attempts == 1
     path = write_space(outcome.space, provenance(outcome, provider=provider, text=ZRCE, calls=pipeline.calls), tmp_path)
     space = load_space(path)
-    assert space.params["volume_ratio"].default == 1.5
+    # volume_ratio is relaxed_ratio + volume_ratio_gap (a sum: never below the relaxed ratio)
+    assert space.resolved(space.suggest(DefaultSource(space)))["volume_ratio"] == 1.5
     record = yaml.safe_load(path.read_text())["provenance"]
     assert record["provider"] == vendor.name and record["models"]["architect"] == vendor.architect_model
     assert TEST_KEY not in path.read_text()

@@ -128,3 +128,112 @@ def test_json_schema_is_exported():
 
 def test_committed_catalogue_is_current():
     assert catalogue.CATALOGUE_PATH.read_text() == catalogue.render(), "run: search spec catalogue --write"
+
+
+# --------------------------------------------------------------------------- sum parameters
+
+
+SUMS = """\
+name: sums
+data: {start: 2024-01-02, end: 2024-03-28}
+params:
+  use_partial: {choice: [true, false]}
+  take_profit: {float: [0.05, 0.5], default: 0.1, when: {use_partial: false}}
+  first_tp: {float: [0.05, 0.3], default: 0.1, when: {use_partial: true}}
+  step: {float: [0.02, 0.3], default: 0.1, when: {use_partial: true}}
+  final: {sum: [take_profit, first_tp, step]}
+spec:
+  name: s
+  instrument: {type: stock, symbol: SPY}
+  entry: {long: "close > 0"}
+  exits:
+    take_profit: {pct: $final}
+    partial_take_profits: [{pct: $first_tp, fraction: 0.5}]
+"""
+
+
+def test_a_sum_is_computed_from_its_active_terms_and_never_drawn(tmp_path):
+    space = load_space(_write(tmp_path, SUMS))
+    values = space.suggest(DefaultSource(space))
+    assert "final" not in values  # not a dimension of the search: stored trials do not hold it
+    spec = space.build(values)
+    assert (spec.exits.take_profit.pct, spec.exits.partial_take_profits[0].pct) == (0.2, 0.1)
+    # without partials the sum is take_profit alone, and the partial block is dropped with first_tp
+    alone = space.build({"use_partial": False, "take_profit": 0.15})
+    assert (alone.exits.take_profit.pct, alone.exits.partial_take_profits) == (0.15, [])
+    # a value given for the sum itself is recomputed, not trusted
+    assert space.build({**values, "final": 0.01}).exits.take_profit.pct == 0.2
+    assert space.size_estimate() == 2 * 100 * 100 * 100
+    with pytest.raises(KeyError, match=r"final is computed \(take_profit \+ first_tp \+ step\), not drawn"):
+        DefaultSource(space, {"final": 0.3})
+    for seed in range(100):
+        _, sampled = space.sample(seed)
+        partials = sampled.exits.partial_take_profits
+        assert all(p.pct < sampled.exits.take_profit.pct for p in partials)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("final: {sum: [take_profit, first_tp, nope]}", r"params\.final\.sum: 'nope' is not an int, float or sum"),
+        ("final: {sum: [take_profit, use_partial]}", r"params\.final\.sum: 'use_partial' is not an int, float"),
+        ("final: {sum: []}", r"params\.final\.sum"),
+    ],
+)
+def test_bad_sums_are_refused(tmp_path, change, message):
+    with pytest.raises(SpecError, match=message):
+        load_space(_write(tmp_path, SUMS.replace("final: {sum: [take_profit, first_tp, step]}", change)))
+
+
+# --------------------------------------------------------------------------- the seed's ZRCE, field for field
+
+#: The trader's "zrce_second_chance" strategy_spec.json (seed conversation), the fields a backtest reads.
+SEED_ZRCE = {
+    "entry": {"zone_drawing_time": "10:30", "confirmation_trigger_buffer": 0.10, "min_volume_threshold": 1.5,
+              "second_chance": {"enabled": True, "relaxed_volume_ratio": 1.2}},
+    "trading": {"symbol": "SPY", "trading_hours": {"start": "09:30", "end": "15:45"}, "max_trades_per_day": 1,
+                "prefer_0dte": True},
+    "risk_exits": {"trailing_stop_percentage": 0.08, "trail_activation_profit_pct": 0.03,
+                   "break_even_buffer_pct": 0.01, "fixed_stop_loss_pct": 0.07, "tp_mode": "fixed_pct",
+                   "tp_fixed_pct": 0.10, "partial_tp_enabled": True, "first_tp_pct": 0.10, "first_tp_size": 0.5,
+                   "second_tp_pct": 0.20, "max_hold_minutes": 15},
+    "sizing": {"position_size": 0.10},
+    "backtest": {"cash": 100000, "fees": {"percent_fee": 0.001}},
+}
+
+
+def test_zrce_space_defaults_are_the_seed_spec():
+    space = load_space(SPACE_DIR / "zrce.yaml")
+    values = space.suggest(DefaultSource(space))
+    spec = space.build(values)
+    entry, trading, risk = SEED_ZRCE["entry"], SEED_ZRCE["trading"], SEED_ZRCE["risk_exits"]
+    zone = f"'{entry['zone_drawing_time']}', {entry['confirmation_trigger_buffer']}, {entry['min_volume_threshold']}, "
+    zone += f"{entry['second_chance']['relaxed_volume_ratio']}, 20, {int(entry['second_chance']['enabled'])}, 0)"
+    assert spec.entry.long == f"zone_breakout('up', {zone}" and spec.entry.short == f"zone_breakout('down', {zone}"
+    assert spec.instrument.symbol == trading["symbol"] and [leg.dte for leg in spec.instrument.legs] == [0]
+    assert (spec.entry.window_start, spec.entry.window_end) == (
+        trading["trading_hours"]["start"], trading["trading_hours"]["end"])
+    assert spec.sizing.max_trades_per_day == trading["max_trades_per_day"]
+    ex = spec.exits
+    assert (ex.trailing.pct, ex.trailing.activation_pct) == (
+        risk["trailing_stop_percentage"], risk["trail_activation_profit_pct"])
+    assert ex.break_even.buffer_pct == risk["break_even_buffer_pct"]
+    assert ex.stop_loss.pct == risk["fixed_stop_loss_pct"]
+    assert [(p.pct, p.fraction) for p in ex.partial_take_profits] == [(risk["first_tp_pct"], risk["first_tp_size"])]
+    assert ex.take_profit.pct == risk["second_tp_pct"]
+    assert ex.max_hold_minutes == risk["max_hold_minutes"]
+    assert (spec.sizing.mode, spec.sizing.pct_equity) == ("pct_equity", SEED_ZRCE["sizing"]["position_size"])
+    assert spec.costs.commission_pct == SEED_ZRCE["backtest"]["fees"]["percent_fee"]
+    assert spec.initial_cash == SEED_ZRCE["backtest"]["cash"]
+    # partials off: the seed's fixed take-profit is the target
+    no_partial = space.build({**values, "use_partial": False, "take_profit": risk["tp_fixed_pct"]})
+    assert (no_partial.exits.take_profit.pct, no_partial.exits.partial_take_profits) == (risk["tp_fixed_pct"], [])
+
+
+def test_zrce_space_orders_its_targets_and_ratios_by_construction():
+    space = load_space(SPACE_DIR / "zrce.yaml")
+    for seed in range(300):
+        values, spec = space.sample(seed)  # build() would raise on relaxed_ratio > volume_ratio
+        full = space.resolved(values)
+        assert "volume_ratio" not in values and full["relaxed_ratio"] <= full["volume_ratio"]
+        assert all(p.pct < spec.exits.take_profit.pct for p in spec.exits.partial_take_profits)
