@@ -16,6 +16,12 @@ high and low are drawn from the Brownian bridge between the latent open and clos
 Black-Scholes prices of the underlying's written bars under a smile whose ATM level follows the
 underlying's current volatility state, traded at the bid or the ask.
 
+Planted edges (``generate(plant="zrce:0.5")``, definitions in :mod:`data.plants`): ``zrce`` makes SPY
+continue for a few minutes after a volume-confirmed break of the 10:30 zone (planted in the latent path
+before SPY's bars, its options and MES are written from it, so every instrument stays consistent);
+``forex_trend`` adds a slowly varying trend to EURUSD's returns. ``<root>/_synthetic.json`` records the
+seed, window and plant; ``data.ingest`` carries it into the store manifest (``Store.synthetic()``).
+
 Everything is vectorised per instrument with numpy, and every random stream is seeded from
 ``(seed, stable hash of its name)``, so a ticker's data does not depend on which other tickers are
 generated with it and the same seed always writes byte-identical files.
@@ -61,6 +67,8 @@ from data.flatfiles import (
     future_ticker,
     occ_ticker,
 )
+from data.plants import PLANT_CHOICES, PLANTS, Plant, PlantDefinition, parse_plant, plant_help
+from data.store import SYNTHETIC_INFO_NAME, data_origin_label
 
 __all__ = [
     "DEFAULT_END",
@@ -1306,128 +1314,8 @@ def _by_day(frame: pl.DataFrame | None) -> dict[int, pl.DataFrame]:
 # other draw: the difference between them is the plant and nothing else. Strength 0 plants nothing
 # at all (byte-identical files to ``--plant none``).
 
-#: Written beside the flat files (in the root) by :func:`generate`, read by ``data.ingest``.
-SYNTHETIC_INFO_NAME = "_synthetic.json"
+#: Bumped when the fields of ``_synthetic.json`` (:data:`data.store.SYNTHETIC_INFO_NAME`) change meaning.
 SYNTHETIC_INFO_FORMAT = 1
-
-
-@dataclass(frozen=True, slots=True)
-class PlantDefinition:
-    """What a plant does, its fixed parameters, and the strength used when none is given."""
-
-    name: str
-    space: str  # the shipped search space built to find it
-    summary: str  # one paragraph, shown by ``search data synth --help``
-    params: dict[str, float | int | str]
-    default_strength: float = 1.0
-
-
-PLANTS: dict[str, PlantDefinition] = {
-    "zrce": PlantDefinition(
-        name="zrce",
-        space="spec_space/zrce.yaml",
-        summary=(
-            "SPY continues after a volume-confirmed break of the 10:30 zone. Zone = high/low of the "
-            "session's regular 1-minute bars from the open up to zone_end. The first bar from zone_end to "
-            "last_entry whose close is beyond the zone by more than buffer (dollars) is the break; it is "
-            "volume-confirmed when its volume is >= volume_ratio x the mean of the previous "
-            "volume_period bars (as zone_breakout in evaluator/signals.py measures it). Unconfirmed breaks "
-            "get a planted volume surge (volume_surge x that mean) with probability confirm_share. After "
-            "every confirmed break, each of the next horizon minutes of the latent path drifts in the "
-            "break direction by STRENGTH x drift_sd / sqrt(horizon) of its own minute sd: in total about "
-            "STRENGTH x drift_sd sds of the horizon's noise. Unconfirmed breaks and later breaks of the "
-            "day get nothing. Planted in the underlying before bars, options (Black-Scholes on the smile "
-            "from the planted bars) and futures tracking it (MES) are made, so all stay consistent."
-        ),
-        params={
-            "ticker": "SPY",
-            "zone_end": "10:30",
-            "last_entry": "15:30",
-            "buffer": 0.10,
-            "volume_period": 20,
-            "volume_ratio": 1.5,
-            "volume_surge": 2.0,
-            "confirm_share": 0.6,
-            "horizon": 15,
-            "drift_sd": 0.6,
-        },
-    ),
-    "forex_trend": PlantDefinition(
-        name="forex_trend",
-        space="spec_space/forex_trend.yaml",
-        summary=(
-            "EURUSD trends: the latent log return of every minute gets an extra sd_t x g_t, where sd_t is "
-            "the minute's own volatility and g_t a stationary AR(1) with correlation time timescale "
-            "minutes (phi = exp(-1/timescale)) and sd STRENGTH x sqrt(variance_share / (2 x timescale)). "
-            "Over horizons much longer than the timescale the trend adds about STRENGTH^2 x "
-            "variance_share of the noise variance; over shorter ones it makes returns persist, which an "
-            "EMA cross on 15-minute bars (forex_trend.yaml) can follow."
-        ),
-        params={"ticker": "C:EURUSD", "timescale": 720, "variance_share": 0.5},
-    ),
-}
-PLANT_CHOICES: tuple[str, ...] = ("none", *PLANTS)
-
-
-@dataclass(frozen=True, slots=True)
-class Plant:
-    """A planted edge: which one, how strong, and its parameters (from :data:`PLANTS`)."""
-
-    name: str
-    strength: float
-    params: dict[str, float | int | str]
-
-    @property
-    def label(self) -> str:
-        return f"{self.name}:{self.strength:g}"
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "strength": self.strength,
-            "label": self.label,
-            "params": dict(self.params),
-            "space": PLANTS[self.name].space,
-            "definition": PLANTS[self.name].summary,
-        }
-
-
-def parse_plant(text: str | None, *, flag: str = "--plant") -> Plant | None:
-    """``"zrce"``, ``"zrce:0.5"`` or ``"none"`` -> a :class:`Plant` (None for no plant).
-
-    Raises ``ValueError`` naming ``flag``, what was expected and the choices.
-    """
-    choices = ", ".join(PLANT_CHOICES)
-    if text is None or text.strip().lower() in ("", "none"):
-        return None
-    name, sep, raw = text.strip().partition(":")
-    name = name.strip().lower()
-    if name not in PLANTS:
-        raise ValueError(f"{flag} {text!r}: unknown plant {name!r}; expected NAME[:STRENGTH] with NAME one of {choices}")
-    if not sep:
-        strength = PLANTS[name].default_strength
-    else:
-        try:
-            strength = float(raw)
-        except ValueError:
-            raise ValueError(
-                f"{flag} {text!r}: STRENGTH {raw!r} is not a number; expected NAME[:STRENGTH] with STRENGTH a "
-                f"number >= 0 (0 = nothing planted), e.g. {name}:0.5; plants: {choices}"
-            ) from None
-        if not (math.isfinite(strength) and strength >= 0):
-            raise ValueError(
-                f"{flag} {text!r}: STRENGTH must be a finite number >= 0 (0 = nothing planted), got {raw!r}"
-            )
-    return Plant(name, strength, dict(PLANTS[name].params))
-
-
-def plant_help() -> str:
-    """The plants' definitions as text for ``search data synth --help``."""
-    parts = []
-    for d in PLANTS.values():
-        params = ", ".join(f"{k}={v}" for k, v in d.params.items())
-        parts.append(f"{d.name} (for {d.space}, default strength {d.default_strength:g}): {d.summary} Parameters: {params}.")
-    return "\n\n".join(parts)
 
 
 def _clock_minutes(text: object) -> int:
@@ -1455,7 +1343,11 @@ def _plant_zrce(
     zone_end, last_entry = _clock_minutes(p["zone_end"]), _clock_minutes(p["last_entry"])
     buffer, period = float(p["buffer"]), int(p["volume_period"])
     horizon = int(p["horizon"])
-    step = plant.strength * float(p["drift_sd"]) / math.sqrt(horizon)
+    # Front-loaded: breakouts that work move at once (a stop a few ticks away survives), then fade.
+    # Weights w_k ~ exp(-k / decay) scaled so that sum(w_k sd_k) is drift_sd sds of the horizon's
+    # noise when the minute sds are equal: sum(w_k) = drift_sd * sqrt(horizon).
+    shape = np.exp(-np.arange(horizon) / float(p["decay"]))
+    weights = plant.strength * float(p["drift_sd"]) * math.sqrt(horizon) * shape / shape.sum()
     rng = _rng(model.seed, "plant", plant.name, str(p["ticker"]))
     # The engines see regular-session bars only, and volume_ratio averages over that bar sequence.
     reg_rows = np.flatnonzero(g.reg[idx])
@@ -1490,7 +1382,7 @@ def _plant_zrce(
             volume[row] = surged
         b = int(idx[row])  # the break bar's close is logp[b + 1]; the drift moves the minutes after it
         end = min(b + 1 + horizon, g.n)
-        drift = np.cumsum(direction * step * lat.sd[b + 1 : end])
+        drift = np.cumsum(direction * weights[: end - b - 1] * lat.sd[b + 1 : end])
         lat.logp[b + 2 : end + 1] += drift
         lat.logp[end + 1 :] += drift[-1]
 
@@ -1507,7 +1399,7 @@ def synthetic_info(
     *, seed: int, start: dt.date, end: dt.date, tickers: Sequence[str], options: bool, plant: Plant | None
 ) -> dict[str, object]:
     """What :func:`generate` writes to ``<root>/_synthetic.json`` (and ingest copies into the manifest)."""
-    return {
+    info: dict[str, object] = {
         "format": SYNTHETIC_INFO_FORMAT,
         "generator": "data.synth",
         "seed": seed,
@@ -1516,8 +1408,9 @@ def synthetic_info(
         "tickers": list(tickers),
         "options": options,
         "plant": plant.to_json() if plant is not None else None,
-        "label": f"synthetic data, planted edge {plant.label}" if plant is not None else "synthetic data, null market (no planted edge)",
     }
+    info["label"] = data_origin_label(info)
+    return info
 
 
 # ============================================================================= entry point
