@@ -35,18 +35,19 @@ PLANTS: dict[str, PlantDefinition] = {
         space="spec_space/zrce.yaml",
         summary=(
             "SPY continues after a volume-confirmed break of the 10:30 zone. Zone = high/low of the "
-            "session's regular 1-minute bars from the open up to zone_end. The first bar from zone_end to "
-            "last_entry whose close is beyond the zone by more than buffer (dollars) is the break; it is "
-            "volume-confirmed when its volume is >= volume_ratio x the mean of the previous "
-            "volume_period bars (as zone_breakout in evaluator/signals.py measures it). Unconfirmed breaks "
-            "get a planted volume surge (volume_surge x that mean) with probability confirm_share. After "
-            "every confirmed break the next horizon minutes of the latent path drift in the break "
-            "direction, front-loaded: the k-th minute after the break bar (k = 0 .. horizon-1) moves by "
-            "STRENGTH x w_k of its own minute sd, w_k proportional to exp(-k / decay) with sum(w_k) = "
-            "drift_sd x sqrt(horizon), in total about STRENGTH x drift_sd sds of the horizon's noise "
-            "(at strength 1 a confirmed break continues ~$0.5 on SPY). Unconfirmed breaks and later breaks of the "
-            "day get nothing. Planted in the underlying before bars, options (Black-Scholes on the smile "
-            "from the planted bars) and futures tracking it (MES) are made, so all stay consistent."
+            "session's regular 1-minute bars from the open up to zone_end. From zone_end to last_entry the "
+            "first close above the top + buffer (dollars) is the up break, the first close below the bottom "
+            "- buffer the down break (zone_breakout's two detectors in evaluator/signals.py). A break is "
+            "volume-confirmed when its bar's volume is >= volume_ratio x the mean of the previous "
+            "volume_period bars; an unconfirmed one gets a planted volume surge (volume_surge x that mean) "
+            "with probability confirm_share. The day's earliest confirmed break is planted: the next "
+            "horizon minutes of the latent path drift in the break direction, front-loaded: the k-th "
+            "minute after the break bar (k = 0 .. horizon-1) moves by STRENGTH x w_k of its own minute "
+            "sd, w_k proportional to exp(-k / decay) with sum(w_k) = drift_sd x sqrt(horizon), in total "
+            "about STRENGTH x drift_sd sds of the horizon's noise (at strength 1 a confirmed break "
+            "continues ~$0.5 on SPY). Other breaks of the day get nothing. Planted in the underlying "
+            "before its bars, its options (Black-Scholes on the smile from the planted bars) and futures "
+            "tracking it (MES) are made, so all stay consistent."
         ),
         params={
             "ticker": "SPY",

@@ -1363,28 +1363,37 @@ def _plant_zrce(
             continue
         top, bottom = hi[zone].max(), lo[zone].min()
         live = (minute[rows] >= zone_end) & (minute[rows] < last_entry)
-        beyond = live & ((cl > top + buffer) | (cl < bottom - buffer))
-        if not beyond.any():
-            continue
-        k = int(np.argmax(beyond))
-        at = first + k  # position in reg_rows
-        if at < period:
-            continue  # no volume history to compare with
-        row = rows[k]
-        direction = 1.0 if cl[k] > top else -1.0
-        mean = float(volume[reg_rows[at - period : at]].mean())
-        draw = rng.random()  # one draw per break, used or not, so later days do not shift
-        if volume[row] < float(p["volume_ratio"]) * mean:
-            if draw >= float(p["confirm_share"]):
-                continue
-            surged = math.ceil(float(p["volume_surge"]) * mean)
-            transactions[row] = max(1, round(transactions[row] * surged / max(volume[row], 1)))
-            volume[row] = surged
-        b = int(idx[row])  # the break bar's close is logp[b + 1]; the drift moves the minutes after it
-        end = min(b + 1 + horizon, g.n)
-        drift = np.cumsum(direction * weights[: end - b - 1] * lat.sd[b + 1 : end])
-        lat.logp[b + 2 : end + 1] += drift
-        lat.logp[end + 1 :] += drift[-1]
+        # Like zone_breakout's two detectors: the first close above the top + buffer is the up break,
+        # the first below the bottom - buffer the down break; the earlier confirmed one is traded.
+        breaks = sorted(
+            (int(np.argmax(beyond)), direction)
+            for beyond, direction in ((live & (cl > top + buffer), 1.0), (live & (cl < bottom - buffer), -1.0))
+            if beyond.any()
+        )
+        for k, direction in breaks:
+            at = first + k  # position in reg_rows
+            if at < period:
+                continue  # no volume history to compare with
+            row = rows[k]
+            mean = float(volume[reg_rows[at - period : at]].mean())
+            draw = rng.random()  # one draw per break, used or not, so later days do not shift
+            if volume[row] < float(p["volume_ratio"]) * mean:
+                if draw >= float(p["confirm_share"]):
+                    continue
+                surged = math.ceil(float(p["volume_surge"]) * mean)
+                transactions[row] = max(1, round(transactions[row] * surged / max(volume[row], 1)))
+                volume[row] = surged
+            _drift(lat, int(idx[row]), direction, weights, g.n)
+            break
+
+
+def _drift(lat: _Latent, b: int, direction: float, weights: np.ndarray, n: int) -> None:
+    """Move the latent path after bar ``b`` (whose close is ``logp[b + 1]``): minute ``b + 1 + k`` gets
+    ``direction * weights[k]`` of its own sd, and everything later keeps the shift."""
+    end = min(b + 1 + len(weights), n)
+    drift = np.cumsum(direction * weights[: end - b - 1] * lat.sd[b + 1 : end])
+    lat.logp[b + 2 : end + 1] += drift
+    lat.logp[end + 1 :] += drift[-1]
 
 
 def _forex_trend_drift(seed: int, plant: Plant, sd: np.ndarray) -> np.ndarray:
