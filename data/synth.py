@@ -1391,6 +1391,8 @@ def _drift(lat: _Latent, b: int, direction: float, weights: np.ndarray, n: int) 
     """Move the latent path after bar ``b`` (whose close is ``logp[b + 1]``): minute ``b + 1 + k`` gets
     ``direction * weights[k]`` of its own sd, and everything later keeps the shift."""
     end = min(b + 1 + len(weights), n)
+    if end <= b + 1:
+        return  # the break is the grid's last minute: nothing after it to move
     drift = np.cumsum(direction * weights[: end - b - 1] * lat.sd[b + 1 : end])
     lat.logp[b + 2 : end + 1] += drift
     lat.logp[end + 1 :] += drift[-1]
