@@ -50,6 +50,12 @@ How a run proceeds:
    a single upload atomically), so a crash never leaves a half-written file. The manifest is updated after
    the partitions, so files of an interrupted run are simply ingested again next time.
 
+Generated sample data: ``data.synth.generate`` writes ``_synthetic.json`` into the flat-file root (seed,
+window, tickers and the planted edge, if any). Ingest copies it verbatim into the manifest under
+``"synthetic"`` (replacing an earlier one), so ``Store.synthetic()`` and the study provenance can say
+"synthetic data, planted edge zrce:0.5". A root without that file (real downloads) leaves the manifest
+without the key.
+
 Concurrent ingests into the same store are not supported (the last manifest write wins).
 """
 
@@ -93,7 +99,16 @@ from data.flatfiles import (
     parse_flat_file_path,
     parse_occ_ticker,
 )
-from data.store import MANIFEST_NAME, STORE_FORMAT, partition_relpath, read_manifest, resolve_root
+from data.store import (
+    MANIFEST_NAME,
+    STORE_FORMAT,
+    SYNTHETIC_INFO_NAME,
+    SYNTHETIC_KEY,
+    data_origin_label,
+    partition_relpath,
+    read_manifest,
+    resolve_root,
+)
 
 __all__ = ["FileError", "IngestReport", "ingest"]
 
@@ -162,6 +177,7 @@ class IngestReport:
     rows_written: int = 0
     partitions_written: int = 0
     elapsed: float = 0.0
+    synthetic: dict | None = None  # the source's _synthetic.json (generated sample data), else None
 
     def summary(self) -> str:
         if self.files_found == 0 and not self.failed:
@@ -176,6 +192,8 @@ class IngestReport:
             f"written; {len(self.skipped)} unchanged (skipped); {len(self.failed)} failed; "
             f"{self.elapsed:.1f} s{rate}."
         ]
+        if self.synthetic is not None:
+            lines.append(f"Source: {data_origin_label(self.synthetic)} (seed {self.synthetic.get('seed')}).")
         lines += [f"FAILED {error}" for error in self.failed]
         return "\n".join(lines)
 
@@ -602,6 +620,28 @@ def _discover(
     return list(found.values())
 
 
+def _read_synthetic_info(fs: pafs.FileSystem, base: str, src: str) -> dict | None:
+    """``<src>/_synthetic.json`` written by ``data.synth.generate`` (seed, window, planted edge), or None."""
+    path = f"{base}/{SYNTHETIC_INFO_NAME}"
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with fs.open_input_stream(path) as f:
+        text = f.read().decode("utf-8")
+    try:
+        info = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{_display(src, path)}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); it describes "
+            "generated sample data: re-run `search data synth` for this root, or delete the file for real flat files"
+        ) from exc
+    if not isinstance(info, dict) or "seed" not in info or "plant" not in info:
+        raise ValueError(
+            f"{_display(src, path)}: expected an object with 'seed' and 'plant' as `search data synth` writes it; "
+            "re-run `search data synth` for this root, or delete the file for real flat files"
+        )
+    return info
+
+
 def _display(src: str | Path, path: str) -> str:
     """How messages name a source file: a local path, or the URL with its scheme."""
     text = str(src)
@@ -731,6 +771,11 @@ def ingest(
             "ingest into a new, empty --dst"
         )
     manifest["format"] = STORE_FORMAT
+    synthetic = _read_synthetic_info(src_fs, src_base, str(src))
+    # Only a generated root carries the file: real downloads leave the manifest exactly as before.
+    synthetic_changed = synthetic is not None and manifest.get(SYNTHETIC_KEY) != synthetic
+    if synthetic is not None:
+        manifest[SYNTHETIC_KEY] = synthetic
     entries: dict[str, dict] = manifest["files"]
     sessions = _nyse_sessions(
         [f.date for f, _ in files if f.asset_class is AssetClass.STOCKS and f.timeframe is Timeframe.MINUTE]
@@ -777,6 +822,10 @@ def ingest(
         results.close()  # stops the worker pool now if merging failed
         bar.close()
         shutil.rmtree(staging_dir, ignore_errors=True)
+    if synthetic_changed and not report.ingested:
+        # Same files, new description (e.g. a plant of strength 0 over a null market): record it anyway.
+        _write_manifest(dst_fs, dst_base, manifest)
+    report.synthetic = synthetic
     report.elapsed = time.perf_counter() - started
     return report
 

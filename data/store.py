@@ -36,8 +36,11 @@ __all__ = [
     "MANIFEST_NAME",
     "NY",
     "STORE_FORMAT",
+    "SYNTHETIC_INFO_NAME",
+    "SYNTHETIC_KEY",
     "DataNotFound",
     "Store",
+    "data_origin_label",
     "partition_dir",
     "partition_relpath",
     "read_manifest",
@@ -47,6 +50,10 @@ __all__ = [
 NY = "America/New_York"
 _NY = ZoneInfo(NY)
 MANIFEST_NAME = "_manifest.json"
+#: Beside generated flat files (``data.synth``): seed, window and planted edge; ingest copies it into the
+#: manifest under :data:`SYNTHETIC_KEY`.
+SYNTHETIC_INFO_NAME = "_synthetic.json"
+SYNTHETIC_KEY = "synthetic"
 #: Bumped when the stored columns or layout change; part of ``manifest_hash`` so caches keyed on it expire.
 STORE_FORMAT = 1
 
@@ -135,6 +142,21 @@ def read_manifest(fs: pafs.FileSystem, base: str) -> dict:
         ) from exc
     manifest.setdefault("files", {})
     return manifest
+
+
+def data_origin_label(synthetic: object) -> str:
+    """One line on where a store's data came from, for report headers and provenance blocks.
+
+    ``synthetic`` is :meth:`Store.synthetic` (or the ``data_synthetic`` field of a study's provenance):
+    ``"synthetic data, planted edge zrce:0.5"``, ``"synthetic data, null market (no planted edge)"``, or
+    for None ``"flat files (no synthetic marker: real data)"``.
+    """
+    if not isinstance(synthetic, dict):
+        return "flat files (no synthetic marker: real data)"
+    plant = synthetic.get("plant")
+    if isinstance(plant, dict) and plant.get("name"):
+        return f"synthetic data, planted edge {plant.get('label') or plant['name']}"
+    return "synthetic data, null market (no planted edge)"
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -568,6 +590,13 @@ class Store:
         return _to_ny(frame.sort("ts"))
 
     # ------------------------------------------------------------------ provenance
+
+    def synthetic(self) -> dict | None:
+        """What generated this store's data, if ``data.synth`` did: the ``_synthetic.json`` ingest recorded
+        (``{"seed", "start", "end", "tickers", "options", "plant": {"name", "strength", "label", "params",
+        ...} or None, "label"}``); None for real flat files. :func:`data_origin_label` turns it into text."""
+        info = read_manifest(self._fs, self._base).get(SYNTHETIC_KEY)
+        return info if isinstance(info, dict) else None
 
     def manifest_hash(self, start: dt.date, end: dt.date, tickers: Sequence[str] | None = None) -> str:
         """sha256 over the source files (their content hashes) whose data lies in ``[start, end]``.

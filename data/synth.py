@@ -16,6 +16,12 @@ high and low are drawn from the Brownian bridge between the latent open and clos
 Black-Scholes prices of the underlying's written bars under a smile whose ATM level follows the
 underlying's current volatility state, traded at the bid or the ask.
 
+Planted edges (``generate(plant="zrce:0.5")``, definitions in :mod:`data.plants`): ``zrce`` makes SPY
+continue for a few minutes after a volume-confirmed break of the 10:30 zone (planted in the latent path
+before SPY's bars, its options and MES are written from it, so every instrument stays consistent);
+``forex_trend`` adds a slowly varying trend to EURUSD's returns. ``<root>/_synthetic.json`` records the
+seed, window and plant; ``data.ingest`` carries it into the store manifest (``Store.synthetic()``).
+
 Everything is vectorised per instrument with numpy, and every random stream is seeded from
 ``(seed, stable hash of its name)``, so a ticker's data does not depend on which other tickers are
 generated with it and the same seed always writes byte-identical files.
@@ -27,10 +33,11 @@ import datetime as dt
 import gzip
 import hashlib
 import io
+import json
 import math
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -60,6 +67,8 @@ from data.flatfiles import (
     future_ticker,
     occ_ticker,
 )
+from data.plants import PLANT_CHOICES, PLANTS, Plant, PlantDefinition, parse_plant, plant_help
+from data.store import SYNTHETIC_INFO_NAME, data_origin_label
 
 __all__ = [
     "DEFAULT_END",
@@ -69,11 +78,19 @@ __all__ = [
     "OPTION_HALF_SPREAD_FRACTION",
     "OPTION_MIN_HALF_SPREAD",
     "OPTION_TICK",
+    "PLANTS",
+    "PLANT_CHOICES",
     "RISK_FREE_RATE",
+    "SYNTHETIC_INFO_NAME",
+    "Plant",
+    "PlantDefinition",
     "SynthReport",
     "black_scholes",
     "generate",
     "option_half_spread",
+    "parse_plant",
+    "plant_help",
+    "synthetic_info",
     "ticker_kind",
 ]
 
@@ -163,11 +180,13 @@ class SynthReport:
     rows: dict[str, int] = field(default_factory=dict)  # minute bars per asset class
     day_rows: dict[str, int] = field(default_factory=dict)  # day bars per asset class
     elapsed: float = 0.0
+    plant: Plant | None = None
 
     def summary(self) -> str:
         lines = [
             f"Synthetic Polygon flat files in {self.root}",
             f"  {self.start} .. {self.end}, tickers {', '.join(self.tickers)}",
+            f"  planted edge: {self.plant.label}" if self.plant is not None else "  no planted edge (null market)",
             f"  {self.files} files, {self.bytes_written / 1e6:.1f} MB, {self.elapsed:.1f} s",
         ]
         for asset in AssetClass:
@@ -625,9 +644,10 @@ def _stochastic_sd(
 class _Model:
     """Latent paths of every instrument on one grid, generated on demand and cached."""
 
-    def __init__(self, grid: _Grid, seed: int, start: dt.date, end: dt.date) -> None:
+    def __init__(self, grid: _Grid, seed: int, start: dt.date, end: dt.date, plant: Plant | None = None) -> None:
         self.grid = grid
         self.seed = seed
+        self.plant = plant
         self.start = start
         self.end = end
         self.profiles = _Profiles.build(grid)
@@ -719,6 +739,9 @@ class _Model:
         base = spec.vol / math.sqrt(260.0)  # forex trades five days a week all year
         sd, day_sd = _stochastic_sd(rng, g, w, base, z, log_vol_sd=0.3, persistence=0.9, leverage=0.0)
         r = sd * z
+        plant = self.plant
+        if plant is not None and plant.strength > 0 and plant.name == "forex_trend" and plant.params["ticker"] == f"C:{pair}":
+            r = r + _forex_trend_drift(self.seed, plant, sd)
         count = rng.poisson(0.05 * g.n_days)
         at = rng.choice(g.n, size=count, p=w * w / np.sum(w * w))
         np.add.at(r, at, rng.normal(0.0, 0.4, count) * day_sd[g.day_idx[at]])
@@ -803,21 +826,58 @@ def _decimals(tick: float) -> int:
     return len(text.split(".")[1]) if "." in text else 0
 
 
+@dataclass
+class _BarNoise:
+    """The random draws behind a run of minute bars, drawn before any price is known.
+
+    Prices are a pure function of these draws and the latent path (:func:`_price_bars`), so a planted
+    edge can change the path after the draws and re-price only the bars it needs (one day at a time)
+    while every random stream stays exactly where it is in the null market.
+    """
+
+    u: np.ndarray  # (4, n): which extreme of the bridge, bid or ask at the open and the close
+    odd: np.ndarray | None  # (4, n): uniform draws deciding sub-penny prints, None without them
+    jitter: np.ndarray | None  # (4, n): the sub-penny offsets
+
+    def take(self, rows: np.ndarray) -> _BarNoise:
+        return _BarNoise(
+            self.u[:, rows],
+            None if self.odd is None else self.odd[:, rows],
+            None if self.jitter is None else self.jitter[:, rows],
+        )
+
+
+def _bar_noise(rng: np.random.Generator, n: int, *, tick: float, subpenny: np.ndarray | float = 0.0) -> _BarNoise:
+    # Same calls in the same order as before the split, so seeds keep writing the same files.
+    u = rng.random((4, n))
+    if np.any(np.asarray(subpenny) > 0):
+        return _BarNoise(u, rng.random((4, n)), rng.uniform(-tick / 2, tick / 2, (4, n)))
+    return _BarNoise(u, None, None)
+
+
 def _bars(
     rng: np.random.Generator, logp: np.ndarray, sd: np.ndarray, index: np.ndarray, trades: np.ndarray, *,
     tick: float, half_spread: np.ndarray | float, subpenny: np.ndarray | float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """OHLC of the given minutes from the latent path.
+    """OHLC of the given minutes from the latent path (see :func:`_price_bars`)."""
+    noise = _bar_noise(rng, len(index), tick=tick, subpenny=subpenny)
+    return _price_bars(noise, logp, sd, index, trades, tick=tick, half_spread=half_spread, subpenny=subpenny)
+
+
+def _price_bars(
+    noise: _BarNoise, logp: np.ndarray, sd: np.ndarray, index: np.ndarray, trades: np.ndarray, *,
+    tick: float, half_spread: np.ndarray | float, subpenny: np.ndarray | float = 0.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """OHLC of the given minutes from the latent path and pre-drawn noise.
 
     Open and close are the latent prices at the minute's edges plus a trade at the bid or the ask;
     the high and low are exact draws of the maximum and minimum of the Brownian bridge between them
     (fewer trades sample the path more coarsely, so the range shrinks). One trade makes O=H=L=C.
     """
-    n = len(index)
+    u = noise.u
     a = logp[index]
     b = logp[index + 1]
     var = sd[index] ** 2 * np.minimum(1.0, trades / 8.0)
-    u = rng.random((4, n))
     gap2 = (b - a) ** 2
     top = 0.5 * (a + b + np.sqrt(gap2 - 2.0 * var * np.log1p(-u[0])))
     bottom = 0.5 * (a + b - np.sqrt(gap2 - 2.0 * var * np.log1p(-u[1])))
@@ -831,9 +891,9 @@ def _bars(
     lo = np.where(few, np.minimum(op, cl), lo)
     decimals = _decimals(tick)
     px = _round_to(np.stack([op, hi, lo, cl]), tick, decimals)
-    if np.any(np.asarray(subpenny) > 0):  # midpoint and dark-pool prints: a few prices carry 4 decimals
-        odd = rng.random(px.shape) < subpenny
-        px = np.where(odd, np.round(px + rng.uniform(-tick / 2, tick / 2, px.shape), 4), px)
+    if noise.odd is not None and noise.jitter is not None:  # midpoint and dark-pool prints: 4 decimals
+        odd = noise.odd < subpenny
+        px = np.where(odd, np.round(px + noise.jitter, 4), px)
     px = np.maximum(px, tick)
     op, hi, lo, cl = px
     hi = np.maximum(hi, np.maximum(op, cl))
@@ -863,10 +923,24 @@ def _stock_minutes(model: _Model, ticker: str) -> _Minutes:
     half_spread = np.where(regular, 0.005, 0.02)  # extended hours quote wider
     # The closing auction prints in whole cents, so the day bar's close does too.
     subpenny = np.where(regular & (g.ny_min[idx] == g.close_min[idx] - 1), 0.0, 0.03)
-    op, hi, lo, cl = _bars(rng, lat.logp, lat.sd, idx, trades, tick=0.01, half_spread=half_spread, subpenny=subpenny)
+    noise = _bar_noise(rng, len(idx), tick=0.01, subpenny=subpenny)
     size = spec.trade_size * np.exp(rng.normal(-0.06, 0.35, len(idx)))
     volume = np.maximum(trades, np.round(trades * size)).astype(np.int64)
-    return _Minutes(ticker, idx, op, hi, lo, cl, volume, trades, g.ny_day[idx], regular)
+    transactions = trades.copy()
+
+    def price(rows: np.ndarray | slice) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        sel = np.arange(len(idx))[rows]
+        return _price_bars(
+            noise.take(sel), lat.logp, lat.sd, idx[sel], trades[sel], tick=0.01,
+            half_spread=half_spread[sel], subpenny=subpenny[sel],
+        )
+
+    plant = model.plant
+    if plant is not None and plant.strength > 0 and plant.name == "zrce" and plant.params["ticker"] == ticker:
+        # Before the bars are priced (and before options and futures read this latent path).
+        _plant_zrce(model, plant, lat, idx, volume, transactions, price)
+    op, hi, lo, cl = price(slice(None))
+    return _Minutes(ticker, idx, op, hi, lo, cl, volume, transactions, g.ny_day[idx], regular)
 
 
 def _forex_minutes(model: _Model, ticker: str) -> _Minutes:
@@ -1231,6 +1305,125 @@ def _by_day(frame: pl.DataFrame | None) -> dict[int, pl.DataFrame]:
     return {key[0]: part for key, part in frame.partition_by("_day", as_dict=True, maintain_order=True).items()}
 
 
+# ============================================================================= planted edges
+#
+# A planted edge is a known, documented regularity written into an otherwise random market, so that a
+# search can be scored on whether it finds it (power) and on how often it promotes something in a
+# market with none (false promotions). Each plant draws from its own random stream, never from the
+# streams of the null market, so a planted market and the null market of the same seed share every
+# other draw: the difference between them is the plant and nothing else. Strength 0 plants nothing
+# at all (byte-identical files to ``--plant none``).
+
+#: Bumped when the fields of ``_synthetic.json`` (:data:`data.store.SYNTHETIC_INFO_NAME`) change meaning.
+SYNTHETIC_INFO_FORMAT = 1
+
+
+def _clock_minutes(text: object) -> int:
+    t = dt.time.fromisoformat(str(text))
+    return t.hour * 60 + t.minute
+
+
+def _plant_zrce(
+    model: _Model,
+    plant: Plant,
+    lat: _Latent,
+    idx: np.ndarray,
+    volume: np.ndarray,
+    transactions: np.ndarray,
+    price: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+) -> None:
+    """Plant the zrce edge into ``lat.logp``, ``volume`` and ``transactions`` in place (see :data:`PLANTS`).
+
+    Days are walked in order because a day's bars (hence its zone and break) sit on the path as earlier
+    days' drifts left it; each break only moves the path after its own bar, so re-pricing one day at a
+    time finds exactly the bars the written files will hold.
+    """
+    g = model.grid
+    p = plant.params
+    zone_end, last_entry = _clock_minutes(p["zone_end"]), _clock_minutes(p["last_entry"])
+    buffer, period = float(p["buffer"]), int(p["volume_period"])
+    horizon = int(p["horizon"])
+    # Front-loaded: breakouts that work move at once (a stop a few ticks away survives), then fade.
+    # Weights w_k ~ exp(-k / decay) scaled so that sum(w_k sd_k) is drift_sd sds of the horizon's
+    # noise when the minute sds are equal: sum(w_k) = drift_sd * sqrt(horizon).
+    shape = np.exp(-np.arange(horizon) / float(p["decay"]))
+    weights = plant.strength * float(p["drift_sd"]) * math.sqrt(horizon) * shape / shape.sum()
+    rng = _rng(model.seed, "plant", plant.name, str(p["ticker"]))
+    # The engines see regular-session bars only, and volume_ratio averages over that bar sequence.
+    reg_rows = np.flatnonzero(g.reg[idx])
+    days = g.ny_day[idx[reg_rows]]
+    starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])
+    ends = np.r_[starts[1:], len(reg_rows)]
+    minute = g.ny_min[idx]
+    for first, last in zip(starts, ends, strict=True):
+        rows = reg_rows[first:last]
+        _, hi, lo, cl = price(rows)
+        zone = minute[rows] < zone_end
+        if not zone.any():
+            continue
+        top, bottom = hi[zone].max(), lo[zone].min()
+        live = (minute[rows] >= zone_end) & (minute[rows] < last_entry)
+        # Like zone_breakout's two detectors: the first close above the top + buffer is the up break,
+        # the first below the bottom - buffer the down break; the earlier confirmed one is traded.
+        breaks = sorted(
+            (int(np.argmax(beyond)), direction)
+            for beyond, direction in ((live & (cl > top + buffer), 1.0), (live & (cl < bottom - buffer), -1.0))
+            if beyond.any()
+        )
+        for k, direction in breaks:
+            at = first + k  # position in reg_rows
+            if at < period:
+                continue  # no volume history to compare with
+            row = rows[k]
+            mean = float(volume[reg_rows[at - period : at]].mean())
+            draw = rng.random()  # one draw per break, used or not, so later days do not shift
+            if volume[row] < float(p["volume_ratio"]) * mean:
+                if draw >= float(p["confirm_share"]):
+                    continue
+                surged = math.ceil(float(p["volume_surge"]) * mean)
+                transactions[row] = max(1, round(transactions[row] * surged / max(volume[row], 1)))
+                volume[row] = surged
+            _drift(lat, int(idx[row]), direction, weights, g.n)
+            break
+
+
+def _drift(lat: _Latent, b: int, direction: float, weights: np.ndarray, n: int) -> None:
+    """Move the latent path after bar ``b`` (whose close is ``logp[b + 1]``): minute ``b + 1 + k`` gets
+    ``direction * weights[k]`` of its own sd, and everything later keeps the shift."""
+    end = min(b + 1 + len(weights), n)
+    if end <= b + 1:
+        return  # the break is the grid's last minute: nothing after it to move
+    drift = np.cumsum(direction * weights[: end - b - 1] * lat.sd[b + 1 : end])
+    lat.logp[b + 2 : end + 1] += drift
+    lat.logp[end + 1 :] += drift[-1]
+
+
+def _forex_trend_drift(seed: int, plant: Plant, sd: np.ndarray) -> np.ndarray:
+    """The forex_trend plant's extra minute log returns ``sd_t * g_t`` (see :data:`PLANTS`)."""
+    tau = float(plant.params["timescale"])
+    g_sd = plant.strength * math.sqrt(float(plant.params["variance_share"]) / (2.0 * tau))
+    g = _ar1(_rng(seed, "plant", plant.name, str(plant.params["ticker"])), len(sd), math.exp(-1.0 / tau), g_sd)
+    return sd * g
+
+
+def synthetic_info(
+    *, seed: int, start: dt.date, end: dt.date, tickers: Sequence[str], options: bool, plant: Plant | None
+) -> dict[str, object]:
+    """What :func:`generate` writes to ``<root>/_synthetic.json`` (and ingest copies into the manifest)."""
+    info: dict[str, object] = {
+        "format": SYNTHETIC_INFO_FORMAT,
+        "generator": "data.synth",
+        "seed": seed,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "tickers": list(tickers),
+        "options": options,
+        "plant": plant.to_json() if plant is not None else None,
+    }
+    info["label"] = data_origin_label(info)
+    return info
+
+
 # ============================================================================= entry point
 
 
@@ -1256,13 +1449,19 @@ def generate(
     end: dt.date = DEFAULT_END,
     seed: int = 7,
     options: bool = True,
+    plant: Plant | str | None = None,
     progress: bool = False,
 ) -> SynthReport:
     """Write synthetic Polygon flat files for ``tickers`` between ``start`` and ``end`` under ``root``.
 
     Stocks/ETFs get minute and day files per NYSE session (with options unless ``options=False``),
     ``C:`` pairs per UTC day with trading, futures roots per trade date. Same arguments, same bytes.
+    ``plant`` (a :class:`Plant`, or text for :func:`parse_plant` such as ``"zrce:0.5"``; None = a null
+    market) plants a known edge; what was planted, with the seed and window, goes to
+    ``<root>/_synthetic.json`` (see :func:`synthetic_info`).
     """
+    if isinstance(plant, str):
+        plant = parse_plant(plant, flag="plant")
     began = time.perf_counter()
     if isinstance(start, dt.datetime):
         start = start.date()
@@ -1272,10 +1471,10 @@ def generate(
         raise ValueError(f"start {start} is after end {end}; give start <= end")
     names = _normalise_tickers(tickers)
     root = Path(root)
-    report = SynthReport(root=root, start=start, end=end, tickers=names)
+    report = SynthReport(root=root, start=start, end=end, tickers=names, plant=plant)
 
     grid = _build_grid(start, end)
-    model = _Model(grid, seed, start, end)
+    model = _Model(grid, seed, start, end, plant)
     kinds = {t: ticker_kind(t) for t in names}
     stocks = sorted(t for t in names if kinds[t] is AssetClass.STOCKS)
     stock_parts = {t: _stock_minutes(model, t) for t in stocks}
@@ -1320,6 +1519,10 @@ def generate(
                 report.day_rows[AssetClass.OPTIONS.value] += daily.height
     finally:
         writer.close()
+    info = synthetic_info(seed=seed, start=start, end=end, tickers=names, options=options, plant=plant)
+    info_path = root / SYNTHETIC_INFO_NAME
+    root.mkdir(parents=True, exist_ok=True)
+    info_path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     report.files = writer.files
     report.bytes_written = writer.bytes
     report.elapsed = time.perf_counter() - began

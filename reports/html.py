@@ -124,6 +124,8 @@ class ReportData:
     importance_note: str | None = None
     candidates_source: str = "records"  # "gate": the gated candidates; "records": top trials, no gate run
     gates: GateArtifacts | None = None
+    data_origin: str | None = None  # "synthetic data, planted edge zrce:0.5", or real flat files
+    holdout: dict[str, Any] | None = None  # start, end, days
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -580,6 +582,8 @@ body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;colo
 header{background:#1f2d3d;color:#fff;padding:18px 32px}
 header h1{margin:0 0 4px 0;font-size:1.6em} header p{margin:0;color:#cfd8e3}
 header code{background:#34495e;color:#fff}
+div.decision{margin-top:10px;padding:8px 12px;background:#2c3e50;border-left:4px solid #f0b400}
+div.decision p,div.decision li{color:#fff;margin:3px 0} div.decision ul{margin:4px 0 4px 18px;padding:0}
 nav{position:sticky;top:0;background:#fff;border-bottom:1px solid #ddd;padding:8px 32px;z-index:10}
 nav a{margin-right:14px;color:#1f5f9f;text-decoration:none;font-size:.92em}
 main{max-width:1280px;margin:0 auto;padding:8px 32px 48px}
@@ -613,8 +617,47 @@ def render_report(data: ReportData) -> str:
         "</head><body>"
         f"<header><h1>Study {_e(data.study_name)}</h1><p>generated {_e(data.generated_utc)} by "
         "<code>search report</code>; every number is read from the study storage, the trial records and the "
-        "gate artifacts</p></header>"
+        f"gate artifacts</p>{_decision(data)}</header>"
         f"<nav>{nav}</nav><main>{sections}</main></body></html>\n"
+    )
+
+
+def _decision(data: ReportData) -> str:
+    """The decision first: which candidates pass on the holdout, why the others fail, what to run next."""
+    origin = f"<p class='origin'><b>Data:</b> {_e(data.data_origin)}</p>" if data.data_origin else ""
+    holdout = data.holdout or {}
+    held = (
+        f" on the holdout {_e(holdout.get('start'))} .. {_e(holdout.get('end'))} ({_e(holdout.get('days'))} "
+        "sessions the search never saw)"
+        if holdout
+        else ""
+    )
+    if data.gates is None:
+        return (
+            f"<div class='decision'>{origin}<p><b>Decision: none yet.</b> No candidate has been gated. Next: "
+            f"<code>{_e(data.gate_command)}</code></p></div>"
+        )
+    entries = data.gates.summary.get("candidates", [])
+    passed = [c for c in entries if c.get("passed")]
+    items = "".join(
+        f"<li>{'PASS' if c.get('passed') else 'reject'}: trial #{_e(c.get('trial'))} (rank {_e(c.get('rank'))}): "
+        f"{_e(c.get('summary'))}</li>"
+        for c in entries
+    )
+    if passed:
+        first = passed[0]["trial"]
+        verdict = f"{len(passed)} of {len(entries)} candidate(s) passed every gate{held}."
+        nxt = (
+            f"<code>search confirm --study {_e(data.study_name)} --trial {_e(first)}</code>, then "
+            f"<code>search reproduce --study {_e(data.study_name)} --trial {_e(first)}</code>, then "
+            f"<code>search promote --study {_e(data.study_name)} --dry-run</code>"
+        )
+    else:
+        verdict = f"No candidate passed: all {len(entries)} rejected{held}."
+        nxt = "widen the space or its data, or accept that there is no edge here; nothing is promoted"
+    return (
+        f"<div class='decision'>{origin}<p><b>Decision:</b> {verdict}</p><ul>{items}</ul>"
+        f"<p><b>Next:</b> {nxt}</p></div>"
     )
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from data.plants import PLANT_CHOICES, Plant, parse_plant, plant_help
+
 DATE = click.DateTime(formats=["%Y-%m-%d"])
 
 
@@ -15,12 +17,19 @@ def _date(value: dt.datetime | None) -> dt.date | None:
     return value.date() if value is not None else None
 
 
+def _parse_plant(ctx: click.Context, param: click.Parameter, value: str | None) -> Plant | None:
+    try:
+        return parse_plant(value, flag="--plant")
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
 @click.group()
 def data() -> None:
     """Polygon flat files: generate sample data, ingest to the Parquet store."""
 
 
-@data.command("synth")
+@data.command("synth", epilog="Planted edges:\n\n" + plant_help())
 @click.option(
     "--root", required=True, type=click.Path(file_okay=False, path_type=Path), help="Flat-file root to write."
 )
@@ -30,10 +39,26 @@ def data() -> None:
 @click.option("--start", type=DATE, default=None, help="First date (default 2024-01-02).")
 @click.option("--end", type=DATE, default=None, help="Last date (default 2024-06-28).")
 @click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--plant",
+    "plant",
+    default="none",
+    show_default=True,
+    metavar="NAME[:STRENGTH]",
+    callback=_parse_plant,
+    help=f"Plant a known edge: one of {', '.join(PLANT_CHOICES)}; STRENGTH >= 0 scales it (0 = nothing "
+    "planted, the same files as none). Definitions below.",
+)
 def synth(
-    root: Path, tickers: str | None, start: dt.datetime | None, end: dt.datetime | None, seed: int
+    root: Path, tickers: str | None, start: dt.datetime | None, end: dt.datetime | None, seed: int,
+    plant: Plant | None,
 ) -> None:
-    """Write realistic sample data in the exact Polygon flat-file layout."""
+    """Write realistic sample data in the exact Polygon flat-file layout.
+
+    Without --plant the market is a null market (random walks: no strategy has an edge). With
+    --plant NAME[:STRENGTH] a known edge is planted; <root>/_synthetic.json records seed, window and
+    plant, and `search data ingest` carries it into the store's manifest.
+    """
     from data.synth import DEFAULT_END, DEFAULT_START, DEFAULT_TICKERS, generate
 
     report = generate(
@@ -42,6 +67,7 @@ def synth(
         start=_date(start) or DEFAULT_START,
         end=_date(end) or DEFAULT_END,
         seed=seed,
+        plant=plant,
         progress=True,
     )
     click.echo(report.summary())

@@ -4,8 +4,9 @@ Three levels, each a plain JSON dict (no secrets: no environment values, storage
 
 * **study** (:func:`search.run.provenance`, study user attributes): the space (text and content hash),
   seed, engine, fill-model version, the data store's manifest hash for the window the trials read and
-  the source files behind it (``data_files``: flat-file relpath -> sha256), the code
-  (:func:`code_provenance`);
+  the source files behind it (``data_files``: flat-file relpath -> sha256), where the data came from
+  (``data_synthetic``, ``data_origin``: :func:`data_origin_fields`; :func:`data_origin` reads the line
+  back), the code (:func:`code_provenance`);
 * **trial** (:func:`trial_provenance`, the ``provenance`` key of the trial's record meta): the concrete
   spec JSON of the trial and its hash, plus the session's seed, engine, fill model, data manifest hash
   and code, so a trial of a resumed study names the code and data it actually ran on;
@@ -27,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from data.store import Store, read_manifest, resolve_root
+from data.store import Store, data_origin_label, read_manifest, resolve_root
 from evaluator.fill_model import FILL_MODEL_VERSION
 from evaluator.market import signal_symbol
 from search.study import mask_url
@@ -40,6 +41,8 @@ __all__ = [
     "PROVENANCE_FORMAT",
     "code_provenance",
     "data_files",
+    "data_origin",
+    "data_origin_fields",
     "diff_data_files",
     "git_commit",
     "manifest_window",
@@ -157,6 +160,23 @@ def data_files(store: Store, start: dt.date, end: dt.date, tickers: Sequence[str
     return out
 
 
+def data_origin_fields(store: Store) -> dict[str, Any]:
+    """``data_synthetic`` (what generated the store's data: seed, window, planted edge; None for real flat
+    files, see :meth:`data.store.Store.synthetic`) and ``data_origin``, its one-line label such as
+    "synthetic data, planted edge zrce:0.5"."""
+    synthetic = store.synthetic()
+    return {"data_synthetic": synthetic, "data_origin": data_origin_label(synthetic)}
+
+
+def data_origin(attrs: Mapping[str, Any]) -> str:
+    """The data-origin line of a study's (or backtest's) provenance, for report headers:
+    "synthetic data, planted edge zrce:0.5", "synthetic data, null market (no planted edge)",
+    "flat files (no synthetic marker: real data)"; provenance recorded before the field existed says so."""
+    if "data_origin" in attrs:
+        return str(attrs["data_origin"])
+    return "data origin not recorded (provenance older than the data_origin field)"
+
+
 def diff_data_files(old: Mapping[str, str], new: Mapping[str, str]) -> dict[str, list[str]]:
     """Files whose content changed, that were added and that were removed (each list sorted)."""
     return {
@@ -192,6 +212,7 @@ def session_provenance(
         "data_window": [str(space.data.start), str(space.data.end)],
         "data_manifest_window": [str(window[0]), str(window[1])],
         "data_manifest_hash": manifest_hash,
+        "data_origin": data_origin_label(store.synthetic()),
         **code_provenance(),
     }
 
@@ -239,6 +260,7 @@ def backtest_provenance(
         "data_manifest_window": [str(window[0]), str(window[1])],
         "data_manifest_hash": manifest,
         "data_files": files,
+        **data_origin_fields(store),
         **code_provenance(),
         "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
@@ -280,6 +302,7 @@ def provenance_lines(
         f"  data     {a.get('data_symbol', '-')} {window} from {mask_url(str(a.get('data_root', '-')))}, "
         f"manifest {_short(a.get('data_manifest_hash'))}"
         + (f" ({len(files)} source files)" if isinstance(files, Mapping) else ""),
+        f"  origin   {data_origin(a)}",
         "  packages " + ", ".join(f"{k} {packages.get(k) or '-'}" for k in wanted),
     ]
     if not trial_meta:

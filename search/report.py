@@ -31,6 +31,7 @@ from search.gate import (
     records_folder,
     select_candidates,
 )
+from search.provenance import data_origin
 from search.records import load_records, safe_name
 from search.study import directions_of, mask_url, open_storage, storage_url
 
@@ -143,6 +144,7 @@ def _summary(study: optuna.Study, url: str) -> list[tuple[str, str]]:
             f"{attrs.get('data_symbol', '-')} {' .. '.join(attrs.get('data_window') or [])} "
             f"from {mask_url(str(attrs.get('data_root', '-')))}",
         ),
+        ("data origin", data_origin(attrs)),
         ("data manifest hash", str(attrs.get("data_manifest_hash", "-"))),
         ("fill model version", str(attrs.get("fill_model_version", "-"))),
     ]
@@ -160,7 +162,16 @@ def _summary(study: optuna.Study, url: str) -> list[tuple[str, str]]:
             )
         )
     if attrs.get("folds"):
-        rows.append(("folds", _fmt_folds(attrs["folds"])))
+        rows.append(("folds (train / validation)", _fmt_folds(attrs["folds"])))
+    holdout = attrs.get("holdout")
+    if holdout:
+        rows.append(
+            (
+                "holdout (out-of-sample)",
+                f"{holdout['start']} .. {holdout['end']} ({holdout['days']} sessions): never read by the search; "
+                "search gate reads it",
+            )
+        )
     wfo = attrs.get("wfo")
     if wfo and wfo.get("summary"):
         s = wfo["summary"]
@@ -263,6 +274,8 @@ def build_report_data(study: optuna.Study, *, url: str, studies_root: Path, top:
         importance_note=note,
         candidates_source=source,
         gates=gates,
+        data_origin=data_origin(study.user_attrs),
+        holdout=study.user_attrs.get("holdout"),
     )
 
 

@@ -44,6 +44,7 @@ from search.executor import Executor, TaskResult, WorkContext, make_executor
 from search.paths import default_data_root, studies_root
 from search.provenance import (
     data_files,
+    data_origin_fields,
     git_commit,
     manifest_window,
     package_versions,
@@ -284,6 +285,7 @@ def provenance(prep: _Prepared, config: RunConfig, *, seed: int, records_dir: Pa
         "data_manifest_hash": prep.manifest_hash,
         "data_manifest_window": [str(d) for d in prep.manifest_window],
         "data_files": prep.data_files,
+        **data_origin_fields(prep.store),
         "walk_forward": space.walk_forward.model_dump(),
         "folds": _fold_dicts(prep.folds),
         "holdout": holdout_dict(prep.holdout),

@@ -53,6 +53,16 @@ def july(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module", params=[None, "zrce:1"], ids=["null", "planted"])
+def july_planted_too(request: pytest.FixtureRequest, july: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """July as it is, and with the zrce edge planted: options and futures must follow the planted SPY."""
+    if request.param is None:
+        return july
+    root = tmp_path_factory.mktemp("july_zrce")
+    generate(root, start=JULY[0], end=JULY[1], seed=7, plant=request.param)
+    return root
+
+
 @pytest.fixture(scope="module")
 def november(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("nov")
@@ -197,8 +207,8 @@ def test_forex_week_and_rollover(july: Path) -> None:
     assert (week["volume"] == week["transactions"]).all()  # quote counts
 
 
-def test_futures_track_the_etf(july: Path) -> None:
-    day = D(2024, 7, 10)
+def test_futures_track_the_etf(july_planted_too: Path) -> None:
+    july, day = july_planted_too, D(2024, 7, 10)
     spy = read(july, STOCKS, MINUTE, day).filter(pl.col("ticker") == "SPY").select("window_start", spy="close")
     mes = read(july, FUTURES, MINUTE, day).select("window_start", mes="close")
     joined = spy.join(mes, on="window_start")
@@ -270,8 +280,8 @@ def test_zero_dte_every_spy_session_and_expiry_schedules(july: Path) -> None:
     assert any(k % 1 == 0.5 for k in amd_strikes)  # $2.50 increments away from the money
 
 
-def test_put_call_parity(july: Path) -> None:
-    checked = 0
+def test_put_call_parity(july_planted_too: Path) -> None:
+    july, checked = july_planted_too, 0
     for day in (D(2024, 7, 2), D(2024, 7, 3)):
         chain = option_frame(july, day)
         keys = ["underlying", "expiry", "strike", "window_start"]

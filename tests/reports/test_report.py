@@ -96,6 +96,25 @@ def test_gate_table_summary_and_provenance(gated_report):
     assert "Pareto front" in section(html, "pareto") and "fig-pareto" in section(html, "pareto")
 
 
+def test_the_page_opens_with_the_decision(gated_report):
+    html = gated_report["html"]
+    header = html[html.index("<header>") : html.index("</header>")]
+    gate = gated_report["gate"]
+    holdout = load_study(gated_report["root"], "rep_multi").user_attrs["holdout"]
+    assert "<b>Data:</b> synthetic data, null market (no planted edge)" in header
+    assert f"on the holdout {holdout['start']} .. {holdout['end']}" in header
+    passed = [c for c in gate.candidates if c.verdict.passed]
+    if passed:
+        assert f"{len(passed)} of {len(gate.candidates)} candidate(s) passed" in header
+        assert f"search confirm --study rep_multi --trial {passed[0].number}" in header
+    else:
+        assert f"No candidate passed: all {len(gate.candidates)} rejected" in header
+    for c in gate.candidates:  # every candidate with its verdict and the reasons
+        reason = c.verdict.summary().replace("<", "&lt;").replace(">", "&gt;")
+        assert f"trial #{c.number} (rank {c.rank}): {reason}" in header
+    assert html.index("Decision:") < html.index("<nav>")
+
+
 def test_storage_passwords_never_reach_the_page(gated_report):
     study = load_study(gated_report["root"], "rep_multi")
     data = build_report_data(
@@ -166,6 +185,7 @@ def test_report_before_any_gate_run_points_to_the_command(ungated_report):
     for sid in ("trades", "overfitting", "gates"):
         assert "search gate --study rep_single" in section(html, sid)
     assert "Single-objective study" in section(html, "pareto")
+    assert "Decision: none yet.</b> No candidate has been gated. Next: <code>search gate --study rep_single" in html
     walk = section(html, "walk-forward")
     assert "from their trial records" in walk and "fig-walk-forward-1" in walk
     assert "fig-monthly" in section(html, "monthly") and "fig-importance" in section(html, "importance")

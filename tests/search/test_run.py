@@ -76,6 +76,9 @@ def test_run_writes_records_attrs_and_provenance(tmp_path, space_file, sample_st
     assert attrs["data_manifest_hash"] == Store(sample_store).manifest_hash(
         START - dt.timedelta(days=10), END, ["SPY"]
     )
+    # the sample store is a generated null market, and the study says so
+    assert attrs["data_origin"] == "synthetic data, null market (no planted edge)"
+    assert attrs["data_synthetic"]["seed"] == 11 and attrs["data_synthetic"]["plant"] is None
     assert set(attrs["packages"]) >= {"optuna", "numba", "polars", "ray", "lumibot"}
     assert attrs["packages"]["optuna"] == optuna.__version__
     assert canary not in json.dumps(attrs)
