@@ -95,8 +95,10 @@ __all__ = [
 ]
 
 DEFAULT_TICKERS: tuple[str, ...] = ("SPY", "QQQ", "AMD", "C:EURUSD", "C:XAUUSD", "MES")
-DEFAULT_START = dt.date(2024, 1, 2)
-DEFAULT_END = dt.date(2024, 6, 28)
+#: About two years (502 NYSE sessions): long enough for a six-month holdout that holds >= 100 positions of a
+#: one-trade-a-day strategy (the KPI gates' trade count) after walk-forward folds.
+DEFAULT_START = dt.date(2023, 1, 3)
+DEFAULT_END = dt.date(2024, 12, 31)
 
 #: Continuously compounded rate used to price options (no dividends) and the futures carry.
 RISK_FREE_RATE = 0.05

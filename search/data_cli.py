@@ -36,8 +36,8 @@ def data() -> None:
 @click.option(
     "--tickers", default=None, help="Comma-separated tickers (default: SPY,QQQ,AMD,C:EURUSD,C:XAUUSD,MES)."
 )
-@click.option("--start", type=DATE, default=None, help="First date (default 2024-01-02).")
-@click.option("--end", type=DATE, default=None, help="Last date (default 2024-06-28).")
+@click.option("--start", type=DATE, default=None, help="First date (default 2023-01-03).")
+@click.option("--end", type=DATE, default=None, help="Last date (default 2024-12-31).")
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option(
     "--plant",
