@@ -41,6 +41,7 @@ __all__ = [
     "effective_number_of_trials",
     "expected_max_sharpe",
     "parameter_stability",
+    "null_sharpe_variance",
     "probabilistic_sharpe_ratio",
     "probability_of_backtest_overfitting",
     "stitched_sharpe",
@@ -103,11 +104,29 @@ class DSRResult:
     skew: float
     kurtosis: float  # non-excess (normal = 3)
     n_trials: float
-    sr_variance: float  # variance (ddof=1) of the trials' per-period Sharpe ratios
+    sr_variance: float  # V[SR] behind sr0: the trials' spread (ddof=1) or the given null variance
+
+
+def null_sharpe_variance(n_obs: int) -> float:
+    """Variance of a per-period Sharpe estimate over ``n_obs`` returns whose true Sharpe is 0: 1 / (n - 1).
+
+    The DSR's null hypothesis is that no trial has skill; under it every trial's Sharpe is such an
+    estimate (Mertens' variance at SR = 0, whatever the skew and kurtosis), so this is the V[SR] the
+    expected maximum needs. The variance across the trials' Sharpes estimates the same number only when
+    the null holds for all of them: where some trials have real skill it adds the spread of their true
+    Sharpes (signal, not selection noise) and the benchmark grows with the edge itself.
+    """
+    if n_obs < 2:
+        raise ValueError(f"a Sharpe estimate needs at least 2 returns, got n_obs={n_obs!r}")
+    return 1.0 / (n_obs - 1)
 
 
 def deflated_sharpe_ratio(
-    returns: np.ndarray, *, trial_sharpes: np.ndarray, n_trials: float | None = None
+    returns: np.ndarray,
+    *,
+    trial_sharpes: np.ndarray,
+    n_trials: float | None = None,
+    sr_variance: float | None = None,
 ) -> DSRResult:
     """Deflated Sharpe ratio of the strategy with per-period ``returns``, selected among many trials.
 
@@ -115,16 +134,19 @@ def deflated_sharpe_ratio(
         returns: the selected strategy's per-period (e.g. daily out-of-sample) returns.
         trial_sharpes: per-period Sharpe ratios of every trial of the search, same periodicity as
             ``returns`` (divide annualised values by sqrt(periods_per_year)). Non-finite entries (failed
-            trials) are dropped; their variance (ddof=1) is V[SR].
+            trials) are dropped; their variance (ddof=1) is V[SR] unless ``sr_variance`` is given.
         n_trials: the number of independent trials N; defaults to the count of finite ``trial_sharpes``.
             Pass :func:`effective_number_of_trials` when trials are strongly correlated.
+        sr_variance: V[SR] of the trials' Sharpe estimates under the null, e.g.
+            :func:`null_sharpe_variance` of their sample length; default: the trials' observed spread.
     """
     r = np.asarray(returns, dtype=np.float64).ravel()
     r = r[np.isfinite(r)]
     sharpes = np.asarray(trial_sharpes, dtype=np.float64).ravel()
     sharpes = sharpes[np.isfinite(sharpes)]
     n_eff = float(sharpes.size if n_trials is None else n_trials)
-    sr_variance = float(np.var(sharpes, ddof=1)) if sharpes.size >= 2 else 0.0
+    if sr_variance is None:
+        sr_variance = float(np.var(sharpes, ddof=1)) if sharpes.size >= 2 else 0.0
     sr0 = expected_max_sharpe(sr_variance, n_eff)
 
     sr = sharpe_ratio(r, periods_per_year=1)

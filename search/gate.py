@@ -10,8 +10,12 @@ still reproduce, on its validation windows).
 
 Study level (every COMPLETE trial with a record; all of it validation data, chosen without the holdout):
 
-* each trial's stitched validation daily returns and their per-period Sharpe ratios: the variance
-  V[SR] the DSR deflates with (how much Sharpe the best of N tries shows by luck);
+* each trial's stitched validation daily returns and their per-period Sharpe ratios; the DSR deflates
+  with V[SR] = 1 / (T - 1), the variance of a skill-less Sharpe estimate over the trials' T validation
+  sessions (how much Sharpe the best of N tries shows by luck). The spread of the trials' Sharpes is
+  that variance only when no trial has skill; with a real edge it adds the spread of true Sharpes and
+  no candidate could pass (measured on a planted market: 0.064 against 0.0042, README "Calibration"),
+  so it is reported as ``dsr_spread`` and not gated;
 * the effective number of independent trials: correlation clustering of those validation series;
 * PBO by CSCV over a sessions x trials matrix: each trial's return on every session its record holds
   (the validation return where the session lies in a test window, else the in-sample return of the
@@ -72,6 +76,7 @@ from evaluator.overfitting import (
     bootstrap_max_drawdown,
     deflated_sharpe_ratio,
     effective_number_of_trials,
+    null_sharpe_variance,
     parameter_stability,
     probability_of_backtest_overfitting,
     walk_forward_efficiency,
@@ -107,8 +112,9 @@ PERIODS_PER_YEAR = 252
 
 #: Metrics a gate may test, with what ``search gate`` puts behind each name.
 GATE_METRICS: dict[str, str] = {
-    "dsr": "deflated Sharpe ratio of the holdout returns, N = effective number of trials",
-    "dsr_raw": "deflated Sharpe ratio of the holdout returns, N = raw count of COMPLETE trials",
+    "dsr": "deflated Sharpe ratio of the holdout returns, N = effective number of trials, V[SR] = 1/(T-1)",
+    "dsr_raw": "deflated Sharpe ratio of the holdout returns, N = raw count of COMPLETE trials, V[SR] = 1/(T-1)",
+    "dsr_spread": "deflated Sharpe ratio of the holdout returns, N effective, V[SR] = the trials' Sharpe spread",
     "psr": "probabilistic Sharpe ratio P(true Sharpe > 0) of the holdout returns",
     "pbo": "probability of backtest overfitting of the study (CSCV); the same for every candidate",
     "wfe": "walk-forward efficiency: annualised mean holdout return / annualised mean IS return",
@@ -409,7 +415,8 @@ def records_folder(study: optuna.Study, studies_root: Path) -> Path:
 class StudyStats:
     n_trials_raw: int
     n_trials_eff: float
-    sr_variance: float
+    sr_variance: float  # the spread of the trials' validation Sharpes (``dsr_spread``)
+    sr_variance_null: float  # 1 / (T - 1) for the trials' median validation length T (``dsr``)
     trial_sharpes: dict[int, float]  # per period, from stitched validation returns
     val_dropped: dict[int, str]
     pbo: PBOResult | None
@@ -429,6 +436,7 @@ def study_stats(
         n_trials_raw=len(records),
         n_trials_eff=n_eff,
         sr_variance=float(np.var(finite, ddof=1)) if finite.size >= 2 else 0.0,
+        sr_variance_null=null_sharpe_variance(max(2, int(np.median([s.returns.size for s in validation.values()])))),
         trial_sharpes=sharpes,
         val_dropped=aligned.dropped,
         pbo=pbo,
@@ -624,8 +632,14 @@ def _evaluate_candidate(
     # The lockbox opens here, after the candidate was chosen from in-sample values only.
     held = fast_run(spec, market, dt.date.fromisoformat(holdout["start"]), dt.date.fromisoformat(holdout["end"]))
     trial_sharpes = np.array(list(stats.trial_sharpes.values()), dtype=np.float64)
-    dsr_eff = deflated_sharpe_ratio(held.daily_returns, trial_sharpes=trial_sharpes, n_trials=stats.n_trials_eff)
-    dsr_raw = deflated_sharpe_ratio(held.daily_returns, trial_sharpes=trial_sharpes, n_trials=stats.n_trials_raw)
+    null = stats.sr_variance_null
+    dsr_eff = deflated_sharpe_ratio(
+        held.daily_returns, trial_sharpes=trial_sharpes, n_trials=stats.n_trials_eff, sr_variance=null
+    )
+    dsr_raw = deflated_sharpe_ratio(
+        held.daily_returns, trial_sharpes=trial_sharpes, n_trials=stats.n_trials_raw, sr_variance=null
+    )
+    dsr_spread = deflated_sharpe_ratio(held.daily_returns, trial_sharpes=trial_sharpes, n_trials=stats.n_trials_eff)
     wfe = walk_forward_efficiency(
         [f.is_returns for f in _folds(record)], [held.daily_returns], PERIODS_PER_YEAR
     )
@@ -653,6 +667,7 @@ def _evaluate_candidate(
     values: dict[str, float] = {
         "dsr": dsr_eff.dsr,
         "dsr_raw": dsr_raw.dsr,
+        "dsr_spread": dsr_spread.dsr,
         "psr": dsr_eff.psr,
         "pbo": pbo,
         "wfe": wfe,
@@ -755,7 +770,7 @@ def _gates_csv(candidates: Sequence[CandidateResult], objective: str) -> pl.Data
             # a KPI of a rejected candidate stays blank: it was never read
             row[r.name] = _finite(r.value) if r.evaluated else None
             row[f"{r.name}_status"] = _status(r)
-        for extra in ("dsr_raw", "max_drawdown_p95", "stability_ratio"):
+        for extra in ("dsr_raw", "dsr_spread", "max_drawdown_p95", "stability_ratio"):
             row.setdefault(extra, _finite(c.values[extra]))
         row["rerun_matches_record"] = c.rerun.get("matches_record")
         row["params"] = json.dumps(_plain(c.params), sort_keys=True)
@@ -1108,6 +1123,7 @@ def _gates_json(
             "n_trials_raw": stats.n_trials_raw,
             "n_trials_eff": stats.n_trials_eff,
             "sr_variance": stats.sr_variance,
+            "sr_variance_null": stats.sr_variance_null,
             "periods_per_year": PERIODS_PER_YEAR,
             "trial_sharpes": [{"trial": n, "sr": v} for n, v in sorted(stats.trial_sharpes.items())],
             "val_dropped": {str(k): v for k, v in stats.val_dropped.items()},

@@ -20,6 +20,7 @@ from evaluator.metrics import sharpe_ratio
 from evaluator.overfitting import (
     deflated_sharpe_ratio,
     effective_number_of_trials,
+    null_sharpe_variance,
     probability_of_backtest_overfitting,
     walk_forward_efficiency,
 )
@@ -155,8 +156,13 @@ def test_dsr_wfe_and_kpis_read_the_holdout_and_the_records_reproduce(gated):
         held_returns = held.get_column("return").to_numpy()
         # the gates read the holdout: DSR of its returns against the trials' validation Sharpes
         dsr_file = json.loads((folder / "dsr.json").read_text())
-        expected = deflated_sharpe_ratio(held_returns, trial_sharpes=sharpes, n_trials=n_eff)
-        expected_raw = deflated_sharpe_ratio(held_returns, trial_sharpes=sharpes, n_trials=24)
+        # V[SR] of a skill-less Sharpe over the trials' validation sessions, not the trials' spread
+        null = null_sharpe_variance(int(np.median([v.size for v in validation.values()])))
+        assert gates_json["study_stats"]["sr_variance_null"] == pytest.approx(null)
+        expected = deflated_sharpe_ratio(held_returns, trial_sharpes=sharpes, n_trials=n_eff, sr_variance=null)
+        expected_raw = deflated_sharpe_ratio(held_returns, trial_sharpes=sharpes, n_trials=24, sr_variance=null)
+        spread = deflated_sharpe_ratio(held_returns, trial_sharpes=sharpes, n_trials=n_eff)
+        assert c.values["dsr_spread"] == pytest.approx(spread.dsr, rel=1e-12, abs=1e-15)
         assert dsr_file["effective"]["dsr"] == pytest.approx(expected.dsr, rel=1e-12, abs=1e-15)
         assert dsr_file["raw"]["dsr"] == pytest.approx(expected_raw.dsr, rel=1e-12, abs=1e-15)
         assert dsr_file["raw"]["dsr"] <= dsr_file["effective"]["dsr"]  # more trials, higher bar
