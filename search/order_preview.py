@@ -38,6 +38,10 @@ def first_orders(
     start, last = days[-sessions] if len(days) >= sessions else days[0], days[-1]
     result = fast_run(spec, load_market(store, spec, start, last), start, last)
     asset = _ASSET.get(spec.instrument.type, AssetClass.EQUITY)
+    legs = spec.instrument.legs
+    # an option leg is bought or sold as the spec's leg says, whatever the view: a "short" ZRCE position
+    # is a bought put (the trade row's side is the signal's direction)
+    opens_with_buy = str(legs[0].side) == "buy" if asset is AssetClass.OPTION and len(legs) == 1 else None
     out: list[tuple[dt.datetime, str, OrderRequest]] = []
     seen: list[Any] = []
     for row in result.trades.iter_rows(named=True):
@@ -45,14 +49,16 @@ def first_orders(
             if len(seen) == positions:
                 break
             seen.append(row["trade_id"])
-            out.append(_order(row, asset, tag, entry=True))
-        out.append(_order(row, asset, tag, entry=False))
+            out.append(_order(row, asset, tag, entry=True, opens_with_buy=opens_with_buy))
+        out.append(_order(row, asset, tag, entry=False, opens_with_buy=opens_with_buy))
     return out, (start, last)
 
 
-def _order(row: Mapping[str, Any], asset: AssetClass, tag: str, *, entry: bool) -> tuple[dt.datetime, str, OrderRequest]:
-    long = row["side"] == "long"
-    buy = long if entry else not long
+def _order(
+    row: Mapping[str, Any], asset: AssetClass, tag: str, *, entry: bool, opens_with_buy: bool | None = None
+) -> tuple[dt.datetime, str, OrderRequest]:
+    opens = row["side"] == "long" if opens_with_buy is None else opens_with_buy
+    buy = opens if entry else not opens
     when = _time(row["entry_time"] if entry else row["exit_time"])
     effect = PositionEffect.OPEN if entry else PositionEffect.CLOSE
     request = OrderRequest.single(

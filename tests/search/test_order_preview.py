@@ -1,0 +1,34 @@
+"""search promote --dry-run's first orders: a backtest position as the adapter's order requests."""
+
+from __future__ import annotations
+
+from brokers.base import AssetClass, OrderType, PositionEffect, Side, TimeInForce
+from search.order_preview import _order
+
+ROW = {
+    "trade_id": 0, "side": "short", "instrument": "O:SPY241224P00590000", "quantity": 25.0,
+    "entry_time": "2024-12-24T15:35:00.000000000+0000", "exit_time": "2024-12-24T16:05:00.000000000+0000",
+    "exit_reason": "take_profit",
+}
+
+
+def test_an_option_position_opens_and_closes_with_idempotent_client_ids() -> None:
+    # a "short" ZRCE position holds a bought put: the trade row's side is the direction of the view, the
+    # spec's option leg (side: buy) is bought to open and sold to close
+    when, what, entry = _order(ROW, AssetClass.OPTION, "demo-7", entry=True, opens_with_buy=True)
+    _, exit_what, exit_ = _order(ROW, AssetClass.OPTION, "demo-7", entry=False, opens_with_buy=True)
+    assert f"{when:%Y-%m-%d %H:%M %Z}" == "2024-12-24 10:35 EST" and what == "entry (short)"
+    leg = entry.legs[0]
+    assert (leg.side, leg.position_effect, leg.quantity, leg.asset_class) == (
+        Side.BUY, PositionEffect.OPEN, 25.0, AssetClass.OPTION)
+    assert (entry.order_type, entry.time_in_force) == (OrderType.MARKET, TimeInForce.DAY)
+    assert exit_.legs[0].side is Side.SELL and exit_.legs[0].position_effect is PositionEffect.CLOSE
+    assert exit_what == "exit (take_profit)"
+    again = _order(ROW, AssetClass.OPTION, "demo-7", entry=True, opens_with_buy=True)[2]
+    assert again.client_order_id == entry.client_order_id != exit_.client_order_id
+    assert entry.client_order_id.startswith("ssf-")
+
+
+def test_a_short_stock_position_sells_to_open() -> None:
+    _, _, entry = _order({**ROW, "instrument": "SPY"}, AssetClass.EQUITY, "demo-7", entry=True)
+    assert entry.legs[0].side is Side.SELL and entry.legs[0].position_effect is PositionEffect.OPEN
