@@ -310,6 +310,8 @@ def test_dry_run_prints_the_plan_and_records_nothing(farm: Farm) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "would deploy stocks trial 0" in result.output and "on tradier as paper" in result.output
+    # this study records no data store: the dry run says why it shows no orders instead of failing
+    assert "first orders: the study records no usable data store" in result.output, result.output
     assert "trial 1: confirm: lumibot trades differ" in result.output
     assert farm.store.list_deployments() == []
     assert farm.tradier.fake.order_count() == 0
