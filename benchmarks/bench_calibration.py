@@ -66,7 +66,7 @@ def closeness(params: dict[str, Any]) -> dict[str, bool]:
     volume_ratio = float(params.get("relaxed_ratio", 1.2)) + float(params.get("volume_ratio_gap", 0.3))
     trailing = bool(params.get("use_trailing", True))
     return {
-        "zone 10:30": params.get("zone_time") == planted["zone_end"],
+        "zone 10:30": params.get("zone_time", "10:30") == planted["zone_end"],
         "buffer<=0.14": float(params.get("trigger_buffer", 0.1)) <= float(planted["buffer"]) + 0.04,
         "vol ratio 1.2-1.8": abs(volume_ratio - float(planted["volume_ratio"])) <= 0.3 + 1e-9,
         "hold 5-30": 5 <= int(params.get("max_hold", 15)) <= 30,
