@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from search.paths import default_data_root
+from search.paths import default_data_root, studies_root
 
 
 @click.command("seed")
@@ -41,8 +41,9 @@ def seed(ideas_glob: str, signals_path: Path | None, provider: str | None, out: 
     if not files and signals_path is None:
         click.echo(f"error: no idea files match {ideas_glob!r}", err=True)
         sys.exit(2)
-    pipeline = SeedPipeline(llm, dry_run=DryRunner(data_root or default_data_root()), max_fixes=max_fixes,
-                            trials=trials)
+    # the dry run's generated sample data goes under the studies root, never the working directory
+    dry_run = DryRunner(data_root or default_data_root(), cache_dir=studies_root() / ".seed_data")
+    pipeline = SeedPipeline(llm, dry_run=dry_run, max_fixes=max_fixes, trials=trials)
     accepted = rejected = 0
     for path in files:
         for index, text in enumerate(split_ideas(Path(path).read_text()), 1):
