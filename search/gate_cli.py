@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from search.paths import DATA_ROOT_ENV, STUDIES_ROOT_ENV
+from search.cli_support import EXIT_NEGATIVE, data_option, setup_errors, storage_option, study_option
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -20,12 +20,6 @@ if TYPE_CHECKING:
     from search.gate import GateSummary
 
 __all__ = ["gate", "verdict_table"]
-
-_STORAGE_HELP = (
-    "Optuna storage: a database URL (sqlite:///..., postgresql://...) or journal:PATH "
-    f"(default: sqlite at <studies root>/farm.db; studies root = ${STUDIES_ROOT_ENV} or ./studies)."
-)
-
 
 def _cell(value: float | None, digits: int = 3) -> str:
     if value is None or not math.isfinite(value):
@@ -75,7 +69,7 @@ def _console() -> Any:
 
 
 @click.command("gate")
-@click.option("--study", "study_name", required=True, help="Study name (see `search studies`).")
+@study_option()
 @click.option(
     "--top",
     type=click.IntRange(min=1),
@@ -83,17 +77,8 @@ def _console() -> Any:
     show_default=True,
     help="Candidates: the best feasible COMPLETE trials by the study's first objective.",
 )
-@click.option(
-    "--storage",
-    default=None,
-    help=_STORAGE_HELP,
-)
-@click.option(
-    "--data",
-    "data_root",
-    default=None,
-    help=f"Parquet store for the holdout and validation runs (default: the store the study recorded; ${DATA_ROOT_ENV} is not used).",
-)
+@storage_option()
+@data_option("Parquet store for the holdout and validation runs")
 @click.option(
     "--gates",
     "gates_file",
@@ -132,10 +117,13 @@ def gate(
 
     Writes <study folder>/gates/ (gates.csv, gates.json, pbo.json, candidate_<rank>/...), stores each verdict
     in the study attribute `gate` and as a note on the candidate's trial (optuna-dashboard shows it).
+
+    Exit status: 0 at least one candidate passed, 1 none passed, 2 a usage or setup error.
     """
     from evaluator.gates import GateConfigError
-    from search.gate import GateRunConfig, GateSetupError, run_gates
+    from search.gate import GateRunConfig, run_gates
     from search.study import StudyMismatch
+    from search.study_access import StudySetupError
 
     if blocks % 2:
         raise click.BadParameter(
@@ -151,11 +139,8 @@ def gate(
         bootstrap_samples=bootstrap_samples,
         seed=seed,
     )
-    try:
+    with setup_errors(StudySetupError, GateConfigError, StudyMismatch, LookupError, ValueError):
         summary = run_gates(config, echo=click.echo)
-    except (GateSetupError, GateConfigError, StudyMismatch, LookupError, ValueError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
     stats = summary.stats
     pbo = "not computed" if stats.pbo is None else f"{stats.pbo.pbo:.3f} (S = {stats.pbo_info['n_blocks']})"
     click.echo(
@@ -173,3 +158,5 @@ def gate(
         f"{passed} of {len(summary.candidates)} candidate(s) passed; artifacts in {summary.folder}; "
         f"report: search report --study {summary.study_name}"
     )
+    if not passed:
+        sys.exit(EXIT_NEGATIVE)

@@ -23,16 +23,11 @@ import optuna
 from optuna.trial import TrialState
 
 from reports.html import CandidateSeries, ReportData, TrialRow, read_gate_artifacts, write_report
-from search.gate import (
-    GateSetupError,
-    fold_daily_frame,
-    gates_folder,
-    load_study_space,
-    records_folder,
-    select_candidates,
-)
+from search.gate_artifacts import gates_folder
 from search.records import load_records, safe_name
+from search.return_series import fold_daily_frame
 from search.study import directions_of, mask_url, open_storage, storage_url
+from search.study_access import StudySetupError, load_study_space, records_folder, select_candidates
 
 __all__ = [
     "MIN_TRIALS_FOR_IMPORTANCE",
@@ -235,7 +230,7 @@ def build_report_data(study: optuna.Study, *, url: str, studies_root: Path, top:
     elif complete:
         try:
             space = load_study_space(study)
-        except GateSetupError:
+        except StudySetupError:
             space = None
         chosen = select_candidates(study, top)
         records, _missing = load_records(records_folder(study, studies_root), [t.number for t in chosen])
@@ -349,7 +344,7 @@ def make_report(config: ReportConfig) -> ReportSummary:
         study = optuna.load_study(study_name=config.study, storage=storage)
     except KeyError:
         names = optuna.get_all_study_names(storage)
-        raise GateSetupError(
+        raise StudySetupError(
             f"no study {config.study!r} in {mask_url(url)}; studies: {', '.join(names) or 'none'} "
             "(pass --storage if it lives elsewhere)"
         ) from None

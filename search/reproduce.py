@@ -52,6 +52,7 @@ import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from data.safe import json_safe
 from data.store import Store
 from evaluator.engines import ENGINES
 from evaluator.fill_model import FILL_MODEL_VERSION
@@ -60,7 +61,6 @@ from evaluator.parity import compare_results
 from evaluator.trial import TrialOutcome, evaluate_params
 from evaluator.walkforward import Fold
 from evaluator.wfo import FoldRecord, TrialRecord
-from search.gate import GateSetupError, _open_study, _store_for, load_study_space, records_folder
 from search.provenance import (
     code_provenance,
     data_files,
@@ -69,19 +69,17 @@ from search.provenance import (
     spec_hash,
 )
 from search.records import read_meta, read_record, record_path
-from search.study import json_safe, mask_url, storage_url
+from search.study import mask_url, storage_url
+from search.study_access import StudySetupError, load_study_space, open_study, records_folder, store_for
+from search.verdicts import REPRODUCE_ATTR, upsert_verdict
 from spec_space.space import DefaultSource, Objective, SpecSpace
 
 __all__ = [
-    "REPRODUCE_ATTR",
     "Finding",
     "ReproduceResult",
     "WindowCheck",
     "reproduce_trial",
 ]
-
-#: The study user attribute holding the verdicts (``search promote`` reads it).
-REPRODUCE_ATTR = "reproduce"
 
 _PARITY = inspect.signature(compare_results).parameters
 METRIC_RTOL: float = _PARITY["metric_rtol"].default
@@ -367,7 +365,7 @@ def _json_paths(a: Any, b: Any, prefix: str = "") -> list[str]:
 def _folds(study: optuna.Study) -> list[Fold]:
     stored = study.user_attrs.get("folds") or []
     if not stored:
-        raise GateSetupError(
+        raise StudySetupError(
             f"study {study.study_name!r} does not record its folds; it was not made by `search run`"
         )
     return [
@@ -545,12 +543,12 @@ def _trial(study: optuna.Study, number: int) -> FrozenTrial:
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     trial = trials.get(number)
     if trial is None:
-        raise GateSetupError(
+        raise StudySetupError(
             f"study {study.study_name!r} has no trial {number}; it holds trials "
             f"{min(trials, default=0)}..{max(trials, default=-1)}"
         )
     if trial.state != TrialState.COMPLETE:
-        raise GateSetupError(
+        raise StudySetupError(
             f"trial {number} of {study.study_name!r} is {trial.state.name}, not COMPLETE: only finished trials "
             "have records to reproduce"
         )
@@ -572,7 +570,7 @@ def reproduce_trial(
 ) -> ReproduceResult:
     """Check what changed, re-run trial ``trial_number`` and compare it with its records (module doc).
 
-    Raises :class:`~search.gate.GateSetupError` when there is nothing to reproduce (no such study or
+    Raises :class:`~search.study_access.StudySetupError` when there is nothing to reproduce (no such study or
     trial, no record, a study not made by ``search run``); every other outcome is a stored verdict.
     """
     from search.paths import studies_root as default_root
@@ -580,12 +578,12 @@ def reproduce_trial(
     began = time.perf_counter()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     root = Path(studies_root) if studies_root is not None else default_root()
-    study = _open_study(storage_url(storage, root), study_name)
+    study = open_study(storage_url(storage, root), study_name)
     trial = _trial(study, trial_number)
     folder = records_folder(study, root)
     path = record_path(folder, trial_number)
     if not path.exists():
-        raise GateSetupError(
+        raise StudySetupError(
             f"trial {trial_number} of {study_name!r} has no record at {path}; pass --storage and the studies "
             "root (FARM_STUDIES) that `search run` used"
         )
@@ -595,7 +593,7 @@ def reproduce_trial(
     stored_engine = str(stored.get("engine") or "fast")
     engine = engine or stored_engine
     if engine not in ENGINES:
-        raise GateSetupError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        raise StudySetupError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     result = ReproduceResult(
         study.study_name, trial_number, engine, stored_engine, exact=engine == stored_engine == "fast"
     )
@@ -664,7 +662,7 @@ def reproduce_trial(
         )
 
     # what changed: the data and the code
-    store = _store_for(study, data_root)
+    store = store_for(study, data_root)
     data, now_hash = _data_findings(study, store, stored, space)
     result.findings += data
     result.now["data_manifest_hash"] = now_hash
@@ -718,8 +716,4 @@ def _store_verdict(study: optuna.Study, result: ReproduceResult, records_dir: Pa
         "fill_model_version": FILL_MODEL_VERSION,
         "file": str(path),
     }
-    current = study.user_attrs.get(REPRODUCE_ATTR)
-    candidates = list(current.get("candidates") or []) if isinstance(current, dict) else []
-    candidates = [c for c in candidates if int(c.get("trial", -1)) != result.trial] + [entry]
-    candidates.sort(key=lambda c: int(c["trial"]))
-    study.set_user_attr(REPRODUCE_ATTR, json_safe({"candidates": candidates, "folder": str(out)}))
+    upsert_verdict(study, REPRODUCE_ATTR, entry, folder=str(out))

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from search.cli_support import engine_option, setup_errors
 from search.paths import DATA_ROOT_ENV, STUDIES_ROOT_ENV
 
 if TYPE_CHECKING:
@@ -119,7 +120,7 @@ def _console() -> Any:
     default=None,
     help="Comma-separated metrics overriding the space's, e.g. sharpe,max_drawdown or exposure:min.",
 )
-@click.option("--engine", type=click.Choice(["fast", "lumibot"]), default="fast", show_default=True)
+@engine_option("Backtest engine of every trial.", default="fast")
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
@@ -198,11 +199,8 @@ def run(
         batch_size=batch_size,
         progress=progress,
     )
-    try:
+    with setup_errors(SpecError, SearchSetupError, StudyMismatch, LookupError, ValueError):
         summary = run_search(config, echo=click.echo)
-    except (SpecError, SearchSetupError, StudyMismatch, LookupError, ValueError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
     study = summary.study
     click.echo(
         f"{summary.study_name}: {summary.finished}/{summary.target} trials finished "
@@ -292,22 +290,14 @@ def studies(storage: str | None) -> None:
 @click.option("--storage", default=None, help=_STORAGE_HELP)
 def best(study_name: str, top: int, storage: str | None) -> None:
     """The study's best candidates (params, IS and validation metrics) and its walk-forward optimisation."""
-    import optuna
-
     from search.paths import studies_root
     from search.run import compute_wfo, top_trials
-    from search.study import mask_url, open_storage, storage_url
+    from search.study import storage_url
+    from search.study_access import StudySetupError, open_study
 
     url = storage_url(storage, studies_root())
-    try:
-        study = optuna.load_study(study_name=study_name, storage=open_storage(url))
-    except KeyError:
-        names = optuna.get_all_study_names(open_storage(url))
-        click.echo(
-            f"error: no study {study_name!r} in {mask_url(url)}; studies: {', '.join(names) or 'none'}",
-            err=True,
-        )
-        sys.exit(2)
+    with setup_errors(StudySetupError):
+        study = open_study(url, study_name)
     trials = top_trials(study, top)
     if not trials:
         click.echo(f"study {study_name!r} has no complete trial yet")

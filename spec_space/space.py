@@ -27,10 +27,10 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from spec_space.models import StrategySpec
 
@@ -55,7 +55,7 @@ class IntParam(_Strict):
     def _range(self) -> IntParam:
         low, high = self.int_range
         if low > high:
-            raise ValueError(f"int range [{low}, {high}]: low must not exceed high")
+            raise ValueError(f"low {low} is above high {high}; write [{high}, {low}]")
         if self.log and (low <= 0 or self.step != 1):
             raise ValueError("a log-scale int needs low > 0 and step 1")
         return self
@@ -72,7 +72,7 @@ class FloatParam(_Strict):
     def _range(self) -> FloatParam:
         low, high = self.float_range
         if low > high:
-            raise ValueError(f"float range [{low}, {high}]: low must not exceed high")
+            raise ValueError(f"low {low:g} is above high {high:g}; write [{high:g}, {low:g}]")
         if self.log and (low <= 0 or self.step is not None):
             raise ValueError("a log-scale float needs low > 0 and no step")
         return self
@@ -84,7 +84,30 @@ class ChoiceParam(_Strict):
     when: dict[str, Scalar] | None = None
 
 
-Param = IntParam | FloatParam | ChoiceParam
+_PARAM_KINDS = {"int": "IntParam", "float": "FloatParam", "choice": "ChoiceParam"}
+
+
+def _param_kind(value: Any) -> str | None:
+    """The distribution a parameter's mapping names by its key (``int`` / ``float`` / ``choice``), so that a
+    mistake is reported against that one model rather than as one error per union member."""
+    if isinstance(value, IntParam | FloatParam | ChoiceParam):
+        return type(value).__name__
+    if not isinstance(value, Mapping):
+        return None
+    kinds = [tag for key, tag in _PARAM_KINDS.items() if key in value]
+    return kinds[0] if len(kinds) == 1 else None
+
+
+# Tags are the class names: the loader drops capitalised union members from error locations.
+Param = Annotated[
+    Annotated[IntParam, Tag("IntParam")] | Annotated[FloatParam, Tag("FloatParam")] | Annotated[ChoiceParam, Tag("ChoiceParam")],
+    Discriminator(
+        _param_kind,
+        custom_error_type="param_kind",
+        custom_error_message="a parameter is one mapping with exactly one of the keys int: [low, high], "
+        "float: [low, high] or choice: [values, ...]",
+    ),
+]
 
 
 class Objective(_Strict):

@@ -1,0 +1,43 @@
+"""Values safe to store or print: JSON-ready data (no NaN) and URLs without their passwords.
+
+Every package that writes JSON or shows a storage / database / object-store URL uses these two, so
+``search`` (study attributes, gate artifacts) and ``brokers`` (the deployments database) agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["json_safe", "mask_url"]
+
+
+def json_safe(value: Any) -> Any:
+    """JSON-ready, recursively: nan/inf -> None (browsers and strict parsers reject them), numpy scalars
+    and arrays -> Python, dates and paths -> strings, mapping keys -> strings."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [json_safe(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return json_safe(value.item())
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dt.date | Path):
+        return str(value)
+    return value
+
+
+_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@]*):(?P<secret>[^@]*)@")
+
+
+def mask_url(url: str) -> str:
+    """``postgresql://user:***@host/db``: a URL safe to print or store (passwords never leave the process)."""
+    return _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
