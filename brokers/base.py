@@ -33,7 +33,7 @@ import logging
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -626,6 +626,20 @@ class BrokerAdapter(ABC):
         Fields left ``None`` keep their value. NotSupportedError when the broker cannot change that
         field (Tradier cannot change quantity: cancel and place a new order instead).
         """
+
+    def _cancel_tolerating_final(
+        self, order_id: str, send: Callable[[], object], *, refusals: tuple[type[BrokerError], ...]
+    ) -> OrderStatus:
+        """:meth:`cancel_order` for an adapter whose cancel request is ``send``: a refusal (``refusals``) of
+        an order that is already final is the no-op the contract promises; its final status is returned."""
+        try:
+            send()
+        except refusals as exc:
+            current = self.get_order(order_id)
+            if not current.state.is_final:
+                raise
+            logger.info("%s: order %s already %s (%s)", self.name, order_id, current.state.value, exc)
+        return self.get_order(order_id).status
 
     def place_order(self, request: OrderRequest) -> Order:
         """Submit ``request`` at most once per client order id and return the broker's order.

@@ -174,6 +174,54 @@ def temporary_from_response(
     return None
 
 
+def refusal_error(
+    what: str,
+    code: int,
+    detail: str,
+    *,
+    broker: str,
+    invalid: bool,
+    funds_markers: Iterable[str],
+    secrets: Iterable[str | None] = (),
+) -> BrokerError:
+    """The error of a request the broker refused: :class:`InsufficientFundsError` when ``detail`` says so
+    (one of the broker's ``funds_markers``), else :class:`InvalidOrderError` when ``invalid``, else
+    :class:`BrokerError`."""
+    lowered = detail.lower()
+    error_type: type[BrokerError] = InvalidOrderError if invalid else BrokerError
+    if any(marker in lowered for marker in funds_markers):
+        error_type = InsufficientFundsError
+    return error_type(f"{what} refused (HTTP {code}): {detail}", broker=broker, status_code=code, secrets=secrets)
+
+
+def error_from_response(
+    response: httpx.Response,
+    *,
+    broker: str,
+    what: str,
+    detail: str,
+    auth_message: Callable[[int], str],
+    invalid: Callable[[int], bool],
+    funds_markers: Iterable[str],
+    not_found: Callable[[], BrokerError] | None = None,
+    secrets: Iterable[str | None] = (),
+) -> BrokerError:
+    """The error of a failed HTTP response, the same rule for every adapter: 429 / 5xx temporary, 401 / 403
+    :class:`AuthenticationError` (``auth_message(code)`` says which credential to check), 404 ``not_found()``
+    when given, anything else a refusal (:func:`refusal_error`, ``invalid(code)`` for an invalid order)."""
+    temporary = temporary_from_response(response, broker=broker, what=what, detail=detail, secrets=secrets)
+    if temporary is not None:
+        return temporary
+    code = response.status_code
+    if code in (401, 403):
+        return AuthenticationError(auth_message(code), broker=broker, status_code=code, secrets=secrets)
+    if code == 404 and not_found is not None:
+        return not_found()
+    return refusal_error(
+        what, code, detail, broker=broker, invalid=invalid(code), funds_markers=funds_markers, secrets=secrets
+    )
+
+
 P = ParamSpec("P")
 R = TypeVar("R")
 

@@ -66,13 +66,13 @@ from brokers.credentials import TRADELOCKER_DEMO_URL, TradeLockerCredentials
 from brokers.errors import (
     AuthenticationError,
     BrokerError,
-    InsufficientFundsError,
     InvalidOrderError,
     NotSupportedError,
     OrderNotFoundError,
+    error_from_response,
     mask_secret,
+    refusal_error,
     retrier,
-    temporary_from_response,
     translate_transport_error,
 )
 
@@ -102,6 +102,11 @@ _STATES: Mapping[str, OrderState] = {
 }
 
 _INSUFFICIENT_FUNDS_MARKERS = ("not enough", "insufficient", "margin")
+
+
+def _refused_order(code: int) -> bool:
+    # TradeLocker answers a refused order with a 4xx, or with 200 and {"s": "error"}
+    return code < 500
 
 
 def contract_size(symbol: str, overrides: Mapping[str, float] | None = None) -> float:
@@ -366,33 +371,28 @@ class TradeLockerAdapter(BrokerAdapter):
                 self._raise_refusal(what, response.status_code, str(body.get("errmsg", body)))
             return body if isinstance(body, dict) else {"d": body}
         detail = self._error_detail(response)
-        temporary = temporary_from_response(
-            response, broker=self.name, what=what, detail=detail, secrets=self._secrets
+        raise error_from_response(
+            response,
+            broker=self.name,
+            what=what,
+            detail=detail,
+            auth_message=lambda code: (
+                f"{what}: TradeLocker refused the session of {self.username} (HTTP {code}: {detail})"
+            ),
+            invalid=_refused_order,
+            funds_markers=_INSUFFICIENT_FUNDS_MARKERS,
+            not_found=not_found,
+            secrets=self._secrets,
         )
-        if temporary is not None:
-            raise temporary
-        code = response.status_code
-        if code in (401, 403):
-            raise AuthenticationError(
-                f"{what}: TradeLocker refused the session of {self.username} (HTTP {code}: {detail})",
-                broker=self.name,
-                status_code=code,
-                secrets=self._secrets,
-            )
-        if code == 404 and not_found is not None:
-            raise not_found()
-        self._raise_refusal(what, code, detail)
-        raise AssertionError("unreachable")  # _raise_refusal always raises
 
     def _raise_refusal(self, what: str, code: int, detail: str) -> None:
-        lowered = detail.lower()
-        error_type: type[BrokerError] = InvalidOrderError if code < 500 else BrokerError
-        if any(marker in lowered for marker in _INSUFFICIENT_FUNDS_MARKERS):
-            error_type = InsufficientFundsError
-        raise error_type(
-            f"{what} refused (HTTP {code}): {detail}",
+        raise refusal_error(
+            what,
+            code,
+            detail,
             broker=self.name,
-            status_code=code,
+            invalid=_refused_order(code),
+            funds_markers=_INSUFFICIENT_FUNDS_MARKERS,
             secrets=self._secrets,
         )
 
@@ -788,14 +788,14 @@ class TradeLockerAdapter(BrokerAdapter):
 
     @retrier
     def cancel_order(self, order_id: str) -> OrderStatus:
-        try:
-            self._request("DELETE", f"/trade/orders/{order_id}", not_found=self._order_not_found(order_id))
-        except (InvalidOrderError, OrderNotFoundError) as exc:
-            current = self.get_order(order_id)  # raises OrderNotFoundError when it never existed
-            if not current.state.is_final:
-                raise
-            logger.info("tradelocker: order %s already %s (%s)", order_id, current.state.value, exc)
-        return self.get_order(order_id).status
+        # get_order raises OrderNotFoundError when the order never existed
+        return self._cancel_tolerating_final(
+            order_id,
+            lambda: self._request(
+                "DELETE", f"/trade/orders/{order_id}", not_found=self._order_not_found(order_id)
+            ),
+            refusals=(InvalidOrderError, OrderNotFoundError),
+        )
 
     @retrier
     def replace_order(

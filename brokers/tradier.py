@@ -56,13 +56,12 @@ from brokers.credentials import TRADIER_SANDBOX_URL, TradierCredentials
 from brokers.errors import (
     AuthenticationError,
     BrokerError,
-    InsufficientFundsError,
     InvalidOrderError,
     NotSupportedError,
     OrderNotFoundError,
+    error_from_response,
     mask_secret,
     retrier,
-    temporary_from_response,
     translate_transport_error,
 )
 
@@ -279,31 +278,19 @@ class TradierAdapter(BrokerAdapter):
                 ) from exc
             return body if isinstance(body, dict) else {}
         detail = self._error_detail(response)
-        temporary = temporary_from_response(
-            response, broker=self.name, what=what, detail=detail, secrets=self._secrets
-        )
-        if temporary is not None:
-            raise temporary
-        code = response.status_code
-        if code in (401, 403):
-            raise AuthenticationError(
+        raise error_from_response(
+            response,
+            broker=self.name,
+            what=what,
+            detail=detail,
+            auth_message=lambda code: (
                 f"Tradier rejected API key {mask_secret(self._api_key)} for account {self.account_id} "
                 f"(HTTP {code}: {detail}); check TRADIER_API_KEY and TRADIER_BASE_URL "
-                "(sandbox keys only work on sandbox.tradier.com, live keys on api.tradier.com)",
-                broker=self.name,
-                status_code=code,
-                secrets=self._secrets,
-            )
-        if code == 404 and not_found is not None:
-            raise not_found()
-        lowered = detail.lower()
-        error_type: type[BrokerError] = InvalidOrderError if code in (400, 409, 422) else BrokerError
-        if any(marker in lowered for marker in _INSUFFICIENT_FUNDS_MARKERS):
-            error_type = InsufficientFundsError
-        raise error_type(
-            f"{what} refused (HTTP {code}): {detail}",
-            broker=self.name,
-            status_code=code,
+                "(sandbox keys only work on sandbox.tradier.com, live keys on api.tradier.com)"
+            ),
+            invalid=lambda code: code in (400, 409, 422),
+            funds_markers=_INSUFFICIENT_FUNDS_MARKERS,
+            not_found=not_found,
             secrets=self._secrets,
         )
 
@@ -686,19 +673,13 @@ class TradierAdapter(BrokerAdapter):
 
     @retrier
     def cancel_order(self, order_id: str) -> OrderStatus:
-        try:
-            self._request(
-                "DELETE",
-                f"/accounts/{self.account_id}/orders/{order_id}",
-                not_found=self._not_found(order_id),
-            )
-        except InvalidOrderError as exc:
-            # Canceling a filled/canceled order is a no-op by contract: report its final status.
-            current = self.get_order(order_id)
-            if not current.state.is_final:
-                raise
-            logger.info("tradier: order %s already %s (%s)", order_id, current.state.value, exc)
-        return self.get_order(order_id).status
+        return self._cancel_tolerating_final(
+            order_id,
+            lambda: self._request(
+                "DELETE", f"/accounts/{self.account_id}/orders/{order_id}", not_found=self._not_found(order_id)
+            ),
+            refusals=(InvalidOrderError,),
+        )
 
     @retrier
     def replace_order(
