@@ -57,11 +57,27 @@ logger = logging.getLogger(__name__)
 
 
 class AssetClass(StrEnum):
+    """An instrument type (:data:`spec_space.instruments.InstrumentType`) as the brokers name it."""
+
     EQUITY = "equity"
     OPTION = "option"
     FUTURE = "future"
     # Spot FX and the FX-style CFDs (metals such as XAUUSD) that TradeLocker brokers quote in lots.
     FOREX = "forex"
+
+    @classmethod
+    def of(cls, instrument_type: str) -> AssetClass:
+        """The asset class of an instrument type (or of a Lumibot ``asset_type``: ``cont_future`` is a future)."""
+        return _BY_INSTRUMENT_TYPE.get(str(instrument_type), cls.EQUITY)
+
+
+_BY_INSTRUMENT_TYPE: dict[str, AssetClass] = {
+    "stock": AssetClass.EQUITY,
+    "option": AssetClass.OPTION,
+    "future": AssetClass.FUTURE,
+    "cont_future": AssetClass.FUTURE,
+    "forex": AssetClass.FOREX,
+}
 
 
 class Side(StrEnum):

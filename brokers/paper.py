@@ -68,6 +68,7 @@ from brokers.errors import AuthenticationError, BrokerError
 from brokers.risk import RiskGuard, RiskLimitBreached
 from brokers.tradelocker import TradeLockerAdapter
 from brokers.tradier import TradierAdapter
+from data.flatfiles import occ_symbol
 from evaluator.lumibot_env import LIVE_SET, LIVE_UNSET, apply_lumibot_environment
 
 if TYPE_CHECKING:
@@ -574,19 +575,13 @@ def _order_legs(order: Any) -> list[Leg]:
     legs = []
     for o in orders:
         asset = o.asset
-        kind = str(asset.asset_type)
-        if kind == "option":
-            symbol = (
-                f"{asset.symbol}{asset.expiration:%y%m%d}{'C' if str(asset.right).upper() == 'CALL' else 'P'}"
-                f"{round(float(asset.strike) * 1000):08d}"
-            )
-            asset_class = AssetClass.OPTION
-        elif kind == "forex":
-            symbol, asset_class = instrument_name(asset, o.quote), AssetClass.FOREX
-        elif kind in ("future", "cont_future"):
-            symbol, asset_class = str(asset.symbol), AssetClass.FUTURE
+        asset_class = AssetClass.of(str(asset.asset_type))
+        if asset_class is AssetClass.OPTION:
+            symbol = occ_symbol(str(asset.symbol), asset.expiration, str(asset.right), float(asset.strike))
+        elif asset_class is AssetClass.FOREX:
+            symbol = instrument_name(asset, o.quote)
         else:
-            symbol, asset_class = str(asset.symbol), AssetClass.EQUITY
+            symbol = str(asset.symbol)
         side = Side.BUY if o.is_buy_order() else Side.SELL
         legs.append(Leg(symbol, side, abs(float(o.quantity)), asset_class))
     return legs

@@ -40,6 +40,9 @@ HEADER = ",".join(COLUMNS)
 
 
 class AssetClass(StrEnum):
+    """The flat-file dataset of an instrument type (:data:`spec_space.instruments.InstrumentType`); the
+    values name the store's partitions, so they stay as written."""
+
     STOCKS = "stocks"
     OPTIONS = "options"
     FOREX = "forex"
@@ -119,15 +122,21 @@ class OptionContract:
         return occ_ticker(self.underlying, self.expiry, self.right, self.strike)
 
 
-def occ_ticker(underlying: str, expiry: dt.date, right: str, strike: float) -> str:
-    """Polygon's OCC option ticker: ``O:`` + root + YYMMDD + C/P + strike x 1000 in 8 digits."""
-    right = right.upper()[0]
-    if right not in "CP":
+def occ_symbol(underlying: str, expiry: dt.date, right: str, strike: float) -> str:
+    """The OCC option symbol brokers use: root + YYMMDD + C/P + strike x 1000 in 8 digits
+    (``SPY240307C00510000``). ``right``: anything starting with C or P (``"C"``, ``"call"``, Lumibot's ``"CALL"``)."""
+    letter = str(right).upper()[:1]
+    if letter not in ("C", "P"):
         raise ValueError(f"option right must be 'C' or 'P', got {right!r}")
     milli = round(strike * 1000)
     if not 0 < milli < 100_000_000:
         raise ValueError(f"strike {strike} does not fit the OCC 8-digit field")
-    return f"O:{underlying}{expiry:%y%m%d}{right}{milli:08d}"
+    return f"{underlying}{expiry:%y%m%d}{letter}{milli:08d}"
+
+
+def occ_ticker(underlying: str, expiry: dt.date, right: str, strike: float) -> str:
+    """Polygon's OCC option ticker: ``O:`` + :func:`occ_symbol`."""
+    return f"O:{occ_symbol(underlying, expiry, right, strike)}"
 
 
 def parse_occ_ticker(ticker: str) -> OptionContract:

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
+from data.flatfiles import occ_ticker
 from evaluator.market import BAR_MINUTES, NY, Market, OptionArrays, bars_from_frame
 from spec_space.models import StrategySpec
 
@@ -190,8 +191,7 @@ class Contract:
 
     @property
     def ticker(self) -> str:
-        right = "C" if self.call else "P"
-        return f"O:{self.symbol}{self.expiry:%y%m%d}{right}{round(self.strike * 1000):08d}"
+        return occ_ticker(self.symbol, self.expiry, "C" if self.call else "P", self.strike)
 
 
 def chain_price(row: dict[str, Any]) -> float:
