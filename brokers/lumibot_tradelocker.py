@@ -49,7 +49,7 @@ import datetime as dt
 import logging
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -697,17 +697,3 @@ class TradeLockerBroker(Broker):
         """Stop polling, end the broker's threads and release the adapter's HTTP client."""
         self.cleanup_streams()
         self._call(self.adapter.close)
-
-
-def positions_as_dicts(positions: Sequence[Position]) -> list[dict[str, Any]]:
-    """Positions as plain dicts (for snapshots and logs)."""
-    return [
-        {
-            "symbol": p.symbol,
-            "quantity": p.quantity,
-            "asset_class": p.asset_class.value,
-            "avg_price": p.avg_price,
-            "unrealized_pnl": p.unrealized_pnl,
-        }
-        for p in positions
-    ]

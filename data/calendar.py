@@ -26,10 +26,6 @@ def nyse_sessions(start: dt.date, end: dt.date) -> pd.DataFrame:
     return schedule
 
 
-def is_nyse_session(day: dt.date) -> bool:
-    return _calendar("XNYS").is_session(pd.Timestamp(day))
-
-
 def forex_days(start: dt.date, end: dt.date) -> list[dt.date]:
     """Forex file dates: Polygon writes a file per calendar day the market traded (Sun-Fri UTC)."""
     days = pd.date_range(start, end, freq="D")
@@ -40,21 +36,6 @@ def forex_days(start: dt.date, end: dt.date) -> list[dt.date]:
         for d in days
         if d.weekday() != 5 and not (d.month == 12 and d.day == 25) and not (d.month == 1 and d.day == 1)
     ]
-
-
-def nyse_session_dates(start: dt.date, end: dt.date) -> list[dt.date]:
-    """NYSE session dates between two dates inclusive."""
-    return [ts.date() for ts in nyse_sessions(start, end).index]
-
-
-def futures_days(start: dt.date, end: dt.date) -> list[dt.date]:
-    """Futures file dates (CME trade dates): the NYSE sessions.
-
-    A Globex session runs from 18:00 New York on the evening before its trade date to 17:00 on it;
-    trading on an exchange holiday's morning (halted at 13:00) belongs to the next trade date, so
-    the equity-index and metal trade dates this project uses coincide with the NYSE sessions.
-    """
-    return nyse_session_dates(start, end)
 
 
 def session_on_or_before(day: dt.date) -> dt.date:

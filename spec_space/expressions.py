@@ -243,9 +243,3 @@ def _check_call(text: str, node: ast.Call) -> None:
             raise ExpressionError(
                 text, f"{doc.signature}: argument {position + 1} must not be a string", arg.col_offset
             )
-
-
-def expression_names(text: str) -> set[str]:
-    """Function names an expression calls (used to decide what data a spec needs)."""
-    tree = parse_expression(text)
-    return {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
