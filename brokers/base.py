@@ -780,11 +780,22 @@ def first_or_none(items: Iterable[Order]) -> Order | None:
     return ordered[0] if ordered else None
 
 
+def parse_number(value: Any) -> float | None:
+    """A number from a broker's JSON: None for null, empty or "null" / "none" / "nan" text, or no number."""
+    if value is None or value == "" or (isinstance(value, str) and value.lower() in {"null", "none", "nan"}):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _numeric_id(order_id: str) -> tuple[int, str]:
     return (int(order_id), "") if order_id.isdigit() else (0, order_id)
 
 
 __all__ = [
+    "parse_number",
     "AssetClass",
     "Balance",
     "BrokerAdapter",

@@ -61,6 +61,7 @@ from brokers.base import (
     Side,
     TimeInForce,
     first_or_none,
+    parse_number,
 )
 from brokers.credentials import TRADELOCKER_DEMO_URL, TradeLockerCredentials
 from brokers.errors import (
@@ -154,17 +155,8 @@ def lots_to_units(lots: float, symbol: str, *, contract_sizes: Mapping[str, floa
     return round(lots * contract_size(symbol, contract_sizes), 8)
 
 
-def _num(value: Any) -> float | None:
-    if value is None or value == "" or (isinstance(value, str) and value.lower() in {"null", "none", "nan"}):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _ms_datetime(value: Any) -> datetime | None:
-    number = _num(value)
+    number = parse_number(value)
     return datetime.fromtimestamp(number / 1000.0, tz=UTC) if number else None
 
 
@@ -552,14 +544,14 @@ class TradeLockerAdapter(BrokerAdapter):
         data = self._request("GET", f"/trade/accounts/{self.account_id}/state").get("d") or {}
         columns = self._config_columns().get("accountDetailsConfig") or []
         state = dict(zip(columns, data.get("accountDetailsData") or [], strict=False))
-        balance = _num(state.get("balance")) or 0.0
+        balance = parse_number(state.get("balance")) or 0.0
         return Balance(
-            total_equity=_num(state.get("projectedBalance")) or balance,
+            total_equity=parse_number(state.get("projectedBalance")) or balance,
             cash=balance,
-            buying_power=_num(state.get("availableFunds")),
+            buying_power=parse_number(state.get("availableFunds")),
             currency=self.currency,
-            open_pnl=_num(state.get("openNetPnL")),
-            closed_pnl_today=_num(state.get("todayNet")),
+            open_pnl=parse_number(state.get("openNetPnL")),
+            closed_pnl_today=parse_number(state.get("todayNet")),
             raw=state,
         )
 
@@ -570,14 +562,14 @@ class TradeLockerAdapter(BrokerAdapter):
         positions = []
         for row in self._rows(data.get("positions") or [], "positionsConfig"):
             symbol = self._symbol_for(row.get("tradableInstrumentId"))
-            units = self.lots_to_units(_num(row.get("qty")) or 0.0, symbol)
+            units = self.lots_to_units(parse_number(row.get("qty")) or 0.0, symbol)
             positions.append(
                 Position(
                     symbol=symbol,
                     quantity=units if str(row.get("side")).lower() == "buy" else -units,
                     asset_class=AssetClass.FOREX,
-                    avg_price=_num(row.get("avgPrice")),
-                    unrealized_pnl=_num(row.get("unrealizedPl")),
+                    avg_price=parse_number(row.get("avgPrice")),
+                    unrealized_pnl=parse_number(row.get("unrealizedPl")),
                     position_id=str(row.get("id")),
                     raw=row,
                 )
@@ -602,11 +594,11 @@ class TradeLockerAdapter(BrokerAdapter):
             )
             quotes[symbol] = Quote(
                 symbol=symbol,
-                bid=_num(data.get("bp")),
-                ask=_num(data.get("ap")),
+                bid=parse_number(data.get("bp")),
+                ask=parse_number(data.get("ap")),
                 last=None,
-                bid_size=_num(data.get("bs")),
-                ask_size=_num(data.get("as")),
+                bid_size=parse_number(data.get("bs")),
+                ask_size=parse_number(data.get("as")),
             )
         return quotes
 
@@ -658,8 +650,8 @@ class TradeLockerAdapter(BrokerAdapter):
             if o.raw.get("tradableInstrumentId") is not None
             and str(o.raw.get("tradableInstrumentId")) == str(pending.instrument_id)
             and str(o.raw.get("side")).lower() == pending.side
-            and abs((_num(o.raw.get("qty")) or 0.0) - pending.lots) < 1e-9
-            and (_num(o.raw.get("createdDate")) or 0) >= pending.started_ms - 5_000
+            and abs((parse_number(o.raw.get("qty")) or 0.0) - pending.lots) < 1e-9
+            and (parse_number(o.raw.get("createdDate")) or 0) >= pending.started_ms - 5_000
             and o.order_id not in claimed
         ]
         found = first_or_none(candidates)
@@ -670,13 +662,13 @@ class TradeLockerAdapter(BrokerAdapter):
     def _with_children(self, order: Order) -> Order:
         """Attach the ids of the SL/TP orders TradeLocker created for a filled bracket entry."""
         position_id = order.raw.get("positionId")
-        if (order.take_profit is None and order.stop_loss is None) or not _num(position_id):
+        if (order.take_profit is None and order.stop_loss is None) or not parse_number(position_id):
             return order
         children: list[str] = []
         for pos in self.get_positions():
             if pos.position_id == str(position_id):
                 for key in ("takeProfitId", "stopLossId"):
-                    if _num(pos.raw.get(key)):
+                    if parse_number(pos.raw.get(key)):
                         children.append(str(pos.raw[key]))
         if not children:
             return order
@@ -684,7 +676,7 @@ class TradeLockerAdapter(BrokerAdapter):
 
     def _parse_order(self, row: Mapping[str, Any]) -> Order:
         symbol = self._symbol_for(row.get("tradableInstrumentId"))
-        lots = _num(row.get("qty")) or 0.0
+        lots = parse_number(row.get("qty")) or 0.0
         tl_type = str(row.get("type", "market")).lower()
         try:
             order_type = OrderType(tl_type)
@@ -692,7 +684,7 @@ class TradeLockerAdapter(BrokerAdapter):
             order_type = OrderType.MARKET
         state = _STATES.get(str(row.get("status", "")).replace(" ", "").lower(), OrderState.PENDING)
         strategy_id = row.get("strategyId")
-        avg = _num(row.get("avgPrice"))
+        avg = parse_number(row.get("avgPrice"))
         validity = str(row.get("validity", "")).upper()
         return Order(
             order_id=str(row.get("id")),
@@ -708,13 +700,13 @@ class TradeLockerAdapter(BrokerAdapter):
                 ),
             ),
             order_type=order_type,
-            limit_price=_num(row.get("price")) if order_type is OrderType.LIMIT else None,
-            stop_price=_num(row.get("stopPrice")) if order_type is OrderType.STOP else None,
+            limit_price=parse_number(row.get("price")) if order_type is OrderType.LIMIT else None,
+            stop_price=parse_number(row.get("stopPrice")) if order_type is OrderType.STOP else None,
             time_in_force={"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC}.get(validity),
-            filled_quantity=self.lots_to_units(_num(row.get("filledQty")) or 0.0, symbol),
+            filled_quantity=self.lots_to_units(parse_number(row.get("filledQty")) or 0.0, symbol),
             avg_fill_price=avg if avg else None,
-            take_profit=_num(row.get("takeProfit")) or None,
-            stop_loss=_num(row.get("stopLoss")) or None,
+            take_profit=parse_number(row.get("takeProfit")) or None,
+            stop_loss=parse_number(row.get("stopLoss")) or None,
             created_at=_ms_datetime(row.get("createdDate")),
             raw=dict(row),
         )

@@ -50,6 +50,7 @@ from brokers.base import (
     Side,
     TimeInForce,
     first_or_none,
+    parse_number,
     parse_occ_symbol,
 )
 from brokers.credentials import TRADIER_SANDBOX_URL, TradierCredentials
@@ -128,17 +129,8 @@ def _as_list(value: Any) -> list[Any]:
     return [value]
 
 
-def _num(value: Any) -> float | None:
-    if value is None or value == "" or (isinstance(value, str) and value.lower() in {"null", "nan"}):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _ms_datetime(value: Any) -> datetime | None:
-    number = _num(value)
+    number = parse_number(value)
     if not number:
         return None
     return datetime.fromtimestamp(number / 1000.0, tz=UTC)
@@ -338,16 +330,16 @@ class TradierAdapter(BrokerAdapter):
             ("cash", "cash_available"),
         ):
             block = raw.get(section)
-            if isinstance(block, dict) and _num(block.get(key)) is not None:
-                buying_power = _num(block.get(key))
+            if isinstance(block, dict) and parse_number(block.get(key)) is not None:
+                buying_power = parse_number(block.get(key))
                 break
         return Balance(
-            total_equity=_num(raw.get("total_equity")) or 0.0,
-            cash=_num(raw.get("total_cash")) or 0.0,
+            total_equity=parse_number(raw.get("total_equity")) or 0.0,
+            cash=parse_number(raw.get("total_cash")) or 0.0,
             buying_power=buying_power,
             currency="USD",
-            open_pnl=_num(raw.get("open_pl")),
-            closed_pnl_today=_num(raw.get("close_pl")),
+            open_pnl=parse_number(raw.get("open_pl")),
+            closed_pnl_today=parse_number(raw.get("close_pl")),
             raw=raw,
         )
 
@@ -359,9 +351,9 @@ class TradierAdapter(BrokerAdapter):
         positions = []
         for row in rows:
             symbol = str(row["symbol"])
-            quantity = _num(row.get("quantity")) or 0.0
+            quantity = parse_number(row.get("quantity")) or 0.0
             asset_class = _asset_class_for(symbol)
-            cost = _num(row.get("cost_basis"))
+            cost = parse_number(row.get("cost_basis"))
             multiplier = 100.0 if asset_class is AssetClass.OPTION else 1.0
             avg = cost / (quantity * multiplier) if cost is not None and quantity else None
             positions.append(
@@ -396,11 +388,11 @@ class TradierAdapter(BrokerAdapter):
             q = by_symbol[symbol.upper()]
             quotes[symbol] = Quote(
                 symbol=symbol,
-                bid=_num(q.get("bid")),
-                ask=_num(q.get("ask")),
-                last=_num(q.get("last")),
-                bid_size=_num(q.get("bidsize")),
-                ask_size=_num(q.get("asksize")),
+                bid=parse_number(q.get("bid")),
+                ask=parse_number(q.get("ask")),
+                last=parse_number(q.get("last")),
+                bid_size=parse_number(q.get("bidsize")),
+                ask_size=parse_number(q.get("asksize")),
                 timestamp=_ms_datetime(q.get("trade_date")) or _ms_datetime(q.get("bid_date")),
             )
         return quotes
@@ -431,18 +423,18 @@ class TradierAdapter(BrokerAdapter):
                     symbol=str(row["symbol"]),
                     underlying=str(row.get("underlying") or underlying),
                     expiration=date.fromisoformat(str(row.get("expiration_date") or expiration.isoformat())),
-                    strike=_num(row.get("strike")) or 0.0,
+                    strike=parse_number(row.get("strike")) or 0.0,
                     right=str(row.get("option_type", "")).lower(),
-                    bid=_num(row.get("bid")),
-                    ask=_num(row.get("ask")),
-                    last=_num(row.get("last")),
-                    volume=_num(row.get("volume")),
-                    open_interest=_num(row.get("open_interest")),
-                    delta=_num(greeks.get("delta")),
-                    gamma=_num(greeks.get("gamma")),
-                    theta=_num(greeks.get("theta")),
-                    vega=_num(greeks.get("vega")),
-                    implied_volatility=_num(greeks.get("mid_iv")),
+                    bid=parse_number(row.get("bid")),
+                    ask=parse_number(row.get("ask")),
+                    last=parse_number(row.get("last")),
+                    volume=parse_number(row.get("volume")),
+                    open_interest=parse_number(row.get("open_interest")),
+                    delta=parse_number(greeks.get("delta")),
+                    gamma=parse_number(greeks.get("gamma")),
+                    theta=parse_number(greeks.get("theta")),
+                    vega=parse_number(greeks.get("vega")),
+                    implied_volatility=parse_number(greeks.get("mid_iv")),
                 )
             )
         return sorted(chain, key=lambda c: (c.strike, c.right))
@@ -498,13 +490,13 @@ class TradierAdapter(BrokerAdapter):
         if klass == "multileg" and legs_raw:
             legs = tuple(self._parse_leg(leg, "option") for leg in legs_raw)
             tradier_type = str(raw.get("type", "market"))
-            price = _num(raw.get("price"))
+            price = parse_number(raw.get("price"))
             if tradier_type == "market":
                 order_type, net = OrderType.MARKET, None
             else:
                 sign = {"debit": 1.0, "credit": -1.0}.get(tradier_type, 0.0)
                 order_type, net = OrderType.LIMIT, sign * abs(price or 0.0)
-            filled = min((_num(leg.get("exec_quantity")) or 0.0) for leg in legs_raw)
+            filled = min((parse_number(leg.get("exec_quantity")) or 0.0) for leg in legs_raw)
             return Order(
                 state=state,
                 legs=legs,
@@ -512,7 +504,7 @@ class TradierAdapter(BrokerAdapter):
                 limit_price=net,
                 time_in_force=self._tif(raw),
                 filled_quantity=filled,
-                avg_fill_price=_num(raw.get("avg_fill_price")),
+                avg_fill_price=parse_number(raw.get("avg_fill_price")),
                 reason=raw.get("reason_description"),
                 **common,
             )
@@ -521,11 +513,11 @@ class TradierAdapter(BrokerAdapter):
             state=state,
             legs=(leg,),
             order_type=self._order_type(raw),
-            limit_price=_num(raw.get("price")),
-            stop_price=_num(raw.get("stop_price")),
+            limit_price=parse_number(raw.get("price")),
+            stop_price=parse_number(raw.get("stop_price")),
             time_in_force=self._tif(raw),
-            filled_quantity=_num(raw.get("exec_quantity")) or 0.0,
-            avg_fill_price=_num(raw.get("avg_fill_price")) or None,
+            filled_quantity=parse_number(raw.get("exec_quantity")) or 0.0,
+            avg_fill_price=parse_number(raw.get("avg_fill_price")) or None,
             reason=raw.get("reason_description"),
             **common,
         )
@@ -534,9 +526,9 @@ class TradierAdapter(BrokerAdapter):
         self, raw: Mapping[str, Any], legs_raw: list[Any], state: OrderState, common: dict[str, Any]
     ) -> Order:
         entry_raw, exits = legs_raw[0], legs_raw[1:]
-        take_profit = next((_num(x.get("price")) for x in exits if x.get("type") == "limit"), None)
+        take_profit = next((parse_number(x.get("price")) for x in exits if x.get("type") == "limit"), None)
         stop_loss = next(
-            (_num(x.get("stop_price")) for x in exits if x.get("type") in ("stop", "stop_limit")), None
+            (parse_number(x.get("stop_price")) for x in exits if x.get("type") in ("stop", "stop_limit")), None
         )
         # The bracket is reported as its entry (state, fills); the exits are children. Whether any
         # part still works is a separate question, answered by _is_working for list_open_orders.
@@ -546,11 +538,11 @@ class TradierAdapter(BrokerAdapter):
             state=parent_state,
             legs=(self._parse_leg(entry_raw, str(entry_raw.get("class", "equity"))),),
             order_type=self._order_type(entry_raw),
-            limit_price=_num(entry_raw.get("price")),
-            stop_price=_num(entry_raw.get("stop_price")),
+            limit_price=parse_number(entry_raw.get("price")),
+            stop_price=parse_number(entry_raw.get("stop_price")),
             time_in_force=self._tif(raw),
-            filled_quantity=_num(entry_raw.get("exec_quantity")) or 0.0,
-            avg_fill_price=_num(entry_raw.get("avg_fill_price")) or None,
+            filled_quantity=parse_number(entry_raw.get("exec_quantity")) or 0.0,
+            avg_fill_price=parse_number(entry_raw.get("avg_fill_price")) or None,
             take_profit=take_profit,
             stop_loss=stop_loss,
             child_order_ids=tuple(str(x["id"]) for x in exits),
@@ -565,7 +557,7 @@ class TradierAdapter(BrokerAdapter):
         return Leg(
             symbol=symbol.lstrip("/") if asset_class is AssetClass.FUTURE else symbol,
             side=side,
-            quantity=_num(raw.get("quantity")) or 0.0,
+            quantity=parse_number(raw.get("quantity")) or 0.0,
             asset_class=asset_class,
             position_effect=effect,
         )
