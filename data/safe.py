@@ -1,4 +1,4 @@
-"""Values safe to store or print: JSON-ready data (no NaN) and URLs without their passwords.
+"""Values safe to store or print: finite numbers or None, JSON-ready data (no NaN), URLs without passwords.
 
 Every package that writes JSON or shows a storage / database / object-store URL uses these two, so
 ``search`` (study attributes, gate artifacts) and ``brokers`` (the deployments database) agree.
@@ -14,7 +14,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["json_safe", "mask_url"]
+__all__ = ["finite_float", "json_safe", "mask_url"]
+
+
+def finite_float(value: Any) -> float | None:
+    """``value`` as a finite float, else None (nan, inf, None, text that is not a number)."""
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
 
 
 def json_safe(value: Any) -> Any:

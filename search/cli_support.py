@@ -30,6 +30,7 @@ __all__ = [
     "data_option",
     "debug_enabled",
     "engine_option",
+    "int_option",
     "setup_errors",
     "storage_option",
     "study_option",
@@ -104,4 +105,11 @@ def engine_option(help_text: str, *, default: str | None = None) -> Callable[[F]
         default=default,
         show_default=default is not None,
         help=help_text,
+    )
+
+
+def int_option(*decls: str, default: int, help: str, low: int = 1, high: int | None = None) -> Callable[[F], F]:  # noqa: A002
+    """A whole-number option in ``[low, high]`` that shows its default."""
+    return click.option(
+        *decls, type=click.IntRange(min=low, max=high), default=default, show_default=True, help=help
     )

@@ -21,15 +21,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
-from optuna.trial import TrialState
 
 from data.safe import json_safe
 from evaluator.fill_model import FILL_MODEL_VERSION
 from evaluator.market import load_market
 from evaluator.parity import ParityReport, compare_results
 from search.provenance import package_versions
-from search.study import storage_url
-from search.study_access import StudySetupError, load_study_space, open_study, records_folder, store_for
+from search.study_access import (
+    StudySetupError,
+    complete_trial,
+    find_study,
+    load_study_space,
+    records_folder,
+    store_for,
+)
 from search.verdicts import CONFIRM_ATTR, upsert_verdict
 
 __all__ = ["ConfirmResult", "WindowCheck", "confirm_trial"]
@@ -82,20 +87,8 @@ def confirm_trial(
 ) -> ConfirmResult:
     """Re-run trial ``trial_number``'s folds in both engines, compare, and store the verdict (see module doc)."""
     from evaluator import fast, lumibot_engine
-    from search.paths import studies_root as default_root
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    root = Path(studies_root) if studies_root is not None else default_root()
-    study = open_study(storage_url(storage, root), study_name)
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    trial = trials.get(trial_number)
-    if trial is None:
-        raise StudySetupError(
-            f"study {study_name!r} has no trial {trial_number}; it holds trials "
-            f"{min(trials, default=0)}..{max(trials, default=-1)}"
-        )
-    if trial.state != TrialState.COMPLETE:
-        raise StudySetupError(f"trial {trial_number} of {study_name!r} is {trial.state.name}, not COMPLETE")
+    study, root, _ = find_study(study_name, storage=storage, studies_root=studies_root)
+    trial = complete_trial(study, trial_number)
     space = load_study_space(study)
     values = dict(trial.params)
     spec = space.build(values)

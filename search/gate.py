@@ -84,11 +84,11 @@ from search.gate_config import resolve_gate_config
 from search.gate_stats import PERIODS_PER_YEAR, StudyStats, study_stats
 from search.records import load_records
 from search.return_series import fold_daily_frame, folds_of, stitched_validation
-from search.study import directions_of, storage_url
+from search.study import directions_of
 from search.study_access import (
     StudySetupError,
+    find_study,
     load_study_space,
-    open_study,
     records_folder,
     select_candidates,
     store_for,
@@ -331,14 +331,9 @@ class GateSummary:
 
 def run_gates(config: GateRunConfig, *, echo: Callable[[str], None] = print) -> GateSummary:
     """Gate the study's top candidates (see the module docstring); writes the artifacts and verdicts."""
-    from search.paths import studies_root as default_root
-
     if config.top < 1:
         raise ValueError(f"--top must be at least 1, got {config.top}")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    root = Path(config.studies_root) if config.studies_root is not None else default_root()
-    url = storage_url(config.storage, root)
-    study = open_study(url, config.study)
+    study, root, url = find_study(config.study, storage=config.storage, studies_root=config.studies_root)
     space = load_study_space(study)
     gate_config, sources = resolve_gate_config(space, config.gates_file)
     records_dir = records_folder(study, root)
@@ -459,7 +454,7 @@ def run_gates(config: GateRunConfig, *, echo: Callable[[str], None] = print) -> 
     replace_folder(folder, build)
     for c in results:
         c.folder = folder / f"candidate_{c.rank}"
-    _store_verdicts(study, results, gate_config, sources, stats, folder, stamp)
+    _store_verdicts(study, results, gate_attr(results, gate_config, sources, stats, folder, stamp), stamp)
     return GateSummary(
         study_name=study.study_name,
         storage=mask_url(url),
@@ -475,16 +470,10 @@ def run_gates(config: GateRunConfig, *, echo: Callable[[str], None] = print) -> 
 
 
 def _store_verdicts(
-    study: optuna.Study,
-    results: Sequence[CandidateResult],
-    config: GateConfig,
-    sources: list[str],
-    stats: StudyStats,
-    folder: Path,
-    stamp: str,
+    study: optuna.Study, results: Sequence[CandidateResult], attr: Mapping[str, Any], stamp: str
 ) -> None:
     """The study attribute ``gate`` (replaced whole: a gate run re-ranks every candidate) and the notes."""
-    before = write_verdicts(study, GATE_ATTR, gate_attr(results, config, sources, stats, folder, stamp))
+    before = write_verdicts(study, GATE_ATTR, attr)
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     gated = {c.number for c in results}
     for c in results:

@@ -16,7 +16,7 @@ import numpy as np
 import optuna
 import polars as pl
 
-from data.safe import json_safe
+from data.safe import finite_float, json_safe
 from evaluator.gates import GateConfig, Verdict
 from evaluator.overfitting import DSRResult
 from search.gate_stats import PERIODS_PER_YEAR, StudyStats
@@ -75,10 +75,6 @@ def result_status(result: Any) -> str:
     return "pass" if result.passed else "fail"
 
 
-def _finite(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
-
-
 def gates_csv(candidates: Sequence[CandidateResult], objective: str) -> pl.DataFrame:
     """One row per candidate: verdict, reasons, and per gate its value (blank unless evaluated) and status."""
     rows: list[dict[str, Any]] = []
@@ -86,17 +82,17 @@ def gates_csv(candidates: Sequence[CandidateResult], objective: str) -> pl.DataF
         row: dict[str, Any] = {
             "rank": c.rank,
             "trial": c.number,
-            f"is_{objective}": _finite(c.objectives.get(objective)),  # the study's objective: an IS mean
+            f"is_{objective}": finite_float(c.objectives.get(objective)),  # the study's objective: an IS mean
             "passed": c.verdict.passed,
             "rejected_at_stage": c.verdict.rejected_at_stage or "",
             "reasons": "; ".join(r.reason for r in c.verdict.failures),
         }
         for r in c.verdict.results:
             # a KPI of a rejected candidate stays blank: it was never read
-            row[r.name] = _finite(r.value) if r.evaluated else None
+            row[r.name] = finite_float(r.value) if r.evaluated else None
             row[f"{r.name}_status"] = result_status(r)
         for extra in ("dsr_raw", "max_drawdown_p95", "stability_ratio"):
-            row.setdefault(extra, _finite(c.values[extra]))
+            row.setdefault(extra, finite_float(c.values[extra]))
         row["rerun_matches_record"] = c.rerun.get("matches_record")
         row["params"] = json.dumps(json_safe(c.params), sort_keys=True)
         rows.append(row)

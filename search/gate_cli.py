@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from search.cli_support import EXIT_NEGATIVE, data_option, setup_errors, storage_option, study_option
+from search.cli_support import (
+    EXIT_NEGATIVE,
+    data_option,
+    int_option,
+    setup_errors,
+    storage_option,
+    study_option,
+)
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -70,11 +77,9 @@ def _console() -> Any:
 
 @click.command("gate")
 @study_option()
-@click.option(
+@int_option(
     "--top",
-    type=click.IntRange(min=1),
     default=5,
-    show_default=True,
     help="Candidates: the best feasible COMPLETE trials by the study's first objective.",
 )
 @storage_option()
@@ -87,19 +92,16 @@ def _console() -> Any:
     help="YAML gate overrides applied after the space's `gates` (gate name: threshold | {fields} | null, "
     "or a full `gates:` list).",
 )
-@click.option(
+@int_option(
     "--blocks",
-    type=click.IntRange(min=2),
     default=16,
-    show_default=True,
     help="CSCV blocks S for PBO (even; fewer are used when the sessions cannot fill them).",
+    low=2,
 )
-@click.option(
+@int_option(
     "--bootstrap",
     "bootstrap_samples",
-    type=click.IntRange(min=1),
     default=2000,
-    show_default=True,
     help="Bootstrap samples of the holdout trade order for the max-drawdown percentiles.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")

@@ -35,13 +35,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from data.safe import finite_float
 from search.study_access import StudySetupError
 from search.verdicts import CONFIRM_ATTR, GATE_ATTR, REPRODUCE_ATTR, VERDICT_ATTRS, read_verdict
 
@@ -98,14 +98,6 @@ class Rejection:
     reason: str
 
 
-def _finite(value: Any) -> float | None:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
-
-
 def expected_range(
     study: optuna.Study, trial: FrozenTrial, gate_entry: Mapping[str, Any], studies_root: Path
 ) -> Expected:
@@ -146,8 +138,8 @@ def expected_range(
         ),
         ("gate entry", gate_entry.get("max_drawdown_p95")),
     ):
-        if _finite(value) is not None:
-            dd_p95, sources["drawdown_p95"] = _finite(value), name
+        if finite_float(value) is not None:
+            dd_p95, sources["drawdown_p95"] = finite_float(value), name
             break
     if dd_p95 is None and folder and rank is not None:
         base = Path(folder) / f"candidate_{rank}"
@@ -161,8 +153,8 @@ def expected_range(
                 continue
             for key in keys:
                 data = data.get(key) if isinstance(data, Mapping) else None
-            if _finite(data) is not None:
-                dd_p95, sources["drawdown_p95"] = _finite(data), str(base / file)
+            if finite_float(data) is not None:
+                dd_p95, sources["drawdown_p95"] = finite_float(data), str(base / file)
                 break
     return Expected(daily_mean=mean, daily_std=std, days=days, drawdown_p95=dd_p95, sources=sources)
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from search.cli_support import EXIT_NEGATIVE, EXIT_SETUP, setup_errors, storage_option
+from search.cli_support import EXIT_NEGATIVE, EXIT_SETUP, int_option, setup_errors, storage_option
 from search.paths import STUDIES_ROOT_ENV
 
 if TYPE_CHECKING:
@@ -98,11 +98,9 @@ _common_env = click.option(
     show_default=True,
     help="Risk limit: max loss per day, an amount or a percentage of the account equity; 'none' disables.",
 )
-@click.option(
+@int_option(
     "--max-orders",
-    type=click.IntRange(min=1),
     default=50,
-    show_default=True,
     help="Risk limit: orders per day.",
 )
 @storage_option(_STORAGE_HELP)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from search.cli_support import setup_errors, storage_option, study_option
+from search.cli_support import int_option, setup_errors, storage_option, study_option
 
 __all__ = ["report"]
 
@@ -20,11 +20,9 @@ __all__ = ["report"]
     default=None,
     help="Folder for index.html (default: reports/<study>).",
 )
-@click.option(
+@int_option(
     "--top",
-    type=click.IntRange(min=1),
     default=3,
-    show_default=True,
     help="Candidates drawn before `search gate` has run (afterwards: the gated ones).",
 )
 @click.option(

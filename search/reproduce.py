@@ -50,9 +50,8 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.trial import FrozenTrial, TrialState
 
-from data.safe import json_safe
+from data.safe import finite_float, json_safe
 from data.store import Store
 from evaluator.engines import ENGINES
 from evaluator.fill_model import FILL_MODEL_VERSION
@@ -69,8 +68,15 @@ from search.provenance import (
     spec_hash,
 )
 from search.records import read_meta, read_record, record_path
-from search.study import mask_url, storage_url
-from search.study_access import StudySetupError, load_study_space, open_study, records_folder, store_for
+from search.study import mask_url
+from search.study_access import (
+    StudySetupError,
+    complete_trial,
+    find_study,
+    load_study_space,
+    records_folder,
+    store_for,
+)
 from search.verdicts import REPRODUCE_ATTR, upsert_verdict
 from spec_space.space import DefaultSource, Objective, SpecSpace
 
@@ -133,8 +139,8 @@ class WindowCheck:
             "start": str(self.start),
             "end": str(self.end),
             "ok": self.ok,
-            "trades": [_jf(self.trades[0]), _jf(self.trades[1])],
-            "metric_differences": {k: [_jf(a), _jf(b)] for k, (a, b) in self.metrics.items()},
+            "trades": [finite_float(self.trades[0]), finite_float(self.trades[1])],
+            "metric_differences": {k: [finite_float(a), finite_float(b)] for k, (a, b) in self.metrics.items()},
             "returns": self.returns,
         }
 
@@ -226,10 +232,6 @@ class ReproduceResult:
 
 
 # ------------------------------------------------------------------------------------------ helpers
-
-
-def _jf(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
 
 
 def _n(x: float) -> str:
@@ -539,25 +541,6 @@ def _study_space(study: optuna.Study) -> SpecSpace:
     return space
 
 
-def _trial(study: optuna.Study, number: int) -> FrozenTrial:
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    trial = trials.get(number)
-    if trial is None:
-        raise StudySetupError(
-            f"study {study.study_name!r} has no trial {number}; it holds trials "
-            f"{min(trials, default=0)}..{max(trials, default=-1)}"
-        )
-    if trial.state != TrialState.COMPLETE:
-        raise StudySetupError(
-            f"trial {number} of {study.study_name!r} is {trial.state.name}, not COMPLETE: only finished trials "
-            "have records to reproduce"
-        )
-    return trial
-
-
-# ------------------------------------------------------------------------------------------ main
-
-
 def reproduce_trial(
     study_name: str,
     trial_number: int,
@@ -573,13 +556,9 @@ def reproduce_trial(
     Raises :class:`~search.study_access.StudySetupError` when there is nothing to reproduce (no such study or
     trial, no record, a study not made by ``search run``); every other outcome is a stored verdict.
     """
-    from search.paths import studies_root as default_root
-
     began = time.perf_counter()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    root = Path(studies_root) if studies_root is not None else default_root()
-    study = open_study(storage_url(storage, root), study_name)
-    trial = _trial(study, trial_number)
+    study, root, url = find_study(study_name, storage=storage, studies_root=studies_root)
+    trial = complete_trial(study, trial_number, why=": only finished trials have records to reproduce")
     folder = records_folder(study, root)
     path = record_path(folder, trial_number)
     if not path.exists():

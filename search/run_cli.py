@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from search.cli_support import engine_option, setup_errors
+from search.cli_support import engine_option, int_option, setup_errors
 from search.paths import DATA_ROOT_ENV, STUDIES_ROOT_ENV
 
 if TYPE_CHECKING:
@@ -138,11 +138,9 @@ def _console() -> Any:
 )
 @click.option("--seed", type=int, default=None, help="Study seed (default 0; a resumed study keeps its own).")
 @click.option("--timeout", default=None, help="Stop asking new trials after this long, e.g. 90s, 15m, 2h.")
-@click.option(
+@int_option(
     "--batch-size",
-    type=click.IntRange(min=1),
     default=8,
-    show_default=True,
     help="Trials asked at once; fixed per study so the trial sequence does not depend on --workers.",
 )
 @click.option(
@@ -343,12 +341,12 @@ def _provenance_block(study: optuna.Study, trial: FrozenTrial, records_dir: str 
     show_default=True,
     help="Interface to bind; 0.0.0.0 exposes the dashboard (no authentication) to the network.",
 )
-@click.option(
+@int_option(
     "--port",
-    type=click.IntRange(min=0, max=65535),
     default=8080,
-    show_default=True,
     help="Port (0: any free port; the URL is printed).",
+    low=0,
+    high=65535,
 )
 def dashboard(storage: str | None, host: str, port: int) -> None:
     """Serve optuna-dashboard on the study storage until Ctrl-C."""

@@ -16,11 +16,13 @@ from optuna.trial import FrozenTrial, TrialState
 from data.safe import mask_url
 from data.store import Store
 from search.records import study_dir
-from search.study import directions_of, open_storage
+from search.study import directions_of, open_storage, storage_url
 from spec_space.space import SpecSpace
 
 __all__ = [
     "StudySetupError",
+    "complete_trial",
+    "find_study",
     "load_study_space",
     "open_study",
     "records_folder",
@@ -44,6 +46,35 @@ def open_study(url: str, name: str) -> optuna.Study:
             f"no study {name!r} in {mask_url(url)}; studies: {', '.join(names) or 'none'} "
             "(pass --storage if it lives elsewhere)"
         ) from None
+
+
+def find_study(
+    name: str, *, storage: str | None = None, studies_root: str | Path | None = None
+) -> tuple[optuna.Study, Path, str]:
+    """The study ``name`` with the studies root and the storage URL it was found with (defaults: the
+    studies root of ``search run`` and the SQLite file in it)."""
+    from search.paths import studies_root as default_root
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    root = Path(studies_root) if studies_root is not None else default_root()
+    url = storage_url(storage, root)
+    return open_study(url, name), root, url
+
+
+def complete_trial(study: optuna.Study, number: int, *, why: str = "") -> FrozenTrial:
+    """Trial ``number`` of ``study``, which must be COMPLETE (``why`` says what needs it finished)."""
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    trial = trials.get(number)
+    if trial is None:
+        raise StudySetupError(
+            f"study {study.study_name!r} has no trial {number}; it holds trials "
+            f"{min(trials, default=0)}..{max(trials, default=-1)}"
+        )
+    if trial.state != TrialState.COMPLETE:
+        raise StudySetupError(
+            f"trial {number} of {study.study_name!r} is {trial.state.name}, not COMPLETE{why}"
+        )
+    return trial
 
 
 def store_for(study: optuna.Study, data_root: str | None) -> Store:
