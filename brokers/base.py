@@ -48,6 +48,7 @@ from brokers.errors import (
     NotSupportedError,
     TemporaryBrokerError,
     backoff_delay,
+    retrier,
 )
 
 if TYPE_CHECKING:
@@ -150,6 +151,16 @@ def parse_occ_symbol(symbol: str) -> OccSymbol | None:
         right="call" if match["right"] == "C" else "put",
         strike=int(match["strike"]) / 1000.0,
     )
+
+
+@dataclass(frozen=True)
+class OrderChanges:
+    """What :meth:`BrokerAdapter.replace_order` changes in a working order; None keeps the field."""
+
+    quantity: float | None = None
+    limit_price: float | None = None
+    stop_price: float | None = None
+    time_in_force: TimeInForce | None = None
 
 
 @dataclass(frozen=True)
@@ -512,6 +523,8 @@ class BrokerAdapter(ABC):
     }
     # Extra advice appended to the NotSupportedError of a missing capability (how to turn it on).
     _capability_hints: ClassVar[Mapping[str, str]] = {}
+    # Why this broker cannot change a working order's quantity (None: it can).
+    _no_quantity_change: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -627,7 +640,7 @@ class BrokerAdapter(ABC):
         """Cancel a working order. Canceling an order that is already final is not an error: the
         final status is returned. Bracket parents cancel their attached exits too."""
 
-    @abstractmethod
+    @retrier
     def replace_order(
         self,
         order_id: str,
@@ -640,8 +653,23 @@ class BrokerAdapter(ABC):
         """Modify a working order in place and return it as the broker now reports it.
 
         Fields left ``None`` keep their value. NotSupportedError when the broker cannot change that
-        field (Tradier cannot change quantity: cancel and place a new order instead).
+        field (Tradier cannot change quantity: cancel and place a new order instead); InvalidOrderError
+        when the order is already final. The change itself is :meth:`_send_replace`.
         """
+        if quantity is not None and self._no_quantity_change:
+            raise NotSupportedError(self._no_quantity_change, broker=self.name)
+        current = self.get_order(order_id)
+        if current.state.is_final:
+            raise InvalidOrderError(
+                f"order {order_id} is {current.state.value}; it cannot be modified", broker=self.name
+            )
+        self._send_replace(order_id, current, OrderChanges(quantity, limit_price, stop_price, time_in_force))
+        return self.get_order(order_id)
+
+    @abstractmethod
+    def _send_replace(self, order_id: str, current: Order, changes: OrderChanges) -> None:
+        """Send ``changes`` of the working order ``current`` once. Called only by :meth:`replace_order`,
+        after the checks every broker shares; raise NotSupportedError for a change this broker refuses."""
 
     def _cancel_tolerating_final(
         self, order_id: str, send: Callable[[], object], *, refusals: tuple[type[BrokerError], ...]
@@ -795,6 +823,7 @@ def _numeric_id(order_id: str) -> tuple[int, str]:
 
 
 __all__ = [
+    "OrderChanges",
     "parse_number",
     "AssetClass",
     "Balance",

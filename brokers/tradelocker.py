@@ -52,6 +52,7 @@ from brokers.base import (
     BrokerAdapter,
     Leg,
     Order,
+    OrderChanges,
     OrderRequest,
     OrderState,
     OrderStatus,
@@ -789,35 +790,20 @@ class TradeLockerAdapter(BrokerAdapter):
             refusals=(InvalidOrderError, OrderNotFoundError),
         )
 
-    @retrier
-    def replace_order(
-        self,
-        order_id: str,
-        *,
-        quantity: float | None = None,
-        limit_price: float | None = None,
-        stop_price: float | None = None,
-        time_in_force: TimeInForce | None = None,
-    ) -> Order:
-        current = self.get_order(order_id)
-        if current.state.is_final:
-            raise InvalidOrderError(
-                f"order {order_id} is {current.state.value}; it cannot be modified", broker=self.name
-            )
-        if time_in_force is TimeInForce.IOC:
+    def _send_replace(self, order_id: str, current: Order, changes: OrderChanges) -> None:
+        if changes.time_in_force is TimeInForce.IOC:
             raise NotSupportedError("TradeLocker pending orders must be GTC", broker=self.name)
         body: dict[str, Any] = {"validity": "GTC"}
         symbol = current.legs[0].symbol
-        if quantity is not None:
-            body["qty"] = _fmt_lots(self.units_to_lots(quantity, symbol))
-        if limit_price is not None:
-            body["price"] = limit_price
-        if stop_price is not None:
-            body["stopPrice"] = stop_price
+        if changes.quantity is not None:
+            body["qty"] = _fmt_lots(self.units_to_lots(changes.quantity, symbol))
+        if changes.limit_price is not None:
+            body["price"] = changes.limit_price
+        if changes.stop_price is not None:
+            body["stopPrice"] = changes.stop_price
         self._request(
             "PATCH", f"/trade/orders/{order_id}", json_body=body, not_found=self._order_not_found(order_id)
         )
-        return self.get_order(order_id)
 
     def _close_position(self, position: Position) -> Order | None:
         if position.position_id is None:

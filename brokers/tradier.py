@@ -40,6 +40,7 @@ from brokers.base import (
     Leg,
     OptionContract,
     Order,
+    OrderChanges,
     OrderRequest,
     OrderState,
     OrderStatus,
@@ -176,6 +177,7 @@ class TradierAdapter(BrokerAdapter):
     """
 
     name = "tradier"
+    _no_quantity_change = "Tradier cannot change an order's quantity: cancel it and place a new order"
     _capabilities: ClassVar[Mapping[str, bool]] = {
         "equity": True,
         "options": True,
@@ -673,33 +675,15 @@ class TradierAdapter(BrokerAdapter):
             refusals=(InvalidOrderError,),
         )
 
-    @retrier
-    def replace_order(
-        self,
-        order_id: str,
-        *,
-        quantity: float | None = None,
-        limit_price: float | None = None,
-        stop_price: float | None = None,
-        time_in_force: TimeInForce | None = None,
-    ) -> Order:
-        if quantity is not None:
-            raise NotSupportedError(
-                "Tradier cannot change an order's quantity: cancel it and place a new order", broker=self.name
-            )
-        current = self.get_order(order_id)
-        if current.state.is_final:
-            raise InvalidOrderError(
-                f"order {order_id} is {current.state.value}; it cannot be modified", broker=self.name
-            )
+    def _send_replace(self, order_id: str, current: Order, changes: OrderChanges) -> None:
         form: dict[str, str] = {"type": current.order_type.value}
-        tif = time_in_force or current.time_in_force or TimeInForce.DAY
+        tif = changes.time_in_force or current.time_in_force or TimeInForce.DAY
         duration = _DURATIONS.get(tif)
         if duration is None:
             raise NotSupportedError(f"Tradier has no {tif.value!r} duration", broker=self.name)
         form["duration"] = duration
-        price = limit_price if limit_price is not None else current.limit_price
-        stop = stop_price if stop_price is not None else current.stop_price
+        price = changes.limit_price if changes.limit_price is not None else current.limit_price
+        stop = changes.stop_price if changes.stop_price is not None else current.stop_price
         if price is not None and current.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
             form["price"] = _fmt_price(price)
         if stop is not None and current.order_type in (OrderType.STOP, OrderType.STOP_LIMIT):
@@ -710,7 +694,6 @@ class TradierAdapter(BrokerAdapter):
             data=form,
             not_found=self._not_found(order_id),
         )
-        return self.get_order(order_id)
 
     def _close_position(self, position: Position) -> Order | None:
         if not position.quantity:
