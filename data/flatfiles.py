@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from spec_space.instruments import FUTURES
+
 #: Column order of every Polygon aggregate flat file.
 COLUMNS: tuple[str, ...] = (
     "ticker",
@@ -180,22 +182,8 @@ def parse_future_ticker(ticker: str) -> tuple[str, int, int]:
     return match["root"], 2000 + int(match["year"]), MONTH_CODES.index(match["code"]) + 1
 
 
-#: Minimum price increment of each futures root (index points or $/oz).
-TICK_SIZES: dict[str, float] = {
-    "MES": 0.25, "ES": 0.25,
-    "MNQ": 0.25, "NQ": 0.25,
-    "M2K": 0.1, "RTY": 0.1,
-    "MGC": 0.1, "GC": 0.1,
-    "MYM": 1.0, "YM": 1.0,
-}
-#: Dollars per point of each futures root (P&L of one contract = price change x multiplier).
-MULTIPLIERS: dict[str, float] = {
-    "MES": 5.0, "ES": 50.0,
-    "MNQ": 2.0, "NQ": 20.0,
-    "M2K": 5.0, "RTY": 50.0,
-    "MGC": 10.0, "GC": 100.0,
-    "MYM": 0.5, "YM": 5.0,
-}
+#: Minimum price increment of each futures root (index points or $/oz), from the one contract table.
+TICK_SIZES: dict[str, float] = {root: contract.tick_size for root, contract in FUTURES.items()}
 _QUARTERLY = (3, 6, 9, 12)
 #: Listed contract months traded as the front month: quarterly for equity indices, even months for gold.
 CONTRACT_MONTHS: dict[str, tuple[int, ...]] = {
