@@ -43,6 +43,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+def _check_range(low: float, high: float, *, log: bool, stepped: bool, kind: str, log_step: str) -> None:
+    """A ``[low, high]`` distribution range: ordered, and positive without a step on a log scale."""
+    if low > high:
+        raise ValueError(f"low {low:g} is above high {high:g}; write [{high:g}, {low:g}]")
+    if log and (low <= 0 or stepped):
+        raise ValueError(f"a log-scale {kind} needs low > 0 and {log_step}")
+
+
 class IntParam(_Strict):
     # "int" and "float" are the YAML keys; as attribute names they would shadow the builtins
     int_range: tuple[int, int] = Field(alias="int", description="[low, high] inclusive")
@@ -53,11 +61,7 @@ class IntParam(_Strict):
 
     @model_validator(mode="after")
     def _range(self) -> IntParam:
-        low, high = self.int_range
-        if low > high:
-            raise ValueError(f"low {low} is above high {high}; write [{high}, {low}]")
-        if self.log and (low <= 0 or self.step != 1):
-            raise ValueError("a log-scale int needs low > 0 and step 1")
+        _check_range(*self.int_range, log=self.log, stepped=self.step != 1, kind="int", log_step="step 1")
         return self
 
 
@@ -70,11 +74,7 @@ class FloatParam(_Strict):
 
     @model_validator(mode="after")
     def _range(self) -> FloatParam:
-        low, high = self.float_range
-        if low > high:
-            raise ValueError(f"low {low:g} is above high {high:g}; write [{high:g}, {low:g}]")
-        if self.log and (low <= 0 or self.step is not None):
-            raise ValueError("a log-scale float needs low > 0 and no step")
+        _check_range(*self.float_range, log=self.log, stepped=self.step is not None, kind="float", log_step="no step")
         return self
 
 
