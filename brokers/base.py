@@ -823,8 +823,6 @@ def _numeric_id(order_id: str) -> tuple[int, str]:
 
 
 __all__ = [
-    "OrderChanges",
-    "parse_number",
     "AssetClass",
     "Balance",
     "BrokerAdapter",
@@ -833,6 +831,7 @@ __all__ = [
     "OccSymbol",
     "OptionContract",
     "Order",
+    "OrderChanges",
     "OrderRequest",
     "OrderState",
     "OrderStatus",
@@ -842,5 +841,6 @@ __all__ = [
     "Quote",
     "Side",
     "TimeInForce",
+    "parse_number",
     "parse_occ_symbol",
 ]

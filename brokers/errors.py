@@ -174,6 +174,16 @@ def temporary_from_response(
     return None
 
 
+def response_json(response: httpx.Response, *, broker: str, what: str, secrets: Iterable[str | None] = ()) -> Any:
+    """The JSON body of a successful response; a body that is not JSON is a :class:`BrokerError`."""
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise BrokerError(
+            f"{what}: response is not JSON: {response.text[:200]!r}", broker=broker, secrets=secrets
+        ) from exc
+
+
 def refusal_error(
     what: str,
     code: int,
@@ -302,9 +312,12 @@ __all__ = [
     "OrderNotFoundError",
     "TemporaryBrokerError",
     "backoff_delay",
+    "error_from_response",
     "mask_secret",
     "parse_retry_after",
     "redact",
+    "refusal_error",
+    "response_json",
     "retrier",
     "temporary_from_response",
     "translate_transport_error",

@@ -74,6 +74,7 @@ from brokers.errors import (
     error_from_response,
     mask_secret,
     refusal_error,
+    response_json,
     retrier,
     translate_transport_error,
 )
@@ -354,12 +355,7 @@ class TradeLockerAdapter(BrokerAdapter):
         self, response: httpx.Response, what: str, not_found: Callable[[], BrokerError] | None = None
     ) -> dict[str, Any]:
         if response.is_success:
-            try:
-                body = response.json()
-            except ValueError as exc:
-                raise BrokerError(
-                    f"{what}: response is not JSON: {response.text[:200]!r}", broker=self.name
-                ) from exc
+            body = response_json(response, broker=self.name, what=what, secrets=self._secrets)
             if isinstance(body, dict) and body.get("s") == "error":
                 self._raise_refusal(what, response.status_code, str(body.get("errmsg", body)))
             return body if isinstance(body, dict) else {"d": body}

@@ -63,6 +63,7 @@ from brokers.errors import (
     OrderNotFoundError,
     error_from_response,
     mask_secret,
+    response_json,
     retrier,
     translate_transport_error,
 )
@@ -262,14 +263,7 @@ class TradierAdapter(BrokerAdapter):
             raise translate_transport_error(exc, broker=self.name, what=what, secrets=self._secrets) from exc
         logger.debug("%s -> HTTP %d", what, response.status_code)
         if response.is_success:
-            try:
-                body = response.json()
-            except ValueError as exc:
-                raise BrokerError(
-                    f"{what}: response is not JSON: {response.text[:200]!r}",
-                    broker=self.name,
-                    secrets=self._secrets,
-                ) from exc
+            body = response_json(response, broker=self.name, what=what, secrets=self._secrets)
             return body if isinstance(body, dict) else {}
         detail = self._error_detail(response)
         raise error_from_response(
