@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from search.cli_support import engine_option, int_option, setup_errors
-from search.paths import DATA_ROOT_ENV, STUDIES_ROOT_ENV
+from search.cli_support import engine_option, int_option, setup_errors, storage_option, study_option
+from search.paths import DATA_ROOT_ENV
 
 if TYPE_CHECKING:
     import optuna
@@ -23,11 +23,6 @@ if TYPE_CHECKING:
     from evaluator.wfo import WFOResult
 
 __all__ = ["best", "dashboard", "run", "studies"]
-
-_STORAGE_HELP = (
-    f"Optuna storage: a database URL (sqlite:///..., postgresql://...) or journal:PATH "
-    f"(default: sqlite at <studies root>/farm.db; studies root = ${STUDIES_ROOT_ENV} or ./studies)."
-)
 
 
 def _fmt(value: Any) -> str:
@@ -129,7 +124,7 @@ def _console() -> Any:
 )
 @click.option("--ray-address", default=None, help="Join a Ray cluster (ray://host:10001 or host:6379).")
 @click.option("--no-ray", is_flag=True, help="Evaluate trials inline in this process (needs --workers 1).")
-@click.option("--storage", default=None, help=_STORAGE_HELP)
+@storage_option()
 @click.option(
     "--data",
     "data_root",
@@ -225,7 +220,7 @@ def run(
 
 
 @click.command("studies")
-@click.option("--storage", default=None, help=_STORAGE_HELP)
+@storage_option()
 def studies(storage: str | None) -> None:
     """List the studies in a storage with their trial counts and best first-objective value."""
     import optuna
@@ -283,9 +278,9 @@ def studies(storage: str | None) -> None:
 
 
 @click.command("best")
-@click.option("--study", "study_name", required=True, help="Study name (see `search studies`).")
+@study_option()
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--storage", default=None, help=_STORAGE_HELP)
+@storage_option()
 def best(study_name: str, top: int, storage: str | None) -> None:
     """The study's best candidates (params, IS and validation metrics) and its walk-forward optimisation."""
     from search.paths import studies_root
@@ -334,7 +329,7 @@ def _provenance_block(study: optuna.Study, trial: FrozenTrial, records_dir: str 
 
 
 @click.command("dashboard")
-@click.option("--storage", default=None, help=_STORAGE_HELP)
+@storage_option()
 @click.option(
     "--host",
     default="127.0.0.1",
