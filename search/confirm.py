@@ -87,6 +87,7 @@ def confirm_trial(
 ) -> ConfirmResult:
     """Re-run trial ``trial_number``'s folds in both engines, compare, and store the verdict (see module doc)."""
     from evaluator import fast, lumibot_engine
+
     study, root, _ = find_study(study_name, storage=storage, studies_root=studies_root)
     trial = complete_trial(study, trial_number)
     space = load_study_space(study)
