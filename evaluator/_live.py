@@ -25,6 +25,8 @@ import pandas as pd
 import polars as pl
 
 from data.calendar import DAY_START_MINUTE, trading_dates
+from data.flatfiles import occ_ticker
+from data.safe import finite_float
 from evaluator.market import BAR_MINUTES, NY, Market, OptionArrays, bars_from_frame
 from spec_space.models import StrategySpec
 
@@ -201,27 +203,18 @@ class Contract:
 
     @property
     def ticker(self) -> str:
-        right = "C" if self.call else "P"
-        return f"O:{self.symbol}{self.expiry:%y%m%d}{right}{round(self.strike * 1000):08d}"
+        return occ_ticker(self.symbol, self.expiry, "C" if self.call else "P", self.strike)
 
 
 def chain_price(row: dict[str, Any]) -> float:
     """A contract's live price for selection and marks: the bid/ask mid when both sides quote, else the
     last trade, else NaN (the backtests' "no trade within the staleness limit")."""
-    bid, ask, last = (_num(row.get(k)) for k in ("bid", "ask", "last"))
+    bid, ask, last = (finite_float(row.get(k)) for k in ("bid", "ask", "last"))
     if bid is not None and ask is not None and bid > 0 and ask >= bid:
         return (bid + ask) / 2
     if last is not None and last > 0:
         return last
     return float("nan")
-
-
-def _num(value: Any) -> float | None:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
 
 
 def chain_arrays(contracts: list[Contract]) -> tuple[np.ndarray, ...]:

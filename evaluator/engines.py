@@ -1,15 +1,20 @@
-"""Engine registry: a name to a ``run(spec, market, start, end) -> BacktestResult`` callable."""
+"""Engine registry: a name to a ``run(spec, market, start, end) -> BacktestResult`` callable.
+
+Importing it is cheap (the engines load on first use), so command lines read their ``--engine`` choices here.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeAlias
 
-from evaluator.market import Market
-from evaluator.results import BacktestResult
-from spec_space.models import StrategySpec
+if TYPE_CHECKING:
+    from evaluator.market import Market
+    from evaluator.results import BacktestResult
+    from spec_space.models import StrategySpec
 
-EngineFn = Callable[[StrategySpec, Market, dt.date, dt.date], BacktestResult]
+EngineFn: TypeAlias = "Callable[[StrategySpec, Market, dt.date, dt.date], BacktestResult]"
 
 
 def _fast(spec: StrategySpec, market: Market, start: dt.date, end: dt.date) -> BacktestResult:
