@@ -19,7 +19,7 @@ def _fast(spec: StrategySpec, market: Market, start: dt.date, end: dt.date) -> B
 
 
 def _lumibot(spec: StrategySpec, market: Market, start: dt.date, end: dt.date) -> BacktestResult:
-    from evaluator.lumibot_engine import run  # imported lazily: lumibot is heavy and only confirms finalists
+    from evaluator.lumibot import run  # imported lazily: lumibot is heavy and only confirms finalists
 
     return run(spec, market, start, end)
 

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaluator import _live
-from evaluator.lumibot_engine import UnsupportedLive, live_problem, live_strategy
+from brokers.live import UnsupportedLive, live_problem, live_strategy
+from brokers.live import bars as _live
 from spec_space.models import StrategySpec
 
 NY = ZoneInfo("America/New_York")
