@@ -54,7 +54,7 @@ def spec_plan(spec: StrategySpec, **window: Any) -> Plan:
     """The parts of a plan that come from the spec alone (legs, parameters, sizing units), plus ``window``:
     the market-dependent fields a backtest fills once and live trading refreshes at each decision."""
     inst = spec.instrument
-    leg_kind, leg_sign, leg_right, leg_dte, leg_select, leg_value = _legs(spec)
+    legs = _legs(spec)
     is_option = inst.type == "option"
     if inst.type == "forex":
         pair = forex_pair(inst.symbol)
@@ -65,12 +65,12 @@ def spec_plan(spec: StrategySpec, **window: Any) -> Plan:
     return Plan(
         spec=spec,
         params=kernel_params(spec),
-        leg_kind=leg_kind,
-        leg_sign=leg_sign,
-        leg_right=leg_right,
-        leg_dte=leg_dte,
-        leg_select=leg_select,
-        leg_value=leg_value,
+        leg_kind=legs.kind,
+        leg_sign=legs.sign,
+        leg_right=legs.right,
+        leg_dte=legs.dte,
+        leg_select=legs.select,
+        leg_value=legs.value,
         mult=underlying_multiplier(spec)[0],
         is_option=is_option,
         own_pct=is_option and (len(inst.legs) > 1 or inst.staged is not None),
