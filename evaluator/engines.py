@@ -26,6 +26,21 @@ def _lumibot(spec: StrategySpec, market: Market, start: dt.date, end: dt.date) -
 
 ENGINES: dict[str, EngineFn] = {"fast": _fast, "lumibot": _lumibot}
 
+# The instrument types an engine does not backtest, and why (it raises NotImplementedError for them).
+_NOT_RUN: dict[str, dict[str, str]] = {
+    "lumibot": {
+        kind: "futures and forex trade around the clock, which Lumibot backtests as one continuous market "
+        "without session closes"
+        for kind in ("future", "forex")
+    },
+}
+
+
+def unsupported(name: str, instrument_type: str) -> str | None:
+    """Why engine ``name`` does not backtest ``instrument_type`` specs, or None when it does."""
+    get_engine(name)
+    return _NOT_RUN.get(name, {}).get(instrument_type)
+
 
 def get_engine(name: str) -> EngineFn:
     try:
