@@ -68,6 +68,7 @@ from brokers.errors import AuthenticationError, BrokerError
 from brokers.risk import RiskGuard, RiskLimitBreached
 from brokers.tradelocker import TradeLockerAdapter
 from brokers.tradier import TradierAdapter
+from evaluator.lumibot.env import NETWORK_ENV, NO_DOTENV
 
 if TYPE_CHECKING:
     from lumibot.brokers.broker import Broker as LumiBroker
@@ -104,26 +105,8 @@ EXIT_SETUP = 2
 
 # Variables Lumibot reads that would override the deployment's settings, send data elsewhere
 # (cloud updates, Discord, a variables database) or turn the run into a backtest.
-_LUMIBOT_UNSET = (
-    "IS_BACKTESTING",
-    "LIVE_CONFIG",
-    "TRADING_BROKER",
-    "DATA_SOURCE",
-    "MARKET",
-    "LUMIWEALTH_API_KEY",
-    "DB_CONNECTION_STR",
-    "ACCOUNT_HISTORY_DB_CONNECTION_STR",
-    "DISCORD_WEBHOOK_URL",
-    "LUMIBOT_STRATEGY_PARAMETERS",
-    "BACKTESTING_PARAMETERS",
-    "TRADIER_TOKEN",
-    "TRADIER_TOKEN_PATH",
-)
-_LUMIBOT_SET = {
-    "LUMIBOT_DISABLE_DOTENV": "true",
-    "LUMIBOT_HIDE_BOTSPOT_TIP": "1",
-    "PYTHONUNBUFFERED": "1",
-}
+_LUMIBOT_UNSET = ("IS_BACKTESTING", *NETWORK_ENV, "TRADIER_TOKEN", "TRADIER_TOKEN_PATH")
+_LUMIBOT_SET = {**NO_DOTENV, "LUMIBOT_HIDE_BOTSPOT_TIP": "1", "PYTHONUNBUFFERED": "1"}
 
 
 class PaperSetupError(RuntimeError):
