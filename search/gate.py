@@ -62,7 +62,7 @@ from data.store import Store
 from evaluator.fast import run as fast_run
 from evaluator.fill_model import FILL_MODEL_VERSION
 from evaluator.gates import GateConfig, GateConfigError, Verdict, evaluate_gates
-from evaluator.market import Market, load_market, signal_symbol
+from evaluator.market import Market, load_market, market_key, signal_symbol
 from evaluator.metrics import METRIC_KEYS, compute_metrics, sharpe_ratio
 from evaluator.overfitting import (
     BootstrapResult,
@@ -499,10 +499,10 @@ class _Markets:
     def __init__(self, store: Store, space: SpecSpace) -> None:
         self.store = store
         self.space = space
-        self._cache: dict[tuple[str, str, str], Market] = {}
+        self._cache: dict[tuple[object, ...], Market] = {}
 
     def get(self, spec: StrategySpec) -> Market:
-        key = (spec.instrument.model_dump_json(), spec.timeframe, str(spec.session))
+        key = market_key(spec)  # the executor's key: what load_market reads
         if key not in self._cache:
             self._cache[key] = load_market(self.store, spec, self.space.data.start, self.space.data.end)
         return self._cache[key]
