@@ -67,11 +67,9 @@ from brokers.base import (
 from brokers.base import Order as AdapterOrder
 from brokers.errors import BrokerError, InvalidOrderError, OrderNotFoundError
 from brokers.tradelocker import TradeLockerAdapter
-from evaluator.lumibot_env import NO_DOTENV, lumibot_environment
+from evaluator.lumibot.env import no_dotenv
 
-# Lumibot loads any .env it finds above the script or the working directory on import (its variables then
-# override arguments); credentials here come from brokers.credentials only.
-with lumibot_environment(set_=NO_DOTENV):
+with no_dotenv():  # Lumibot loads any .env it finds on import; credentials come from brokers.credentials
     from lumibot.brokers.broker import Broker, LumibotBrokerAPIError
     from lumibot.data_sources import DataSource
     from lumibot.entities import Asset, Bars, Quote

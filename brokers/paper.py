@@ -29,8 +29,8 @@ Secrets. Credentials are read from the environment (or the ``.env`` file named b
 in each process that needs them; they are never passed on a command line, written to the database,
 or written to the deployment folder. The database URL reaches the children in ``$FARM_DEPLOYMENTS_DB``.
 
-The strategy: :func:`build_strategy`, the evaluator's ``SpecStrategy`` in its live mode
-(:func:`evaluator.lumibot_engine.live_strategy`): the class that confirmed the candidate in backtests,
+The strategy: :func:`build_strategy`, ``brokers.live.LiveSpecStrategy`` (the backtests' position rules on a live broker)
+(:func:`brokers.live.live_strategy`): the class that confirmed the candidate in backtests,
 deciding on the broker's bars with the engines' own signal code.
 
 Lumibot quirk worked around here: stopping a live ``Trader`` while an iteration runs deadlocks
@@ -69,7 +69,7 @@ from brokers.risk import RiskGuard, RiskLimitBreached
 from brokers.tradelocker import TradeLockerAdapter
 from brokers.tradier import TradierAdapter
 from data.flatfiles import occ_symbol
-from evaluator.lumibot_env import LIVE_SET, LIVE_UNSET, apply_lumibot_environment
+from evaluator.lumibot.env import LIVE_SET, LIVE_UNSET, apply_lumibot_environment
 
 if TYPE_CHECKING:
     from lumibot.brokers.broker import Broker as LumiBroker
@@ -545,7 +545,7 @@ def build_lumibot_broker(
 
 def strategy_problem(spec: Mapping[str, Any], broker: str | None = None) -> str | None:
     """Why a spec cannot be paper traded (on ``broker``, when given), or None."""
-    from evaluator.lumibot_engine import live_problem
+    from brokers.live import live_problem
     from spec_space.models import StrategySpec
 
     return live_problem(StrategySpec.model_validate(spec), broker)
@@ -553,8 +553,8 @@ def strategy_problem(spec: Mapping[str, Any], broker: str | None = None) -> str 
 
 def build_strategy(broker: LumiBroker, dep: Deployment, settings: PaperSettings) -> Any:
     """The Lumibot strategy of a deployment: its spec interpreted on the live broker by
-    ``evaluator.lumibot_engine.live_strategy(broker, spec, *, name, sleeptime)`` (SpecStrategy's live mode)."""
-    from evaluator.lumibot_engine import UnsupportedLive, live_strategy
+    ``brokers.live.live_strategy(broker, spec, *, name, sleeptime)`` (the backtests' rules, live)."""
+    from brokers.live import UnsupportedLive, live_strategy
     from spec_space.models import StrategySpec
 
     if settings.strategy != "spec":

@@ -24,12 +24,27 @@ def _fast(spec: StrategySpec, market: Market, start: dt.date, end: dt.date) -> B
 
 
 def _lumibot(spec: StrategySpec, market: Market, start: dt.date, end: dt.date) -> BacktestResult:
-    from evaluator.lumibot_engine import run  # imported lazily: lumibot is heavy and only confirms finalists
+    from evaluator.lumibot import run  # imported lazily: lumibot is heavy and only confirms finalists
 
     return run(spec, market, start, end)
 
 
 ENGINES: dict[str, EngineFn] = {"fast": _fast, "lumibot": _lumibot}
+
+# The instrument types an engine does not backtest, and why (it raises NotImplementedError for them).
+_NOT_RUN: dict[str, dict[str, str]] = {
+    "lumibot": {
+        kind: "futures and forex trade around the clock, which Lumibot backtests as one continuous market "
+        "without session closes"
+        for kind in ("future", "forex")
+    },
+}
+
+
+def unsupported(name: str, instrument_type: str) -> str | None:
+    """Why engine ``name`` does not backtest ``instrument_type`` specs, or None when it does."""
+    get_engine(name)
+    return _NOT_RUN.get(name, {}).get(instrument_type)
 
 
 def get_engine(name: str) -> EngineFn:

@@ -1,7 +1,7 @@
 """``search confirm`` as a function: re-run a trial's walk-forward windows in Lumibot and compare with the fast engine.
 
 For trial N of a study made by ``search run``, every fold's in-sample and out-of-sample window is
-backtested by the fast engine and by the Lumibot engine (:mod:`evaluator.lumibot_engine`, the same fill
+backtested by the fast engine and by the Lumibot engine (:mod:`evaluator.lumibot`, the same fill
 model) on the data store the study used, and the two results are compared trade for trade with
 :func:`evaluator.parity.compare_results`. The trial is confirmed when every window agrees.
 
@@ -86,7 +86,7 @@ def confirm_trial(
     echo: Callable[[str], None] = print,
 ) -> ConfirmResult:
     """Re-run trial ``trial_number``'s folds in both engines, compare, and store the verdict (see module doc)."""
-    from evaluator import fast, lumibot_engine
+    from evaluator import fast, lumibot
 
     study, root, _ = find_study(study_name, storage=storage, studies_root=studies_root)
     trial = complete_trial(study, trial_number)
@@ -109,7 +109,7 @@ def confirm_trial(
             start, end = dt.date.fromisoformat(fold[start_key]), dt.date.fromisoformat(fold[end_key])
             began = time.perf_counter()
             report = compare_results(
-                fast.run(spec, market, start, end), lumibot_engine.run(spec, market, start, end)
+                fast.run(spec, market, start, end), lumibot.run(spec, market, start, end)
             )
             check = WindowCheck(int(fold["index"]), window, start, end, report, time.perf_counter() - began)
             result.windows.append(check)
