@@ -929,8 +929,20 @@ RULES: tuple[Rule, ...] = (
 )
 
 #: a clause that reads like an entry rule: if it stays unmapped, the idea is rejected
-CORE = re.compile(r"\b(go\s+long|go\s+short|enter\w*|entry|entries|buy|long\s+(?:on|when|if)|short\s+(?:on|when|if)|"
-                  r"crosses|breaks?\s+(?:above|below|out))\b", re.I)
+CORE = re.compile(r"\b(go\s+long|go\s+short|enter\w*|entry|entries|buy(?!\s+and\s+hold)|long\s+(?:on|when|if)|"
+                  r"short\s+(?:on|when|if)|crosses|breaks?\s+(?:above|below|out))\b", re.I)
+
+
+def split_clauses(text: str) -> list[str]:
+    """The idea's clauses as :func:`parse_idea` records them: the title line, then each sentence's comma
+    and semicolon parts. The validator asks a language model's clause record for exactly these."""
+    lines = text.strip().splitlines()
+    if not lines:
+        return []
+    out = [lines[0].strip()]
+    for _, sentence in _sentences("\n".join(lines[1:])):
+        out += [sentence[lo:hi].strip(" ,;") for lo, hi in _fragments(sentence)]
+    return out
 
 #: farm defaults a space needs and the idea does not give; recorded so nobody mistakes them for the idea
 DATA_WINDOW = {"start": "2024-01-02", "end": "2024-06-28"}
@@ -990,7 +1002,7 @@ def parse_idea(text: str, *, name: str | None = None) -> ParsedIdea:
     if symbol is not None:
         if not b.entry_found:
             problems.append("no entry rule mapped onto the catalogue")
-        core = [c.text for c in clauses[1:] if not c.mapped and CORE.search(c.text) and not c.reason]
+        core = [c.text for c in clauses[1:] if not c.mapped and CORE.search(c.text)]
         problems += [f"entry clause not mapped: {c!r}" for c in core]
         if not problems:
             space = _assemble(b, title, name or "idea", clauses)
@@ -1026,7 +1038,7 @@ def _assemble(b: _Builder, title: str, name: str, clauses: list[Clause]) -> dict
         spec["sizing"]["mode"] = "fixed"
         spec["sizing"].pop("risk_pct", None)
     daily = tf == "1d"
-    return {
+    out = {
         "name": name,
         "description": title,
         "data": DAILY_WINDOW if daily else DATA_WINDOW,
@@ -1045,3 +1057,32 @@ def _assemble(b: _Builder, title: str, name: str, clauses: list[Clause]) -> dict
                               "session: regular"],
         },
     }
+    for clause in clauses:  # a side the space does not trade (a long-only option) is no field of it
+        kept = [f for f in clause.fields if has_path(out, f)]
+        if clause.fields and not kept:
+            clause.reason = f"sets {', '.join(sorted(set(clause.fields)))}, which this {spec['direction']}-only space does not use"
+        clause.fields = kept
+    out["provenance"]["clause_map"] = [c.record() for c in clauses if c.mapped]
+    out["provenance"]["unmapped"] = [c.record() for c in clauses if not c.mapped]
+    if spec["instrument"]["type"] == "option" and not any("legs[0].value" in f for c in clauses for f in c.fields):
+        out["provenance"]["farm_defaults"].append("option strike: delta 0.5 (the idea names none)")
+    return out
+
+
+def has_path(space: dict[str, Any], path: str) -> bool:
+    """Whether a clause-map field (``exits.stop_loss.pct``, ``instrument.legs[0].dte``, ``params.x``,
+    ``description``) exists in a space dict."""
+    if path in ("description", "name"):
+        return True
+    node: Any = space
+    parts = [p for p in re.split(r"\.|\[(\d+)\]", path) if p]
+    if parts and parts[0] != "params":
+        node = space.get("spec", {})
+    for part in parts:
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return False
+    return True
