@@ -429,20 +429,24 @@ def r_opening_range(b: _Builder, s: str) -> Iterator[Hit]:
         yield _hit(m, "window", ["params." + b.range_end[1:]])
 
 
+_MA = r"sma|ema|ma|(?:simple\s+|exponential\s+)?moving\s+average"
+
+
 def _cross_ma(kind: str, period: str) -> str:
     return f"{kind.lower()}(close, {period})"
 
 
 def r_moving_average(b: _Builder, s: str) -> Iterator[Hit]:
-    m = re.search(r"\b(?:the\s+)?(\d+)\s*(?:-?\s*(?:day|period|bar)\s+)?(sma|ema|ma)\s+cross(?:es)?\s+(above|over|below|under)\s+"
-                  r"(?:the\s+)?(\d+)\s*(?:-?\s*(?:day|period|bar)\s+)?(sma|ema|ma)?", s, re.I)
+    m = re.search(rf"\b(?:the\s+)?(\d+)\s*(?:-?\s*(?:day|period|bar|minute)\s+)?({_MA})\s+cross(?:es)?\s+(above|over|below|under)\s+"
+                  rf"(?:the\s+)?(\d+)\s*(?:-?\s*(?:day|period|bar|minute)\s+)?({_MA}|one)?", s, re.I)
     if m is None:
         return
-    kind = m.group(2) if m.group(2).lower() != "ma" else "sma"
+    kind = "ema" if re.match(r"ema|exp", m.group(2), re.I) else "sma"
     fast_n, slow_n = int(m.group(1)), int(m.group(4))
     fast = b.number("fast", fast_n, integer=True)
     slow = b.number("slow", slow_n, integer=True, low=max(fast_n + 1, slow_n // 2))
-    fast_e, slow_e = _cross_ma(kind, fast), _cross_ma(m.group(5) or kind, slow)
+    slow_kind = "ema" if m.group(5) and re.match(r"ema|exp", m.group(5), re.I) else "sma" if m.group(5) and m.group(5).lower() != "one" else kind
+    fast_e, slow_e = _cross_ma(kind, fast), _cross_ma(slow_kind, slow)
     up = m.group(3).lower() in ("above", "over")
     b.long.append(f"crosses_above({fast_e}, {slow_e})" if up else f"crosses_below({fast_e}, {slow_e})")
     b.entry_found = True
@@ -461,7 +465,7 @@ def r_moving_average(b: _Builder, s: str) -> Iterator[Hit]:
         if both:
             b.short.append(f"close < {fast_e} and close < {slow_e}")
         yield _hit(opp, "entry", ["entry.short", "direction"], "mirrored: below both when price was above both")
-    back = re.search(r"\b(?:sell|exit|close|out)\b[^.]*?\bcross(?:es)?\s+back\s+(?:below|under)", b.text[b.text.find(s):], re.I)
+    back = re.search(r"\b(?:sell|exit|close|out)\b[^.]*?\bcross(?:es)?\s+(?:back\s+)?(?:below|under|down)", b.text[b.text.find(s):], re.I)
     if back:
         b.exit_long.append(f"crosses_below({fast_e}, {slow_e})")
 
@@ -483,7 +487,7 @@ def r_price_ma(b: _Builder, s: str) -> Iterator[Hit]:
 
 
 def r_exit_cross_back(b: _Builder, s: str) -> Iterator[Hit]:
-    m = re.search(r"\b(?:sell|exit|close|out)\b[^.,]*?\bcross(?:es)?\s+back\s+(?:below|under)", s, re.I)
+    m = re.search(r"\b(?:sell|exit|close|out)\b[^.,;]*?\bcross(?:es)?\s+(?:back\s+)?(?:below|under|down)", s, re.I)
     if m and getattr(b, "ma", None):
         yield _hit(m, "exit", ["exits.exit_long"])
 
@@ -940,7 +944,7 @@ def split_clauses(text: str) -> list[str]:
     if not lines:
         return []
     out = [lines[0].strip()]
-    for _, sentence in _sentences("\n".join(lines[1:])):
+    for _, sentence in _sentences("\n".join(lines[1:]) or lines[0]):
         out += [sentence[lo:hi].strip(" ,;") for lo, hi in _fragments(sentence)]
     return out
 
@@ -953,7 +957,7 @@ def parse_idea(text: str, *, name: str | None = None) -> ParsedIdea:
     """Read one idea; build its space unless it must be rejected (see :attr:`ParsedIdea.problems`)."""
     lines = [line for line in text.strip().splitlines()]
     title = lines[0].strip() if lines else ""
-    body = "\n".join(lines[1:]) if len(lines) > 1 else title
+    body = "\n".join(lines[1:])
     symbols = named_symbols(text)
     asset, symbol, why = asset_class(text, symbols)
     clauses: list[Clause] = [Clause(title, "title", ["description"])]
@@ -967,12 +971,14 @@ def parse_idea(text: str, *, name: str | None = None) -> ParsedIdea:
         if others:
             clauses[0].notes.append(f"also named: {', '.join(others)}; a space trades one instrument, so this one "
                                     f"trades {symbol} (seed the others as ideas of their own)")
-    sentences = [(title, True)] + [(s, False) for _, s in _sentences(body)] if body is not title else [(title, True)]
+    # a one-line idea is all body: its title is its first sentence too
+    sentences = [(title, True)] + [(s, False) for _, s in _sentences(body or title)]
     hits: list[list[Hit]] = [[] for _ in sentences]
     if symbol is not None:
         for rule in RULES:
-            for n, (sentence, _) in enumerate(sentences):
-                hits[n].extend(rule(b, sentence))
+            for n, (sentence, is_title) in enumerate(sentences):
+                if not (is_title and not body):  # a one-line idea is read once, as its body
+                    hits[n].extend(rule(b, sentence))
         _finish_zone(b)
     for n, (sentence, is_title) in enumerate(sentences):
         if is_title:

@@ -131,3 +131,11 @@ def test_weekday_phrases():
         idea = f"SPY VWAP\nGo long when price reclaims VWAP, {text}. Stop 1%."
         _, spec, _ = _spec(idea)
         assert f"day_of_week({days})" in spec.entry.long
+
+
+def test_a_one_line_idea_is_read_once_as_its_body():
+    idea = "Buy SPY when the 10 minute moving average crosses above the 50 minute one; sell on the cross down; 0.5% stop."
+    parsed, spec, space = _spec(idea)
+    assert spec.entry.long == "crosses_above(sma(close, 10), sma(close, 50))"
+    assert spec.exits.exit_long == "crosses_below(sma(close, 10), sma(close, 50))"
+    assert spec.exits.stop_loss.pct == 0.005 and sorted(space.params) == ["fast", "slow", "stop_loss"]
