@@ -994,7 +994,8 @@ def parse_idea(text: str, *, name: str | None = None) -> ParsedIdea:
                     if hit.unmapped_reason:
                         fragment.reason = hit.unmapped_reason
                         continue
-                    fragment.kind = fragment.kind or hit.kind
+                    if fragment.kind in ("", "instrument"):  # naming the instrument is the weakest reading
+                        fragment.kind = hit.kind
                     fragment.fields.extend(hit.fields or [f"entry.{'long' if b.long else 'short'}"])
                     if hit.note and hit.note not in fragment.notes:
                         fragment.notes.append(hit.note)
