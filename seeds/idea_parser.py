@@ -192,7 +192,7 @@ def _minutes(text: str) -> int:
 _T = r"\d{1,2}:\d{2}(?:\s*[ap]\.?m\.?)?|\d{1,2}\s*[ap]\.?m\.?"  # a clock time, never a bare count
 _N = r"\d+(?:\.\d+)?|\.\d+"
 _DAYS = ["mon", "tue", "wed", "thu", "fri"]
-_DAY_RE = r"(?:mon|tue|wed|thu|fri)\w*"
+_DAY_RE = r"(?:mon|tue|wed|thu|fri)[a-z]*"
 
 
 @dataclass
@@ -218,6 +218,7 @@ class _Builder:
         self.long: list[str] = []  # conjunctive parts of entry.long
         self.short: list[str] = []
         self.filters: list[str] = []  # and-ed into both sides
+        self.side_filters: dict[str, list[str]] = {}  # and-ed into one side
         self.exit_long: list[str] = []
         self.exit_short: list[str] = []
         self.timeframe: str | None = None
@@ -228,7 +229,14 @@ class _Builder:
         self.mirrored = False
         self.long_only = False
         self.entry_found = False
-        self.notes: list[str] = []
+        self.ma: tuple[str, str] | None = None  # (fast, slow) of a moving-average cross
+        self.zone_breakout = False  # the ZRCE parts, joined by _finish_zone once every sentence was read
+        self.zone_ratio = 1.0
+        self.zone_relaxed: float | None = None
+        self.zone_buffer = "0.0"
+
+    def side(self, name: str) -> list[str]:
+        return self.long if name == "long" else self.short
 
     # -- parameters: a range around every number ------------------------------------------------
     def number(self, name: str, value: float, *, integer: bool = False, low: float | None = None,
@@ -334,10 +342,9 @@ def r_staged(b: _Builder, s: str) -> Iterator[Hit]:
                      rf"(?:higher|lower|above|below|further|out|otm)\b(?:\s+strike)?", s, re.I)
     if conv is None:
         return
-    staged: dict[str, Any] = {"width": b.number("width", float(conv.group(1)), low=float(conv.group(1)) / 2,
-                                                high=float(conv.group(1)) * 2, step=0.5)}
-    if float(conv.group(1)) < 1:
-        staged["width"] = b.number("width", float(conv.group(1)))
+    width = float(conv.group(1))
+    # strikes come in $0.50 or $1 steps from about $1 wide; a narrower width is searched without a step
+    staged: dict[str, Any] = {"width": b.number("width", width, step=0.5 if width >= 1 else None)}
     yield _hit(conv, "staged", ["instrument.staged.width"])
     for m in re.finditer(rf"\b(?:{b.symbol}|underlying|stock|it)\s+(?:rises|moves|is up|goes up|runs)\s+({_N})\s*%", s, re.I):
         staged["underlying_move_pct"] = b.number("underlying_move", _pct(m.group(1)))
@@ -374,12 +381,12 @@ def r_days(b: _Builder, s: str) -> Iterator[Hit]:
         first, last = _DAYS.index(m.group(1)[:3].lower()), _DAYS.index(m.group(2)[:3].lower())
         days = _DAYS[first:last + 1]
     else:
-        m = re.search(rf"\b(?:no|skip|not on|except)\s+({_DAY_RE}?s?)(?:\s+(?:or|and)\s+({_DAY_RE}?s?))?", s, re.I)
+        m = re.search(rf"\b(?:no|skip|not on|except)\s+({_DAY_RE})(?:\s+(?:or|and)\s+({_DAY_RE}))?", s, re.I)
         if m:
             skip = {g[:3].lower() for g in m.groups() if g}
             days = [d for d in _DAYS if d not in skip]
         else:
-            m = re.search(rf"\b(?:only\s+(?:on\s+)?)({_DAY_RE}?s?)(?:(?:,\s*|\s+and\s+|\s+or\s+)({_DAY_RE}?s?))*", s, re.I)
+            m = re.search(rf"\b(?:only\s+(?:on\s+)?)({_DAY_RE})(?:(?:,\s*|\s+and\s+|\s+or\s+)({_DAY_RE}))*", s, re.I)
             if m:
                 days = [d for d in _DAYS if re.search(rf"\b{d}", m.group(0), re.I)]
     if m and days and "day_of_week(" + ", ".join(repr(d) for d in days) + ")" in b.filters:
@@ -450,7 +457,7 @@ def r_moving_average(b: _Builder, s: str) -> Iterator[Hit]:
     up = m.group(3).lower() in ("above", "over")
     b.long.append(f"crosses_above({fast_e}, {slow_e})" if up else f"crosses_below({fast_e}, {slow_e})")
     b.entry_found = True
-    b.ma = (fast_e, slow_e)  # type: ignore[attr-defined]
+    b.ma = (fast_e, slow_e)
     yield _hit(m, "entry", ["entry.long", "params." + fast[1:], "params." + slow[1:]])
     named = re.search(r"\(?\b(?:golden|death)\s+cross\)?", s, re.I)
     if named:
@@ -474,21 +481,21 @@ def r_price_ma(b: _Builder, s: str) -> Iterator[Hit]:
     """'when QQQ crosses above the 20 EMA' / 'close below the 50 SMA'."""
     for m in re.finditer(rf"\b(?:(long|buy|short|sell)\b[^.,;]*?)?\b(?:price|close|it|{b.symbol})\s+(?:crosses|closes)\s+"
                          rf"(above|over|below|under)\s+the\s+(\d+)\s*(?:-?\s*(?:day|period|bar)\s+)?(sma|ema)\b", s, re.I):
-        if getattr(b, "ma", None):
+        if b.ma:
             continue
         period = b.number("ma", int(m.group(3)), integer=True)
         ma = _cross_ma(m.group(4), period)
         up = m.group(2).lower() in ("above", "over")
         verb = m.group(1).lower() if m.group(1) else ("buy" if up else "sell")
         side = "long" if verb in ("long", "buy") or b.spec["instrument"].get("legs") else "short"
-        getattr(b, side).append(f"crosses_above(close, {ma})" if up else f"crosses_below(close, {ma})")
+        b.side(side).append(f"crosses_above(close, {ma})" if up else f"crosses_below(close, {ma})")
         b.entry_found = True
         yield _hit(m, "entry", [f"entry.{side}", "params." + period[1:]])
 
 
 def r_exit_cross_back(b: _Builder, s: str) -> Iterator[Hit]:
     m = re.search(r"\b(?:sell|exit|close|out)\b[^.,;]*?\bcross(?:es)?\s+(?:back\s+)?(?:below|under|down)", s, re.I)
-    if m and getattr(b, "ma", None):
+    if m and b.ma:
         yield _hit(m, "exit", ["exits.exit_long"])
 
 
@@ -532,28 +539,28 @@ def r_zone_breakout(b: _Builder, s: str) -> Iterator[Hit]:
         return
     m = re.search(r"\b(?:come\s+back|return\w*)\s+(?:in)?to\s+a\s+zone[^.]*?break\w*\s+out|\bbreak\w*\s+out\s+of\s+(?:it|the\s+zone)", s, re.I)
     if m:
-        b.zone_breakout = True  # type: ignore[attr-defined]
+        b.zone_breakout = True
         yield _hit(m, "entry", ["entry.long", "entry.short"], "zone_breakout(...): a close beyond the zone edge")
         after = re.search(rf"\bafter\s+({_T})", s, re.I)
         if after:
             yield _hit(after, "entry", ["params.zone_time"], "signals start once the zone is drawn")
     vr = re.search(rf"\bvolume\s+ratio\s+(?:of\s+)?({_N})", s, re.I)
     if vr:
-        b.zone_ratio = float(vr.group(1))  # type: ignore[attr-defined]
+        b.zone_ratio = float(vr.group(1))
         yield _hit(vr, "entry", ["params.volume_ratio"])
         avg = re.search(r"\bvs\.?\s+the\s+average\s+volume|or\s+i\s+don'?t\s+trust\s+it", s, re.I)
         if avg:
             yield _hit(avg, "entry", ["params.volume_ratio"])
     buf, bm = _buffer(b, s)
     if buf and bm:
-        b.zone_buffer = buf  # type: ignore[attr-defined]
+        b.zone_buffer = buf
         yield _hit(bm, "entry", ["params." + buf[1:]])
         past = re.search(r"\bpast\s+the\s+zone\s+edge|so\s+i'?m\s+not\s+getting\s+faked[^.]*", s, re.I)
         if past:
             yield _hit(past, "entry", ["params." + buf[1:]])
     sc = re.search(rf"\bsecond\s+chance\b[^.]*?relaxed\s+volume[^.]*?({_N})\s+is\s+enough|\brelaxed\s+(?:volume\s+)?(?:ratio\s+)?(?:of\s+)?({_N})", s, re.I)
     if sc:
-        b.zone_relaxed = float(sc.group(1) or sc.group(2))  # type: ignore[attr-defined]
+        b.zone_relaxed = float(sc.group(1) or sc.group(2))
         yield _hit(sc, "entry", ["params.relaxed_ratio"], "second_chance = 1")
         first = re.search(r"\bif\s+the\s+first\s+attempt\s+fails|the\s+second\s+time", s, re.I)
         if first:
@@ -561,11 +568,9 @@ def r_zone_breakout(b: _Builder, s: str) -> Iterator[Hit]:
 
 
 def _finish_zone(b: _Builder) -> None:
-    if not getattr(b, "zone_breakout", False) or b.range_end is None:
+    if not b.zone_breakout or b.range_end is None:
         return
-    full = getattr(b, "zone_ratio", 1.0)
-    relaxed = getattr(b, "zone_relaxed", None)
-    buf = getattr(b, "zone_buffer", "0.0")
+    full, relaxed, buf = b.zone_ratio, b.zone_relaxed, b.zone_buffer
     if relaxed is not None:
         rel = b.number("relaxed_ratio", relaxed, low=max(0.5, relaxed - 0.5), high=relaxed + 0.5, step=0.1)
         gap = b.number("volume_ratio_gap", max(0.0, round(full - relaxed, 6)), low=0.0, high=max(1.0, full - relaxed), step=0.1)
@@ -575,7 +580,7 @@ def _finish_zone(b: _Builder) -> None:
         vr, rel, second = b.number("volume_ratio", full, low=max(0.5, full - 0.5), high=full + 1, step=0.1), None, 0
         rel = vr
     for side, direction in (("long", "up"), ("short", "down")):
-        getattr(b, side).append(f"zone_breakout('{direction}', {b.range_end}, {buf}, {vr}, {rel}, 20, {second})")
+        b.side(side).append(f"zone_breakout('{direction}', {b.range_end}, {buf}, {vr}, {rel}, 20, {second})")
     b.entry_found = True
 
 
@@ -592,13 +597,13 @@ def r_range_breakout(b: _Builder, s: str) -> Iterator[Hit]:
                          r"\s+(?:the\s+)?(?:range|session|asian|opening|zone)?\s*(?:range\s+)?(high|low)?", s, re.I):
         up = m.group(2).lower() in ("above", "over") or (m.group(3) or "").lower() == "high"
         side = "long" if m.group(1).lower() in ("long", "buy") else "short"
-        getattr(b, side).append(f"crosses_above(close, {hi}{plus})" if up else f"crosses_below(close, {lo}{minus})")
+        b.side(side).append(f"crosses_above(close, {hi}{plus})" if up else f"crosses_below(close, {lo}{minus})")
         b.entry_found = True
         yield _hit(m, "entry", [f"entry.{side}"])
     for m in re.finditer(r"(?:^|,\s*)(short|long)\s+on\s+a\s+(?:\d+-minute\s+)?close\s+(above|below)\s+the\s+range\s+(high|low)", s, re.I):
         side = m.group(1).lower()
-        if not any(("crosses_below" if side == "short" else "crosses_above") in e for e in getattr(b, side)):
-            getattr(b, side).append(f"crosses_below(close, {lo}{minus})" if side == "short" else f"crosses_above(close, {hi}{plus})")
+        if not any(("crosses_below" if side == "short" else "crosses_above") in e for e in b.side(side)):
+            b.side(side).append(f"crosses_below(close, {lo}{minus})" if side == "short" else f"crosses_above(close, {hi}{plus})")
         yield _hit(m, "entry", [f"entry.{side}"])
     for m in re.finditer(r"\b(?:trade|take)\s+(?:the\s+)?break\w*\s+(?:of\s+(?:the\s+)?(?:range|it)\s+)?(?:in\s+)?(?:either|both)\s+(?:way|direction)s?", s, re.I):
         b.long.append(f"crosses_above(close, {hi}{plus})")
@@ -621,13 +626,14 @@ def r_vwap_entry(b: _Builder, s: str) -> Iterator[Hit]:
         side = "long" if m.group(1).lower() in ("long", "buy") else "short"
         verb = m.group(2).lower()
         above = verb.startswith("reclaim") or "above" in verb or "over" in verb
-        getattr(b, side).append("crosses_above(close, vwap())" if above else "crosses_below(close, vwap())")
+        b.side(side).append("crosses_above(close, vwap())" if above else "crosses_below(close, vwap())")
         b.entry_found = True
         yield _hit(m, "entry", [f"entry.{side}"])
-    for m in re.finditer(r"\b(above|below)\s+(?:the\s+)?vwap\b", s, re.I):
-        if re.search(r"\b(target|take\s+profit|tp|exit)", s[max(0, m.start() - 30):m.start()], re.I):
-            continue
-        yield _hit(m, "entry", [])  # read together with the entry rule of its sentence
+    for m in re.finditer(r"\bonly\s+(?:take\s+|trade\s+)?(longs?|shorts?|buys?|sells?)\s+(?:when\s+)?(?:price\s+is\s+|it'?s\s+)?"
+                         r"(above|below)\s+(?:the\s+)?vwap\b", s, re.I):
+        side = "long" if m.group(1).lower().startswith(("long", "buy")) else "short"
+        b.side_filters.setdefault(side, []).append(f"close {'>' if m.group(2).lower() == 'above' else '<'} vwap()")
+        yield _hit(m, "limit", [f"entry.{side}"])
 
 
 def r_prior_day(b: _Builder, s: str) -> Iterator[Hit]:
@@ -636,7 +642,7 @@ def r_prior_day(b: _Builder, s: str) -> Iterator[Hit]:
         side = "long" if m.group(1).lower() in ("long", "buy") else "short"
         fn = "prior_day_high()" if m.group(3).lower() == "high" else "prior_day_low()"
         up = m.group(2).lower() in ("above", "over") or (m.group(2).lower() == "through" and m.group(3).lower() == "high")
-        getattr(b, side).append(f"crosses_above(close, {fn})" if up else f"crosses_below(close, {fn})")
+        b.side(side).append(f"crosses_above(close, {fn})" if up else f"crosses_below(close, {fn})")
         b.entry_found = True
         yield _hit(m, "entry", [f"entry.{side}"])
 
@@ -653,7 +659,7 @@ def r_timed_entry(b: _Builder, s: str) -> Iterator[Hit]:
     if m and not b.long and not b.short:
         t = _minutes(m.group(1))
         side = "short" if b.spec["instrument"].get("legs", [{}])[0].get("right") == "put" else "long"
-        getattr(b, side).append(f"time_between('{_clock(t)}', '{_clock(t + 1)}')")
+        b.side(side).append(f"time_between('{_clock(t)}', '{_clock(t + 1)}')")
         b.entry_found = True
         yield _hit(m, "entry", [f"entry.{side}"], "a timed entry on the bar starting at this time (kept as written: "
                    "a one-minute window has no range)")
@@ -673,7 +679,9 @@ def r_windows(b: _Builder, s: str) -> Iterator[Hit]:
         tz = re.search(r"new\s+york\s+time|\bny\b|\bet\b|(?:london\s+and\s+the\s+overlap)", s, re.I)
         if tz:
             yield _hit(tz, "window", ["entry.window_start"], "exchange time (New York)")
-    m = re.search(rf"\bafter\s+({_T})\b", s, re.I)
+    m = re.search(rf"(?<!entries\s)(?<!trades\s)\bafter\s+({_T})", s, re.I)
+    if m and re.search(r"\b(?:no|don'?t)\b[^.,;]*$", s[:m.start()], re.I):
+        m = None  # "no new entries after 11:00" ends the window (below), it does not open it
     if m and "window_start" not in entry and b.range_name != "zone" and not re.search(r"minutes?\s+after", s[max(0, m.start() - 12):m.end()], re.I):
         entry["window_start"] = b.clock("window_start", _minutes(m.group(1)), 15)
         yield _hit(m, "window", ["entry.window_start"])
@@ -785,26 +793,30 @@ def r_targets(b: _Builder, s: str) -> Iterator[Hit]:
 
 def r_trailing_be_partial(b: _Builder, s: str) -> Iterator[Hit]:
     exits = b.spec["exits"]
-    m = re.search(rf"\b(?:once|when|after)\s+(?:it'?s?|its|the\s+trade\s+is|i'?m|we'?re|price\s+is)?\s*up\s+({_N})\s*(%|R\b)[^.]*?"
-                  rf"\btrail\w*\s+(?:stop\s+)?(?:of\s+|by\s+|at\s+)?({_N})\s*%", s, re.I)
+    _up = rf"(?:once|when|after)\s+(?:it'?s?\s+|its\s+|the\s+trade\s+is\s+|i'?m\s+|we'?re\s+|price\s+is\s+)?up\s+(?P<up>{_N})\s*(?P<unit>%|R\b)"
+    _trail = rf"trail\w*\s+(?:stop\s+)?(?:of\s+|by\s+|at\s+)?(?P<trail>{_N})\s*%"
+    # "once up 3% turn on a trailing stop of 8%" or "trail 0.4% once up 1R"
+    m = re.search(rf"\b{_up}[^.]*?\b{_trail}", s, re.I) or re.search(rf"\b{_trail}\s+{_up}", s, re.I)
     if m is None:
-        m2 = re.search(rf"\btrail\w*\s+(?:stop\s+)?(?:of\s+|by\s+|at\s+)?({_N})\s*%", s, re.I)
+        m2 = re.search(rf"\b{_trail}", s, re.I)
         if m2:
-            exits["trailing"] = {"pct": b.number("trailing_pct", _pct(m2.group(1)))}
+            exits["trailing"] = {"pct": b.number("trailing_pct", _pct(m2.group("trail")))}
             yield _hit(m2, "exit", ["exits.trailing.pct"])
     else:
-        act = _pct(m.group(1)) if m.group(2) == "%" else (m.group(1), "R")
-        if isinstance(act, tuple):
-            if b.stop and b.stop[0] == "pct":
-                act = float(m.group(1)) * b.stop[1]
-            else:
-                yield Hit(m.start(), m.end(), "exit", [], unmapped_reason="a trail armed at an R multiple needs a percent stop")
-                return
-        exits["trailing"] = {"pct": b.number("trailing_pct", _pct(m.group(3))),
-                             "activation_pct": b.number("trail_activation", act)}
-        yield _hit(m, "exit", ["exits.trailing.pct", "exits.trailing.activation_pct"])
-    m = re.search(rf"\b(?:move|moving)\s+(?:the\s+|my\s+)?stop\s+to\s+(?:break\s*-?\s*even|be|entry)\s+(?:at|after|once|when)\s+(?:it'?s?\s+)?(?:up\s+)?\+?({_N})\s*(%|R)\b"
-                  rf"|\b(?:at|after|once)\s+\+?({_N})\s*(%|R)\b[^.,]*?\bstop\s+to\s+(?:break\s*-?\s*even|be|entry)", s, re.I)
+        up = float(m.group("up"))
+        if m.group("unit") == "%":
+            act, note = up / 100.0, None
+        elif b.stop and b.stop[0] == "pct":
+            act, note = up * b.stop[1], f"{up:g}R = {up:g} x the percent stop"
+        else:
+            yield Hit(m.start(), m.end(), "exit", [], unmapped_reason="a trail armed at an R multiple needs a percent stop")
+            act = None
+        if act is not None:
+            exits["trailing"] = {"pct": b.number("trailing_pct", _pct(m.group("trail"))),
+                                 "activation_pct": b.number("trail_activation", act)}
+            yield _hit(m, "exit", ["exits.trailing.pct", "exits.trailing.activation_pct"], note)
+    m = re.search(rf"\b(?:move|moving)\s+(?:the\s+|my\s+)?stop\s+to\s+(?:break\s*-?\s*even|be|entry)\s+(?:at|after|once|when)\s+(?:it'?s?\s+)?(?:up\s+)?\+?({_N})\s*(%|R\b)"
+                  rf"|\b(?:at|after|once)\s+\+?({_N})\s*(%|R\b)[^.,]*?\bstop\s+to\s+(?:break\s*-?\s*even|be|entry)", s, re.I)
     if m:
         value, unit = float(m.group(1) or m.group(3)), (m.group(2) or m.group(4))
         if unit == "%":
@@ -816,7 +828,7 @@ def r_trailing_be_partial(b: _Builder, s: str) -> Iterator[Hit]:
         else:
             yield Hit(m.start(), m.end(), "exit", [], unmapped_reason=(
                 "break-even at an R multiple needs a percent stop (the catalogue's break_even trigger is a percent)"))
-    m = re.search(rf"\b(?:take|sell|close)\s+(half|a\s+third|a\s+quarter|\d+\s*%)\s+(?:off\s+)?(?:at|of\s+it\s+at)\s+\+?({_N})\s*(%|R)\b", s, re.I)
+    m = re.search(rf"\b(?:take|sell|close)\s+(half|a\s+third|a\s+quarter|\d+\s*%)\s+(?:off\s+)?(?:at|of\s+it\s+at)\s+\+?({_N})\s*(%|R\b)", s, re.I)
     if m:
         frac = {"half": 0.5, "a third": 1 / 3, "a quarter": 0.25}.get(m.group(1).lower())
         frac = frac if frac is not None else _pct(m.group(1).rstrip("% "))
@@ -996,7 +1008,7 @@ def parse_idea(text: str, *, name: str | None = None) -> ParsedIdea:
                         continue
                     if fragment.kind in ("", "instrument"):  # naming the instrument is the weakest reading
                         fragment.kind = hit.kind
-                    fragment.fields.extend(hit.fields or [f"entry.{'long' if b.long else 'short'}"])
+                    fragment.fields.extend(hit.fields)
                     if hit.note and hit.note not in fragment.notes:
                         fragment.notes.append(hit.note)
             if fragment.reason and fragment.kind in ("", "instrument"):
@@ -1027,8 +1039,8 @@ def _assemble(b: _Builder, title: str, name: str, clauses: list[Clause]) -> dict
     spec.update(name=name, description=title, timeframe=tf)
     if b.long_only or not b.short:
         b.short = []
-    long_ = _and(b.long + b.filters) if b.long else None
-    short = _and(b.short + b.filters) if b.short else None
+    long_ = _and(b.long + b.side_filters.get("long", []) + b.filters) if b.long else None
+    short = _and(b.short + b.side_filters.get("short", []) + b.filters) if b.short else None
     spec["direction"] = "both" if long_ and short else "long" if long_ else "short"
     spec["entry"].update({k: v for k, v in (("long", long_), ("short", short)) if v})
     if b.exit_long and spec["direction"] != "short":

@@ -139,3 +139,34 @@ def test_a_one_line_idea_is_read_once_as_its_body():
     assert spec.entry.long == "crosses_above(sma(close, 10), sma(close, 50))"
     assert spec.exits.exit_long == "crosses_below(sma(close, 10), sma(close, 50))"
     assert spec.exits.stop_loss.pct == 0.005 and sorted(space.params) == ["fast", "slow", "stop_loss"]
+
+
+def test_rsi_dip_and_recovery_vwap_target_and_named_weekdays():
+    idea = ("AAPL RSI bounce\nOn 15 minute bars buy AAPL when RSI(2) dips below 10 and then recovers above 30. "
+            "Stop 1%, target VWAP. Only Monday and Wednesday. Max hold 2 hours.")
+    _, spec, _ = _spec(idea)
+    assert spec.timeframe == "15min" and spec.exits.max_hold_minutes == 120
+    assert spec.entry.long == ("crosses_above(rsi(close, 2), 30.0) and lowest(rsi(close, 2), 5) < 10.0 and "
+                               "day_of_week('mon', 'wed')")
+    assert spec.exits.exit_long == "close >= vwap()"
+
+
+def test_prior_day_break_with_a_side_filter_a_trail_armed_in_r_and_an_entry_cutoff():
+    idea = ("SPY prior day high break\nGo long SPY on a 5 min close above the prior day high, only take longs above "
+            "VWAP. Stop 0.5%, take half off at 1R, trail 0.4% once up 1R. No entries after 14:00.")
+    _, spec, _ = _spec(idea)
+    assert spec.entry.long == "crosses_above(close, prior_day_high()) and close > vwap()"
+    assert (spec.entry.window_start, spec.entry.window_end) == (None, "14:00")  # a cutoff opens no window
+    assert (spec.exits.trailing.pct, spec.exits.trailing.activation_pct) == (0.004, 0.005)
+    assert spec.exits.partial_take_profits[0].pct == 0.005
+
+
+def test_contracts_per_equity_stays_unmapped_with_its_reason():
+    idea = ("ES range\nTrade ES on 1 minute bars. Mark the first 30 minutes range. Go long on a break above the range "
+            "high, short on a break below the range low. Stop 8 points, target the other side of the range. "
+            "1 contract per $25k.")
+    parsed, spec, _ = _spec(idea)
+    assert spec.instrument.symbol == "ES" and spec.exits.stop_loss.points == 8.0
+    assert spec.exits.exit_long == "close >= opening_range_high('10:00')"
+    (left,) = parsed.unmapped()
+    assert left["clause"] == "1 contract per $25k." and "contracts per amount of equity" in left["reason"]
