@@ -90,6 +90,7 @@ NOT_INSTRUMENTS = _NOT_TICKERS | frozenset({
     "NYSE", "CME", "LDN", "GMT", "BST", "CET", "DTE", "OPEX", "FOMC", "CPI", "NFP", "ETF", "FX", "HOD", "LOD",
     "PDH", "PDL", "VAH", "VAL", "POC", "TP1", "TP2", "RSI", "VWAP", "EMA", "SMA", "ORB", "MAX", "MIN", "STOP",
     "NOT", "ONLY", "NEW", "YORK", "ASIA", "ASIAN", "LONDON", "OK", "I", "A", "MY", "IM", "DONT", "WAIT",
+    "GTC", "MOC", "MOO", "BTO", "STC", "STO", "DAY", "AVG", "VOL", "RVOL", "EPS", "GDP", "USA", "EU", "FED",
 })
 _CRYPTO_OR_INDEX = frozenset({"SPX", "NDX", "RUT", "VIX", "DJI"})
 
@@ -132,6 +133,10 @@ def asset_class(text: str, symbols: list[str]) -> tuple[str | None, str | None, 
         return "option", stocks[0], f"option words ('{options.group(0)}') on {stocks[0]}"
     if stocks:
         return "stock", stocks[0], f"ticker {stocks[0]}"
+    indices = [s for s in symbols if s in _CRYPTO_OR_INDEX]
+    if indices:
+        return None, None, (f"names only the index {indices[0]}, which the farm cannot trade (no index bars or "
+                            "index options in the store)")
     if _FOREX_WORDS.search(text):
         return "forex", None, "forex words but no pair named"
     if _FUTURE_WORDS.search(text):
@@ -1093,6 +1098,7 @@ def has_path(space: dict[str, Any], path: str) -> bool:
     ``description``) exists in a space dict."""
     if path in ("description", "name"):
         return True
+    path = path.removeprefix("spec.")  # a model may write the full path
     node: Any = space
     parts = [p for p in re.split(r"\.|\[(\d+)\]", path) if p]
     if parts and parts[0] != "params":

@@ -170,3 +170,8 @@ def test_contracts_per_equity_stays_unmapped_with_its_reason():
     assert spec.exits.exit_long == "close >= opening_range_high('10:00')"
     (left,) = parsed.unmapped()
     assert left["clause"] == "1 contract per $25k." and "contracts per amount of equity" in left["reason"]
+
+
+def test_an_index_alone_is_no_instrument_and_the_reason_says_so():
+    parsed = parse_idea("SPX 0DTE\nBuy SPX calls at 10:00 when it crosses above the 20 EMA. TP 50%, SL 30%.")
+    assert parsed.rejected and "index SPX" in parsed.problems[0]
