@@ -92,7 +92,7 @@ NOT_INSTRUMENTS = _NOT_TICKERS | frozenset({
     "NOT", "ONLY", "NEW", "YORK", "ASIA", "ASIAN", "LONDON", "OK", "I", "A", "MY", "IM", "DONT", "WAIT",
     "GTC", "MOC", "MOO", "BTO", "STC", "STO", "DAY", "AVG", "VOL", "RVOL", "EPS", "GDP", "USA", "EU", "FED",
 })
-_CRYPTO_OR_INDEX = frozenset({"SPX", "NDX", "RUT", "VIX", "DJI"})
+_INDICES = frozenset({"SPX", "NDX", "RUT", "VIX", "DJI"})
 
 
 def named_symbols(text: str) -> list[str]:
@@ -123,7 +123,7 @@ def asset_class(text: str, symbols: list[str]) -> tuple[str | None, str | None, 
     """(asset class, the instrument traded, the words that decided)."""
     pairs = [s for s in symbols if _PAIR_RE.fullmatch(s)]
     roots = [s for s in symbols if s in FUTURES]
-    stocks = [s for s in symbols if s not in pairs and s not in roots and s not in _CRYPTO_OR_INDEX]
+    stocks = [s for s in symbols if s not in pairs and s not in roots and s not in _INDICES]
     options = _OPTION_WORDS.search(text)
     if roots:
         return "future", roots[0], f"futures root {roots[0]}"
@@ -133,7 +133,7 @@ def asset_class(text: str, symbols: list[str]) -> tuple[str | None, str | None, 
         return "option", stocks[0], f"option words ('{options.group(0)}') on {stocks[0]}"
     if stocks:
         return "stock", stocks[0], f"ticker {stocks[0]}"
-    indices = [s for s in symbols if s in _CRYPTO_OR_INDEX]
+    indices = [s for s in symbols if s in _INDICES]
     if indices:
         return None, None, (f"names only the index {indices[0]}, which the farm cannot trade (no index bars or "
                             "index options in the store)")
@@ -147,11 +147,10 @@ def asset_class(text: str, symbols: list[str]) -> tuple[str | None, str | None, 
 # --------------------------------------------------------------------------- clause splitting
 
 
-
 def _sentences(body: str) -> Iterator[tuple[int, str]]:
     """(offset, sentence) pairs; a decimal point (1.5, $0.10) does not end a sentence."""
     start = 0
-    for m in re.finditer(r"(?<!\d)[.!?](?=\s|$)|(?<=\d)\.(?=\s|$)|\n", body):
+    for m in re.finditer(r"[.!?](?=\s|$)|\n", body):
         piece = body[start:m.end()]
         if piece.strip():
             yield start + len(piece) - len(piece.lstrip()), piece.strip()
@@ -183,7 +182,7 @@ def _clock(minutes: int) -> str:
 
 
 def _minutes(text: str) -> int:
-    """'10:30' / '9:45' / '3pm' -> minutes after midnight; bare hours below 8 in a trading day are pm."""
+    """'10:30' / '9:45' / '3pm' / '12am' -> minutes after midnight (a time without am/pm is as written)."""
     m = re.fullmatch(r"(\d{1,2})(?::(\d{2}))?\s*([ap]\.?m\.?)?", text.strip(), re.I)
     if m is None:
         raise ValueError(text)
@@ -191,6 +190,8 @@ def _minutes(text: str) -> int:
     ampm = (m.group(3) or "").lower()[:1]
     if ampm == "p" and hour < 12:
         hour += 12
+    elif ampm == "a" and hour == 12:
+        hour = 0
     return hour * 60 + minute
 
 
