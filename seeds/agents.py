@@ -265,10 +265,15 @@ class SeedPipeline:
             return Validation(False, space, f"dry-run backtest: {detail}")
         if not metrics.get("n_trades"):
             spec = space.build(space.suggest(DefaultSource(space)))
+            sessions = int(metrics.get("sessions", 0))
+            looks = [int(n) for e in (spec.entry.long, spec.entry.short) if e
+                     for n in re.findall(r"\b(?:sma|ema|rsi|highest|lowest)\(\w+, (\d+)\)", e)]
+            hint = (f"; its longest look-back ({max(looks)} daily bars) needs more sessions than the data holds"
+                    if spec.timeframe == "1d" and looks and max(looks) >= sessions else "")
             return Validation(False, space, (
-                f"dry-run backtest: 0 trades on {spec.instrument.symbol} in {int(metrics.get('sessions', 0))} "
-                f"session(s) from {space.data.start} at the default parameters: the entry never fires (or every "
-                "entry is filtered out); a space that cannot trade is not written"), metrics)
+                f"dry-run backtest: 0 trades on {spec.instrument.symbol} in {sessions} session(s) from "
+                f"{space.data.start} at the default parameters: the entry never fires (or every entry is filtered "
+                f"out){hint}; a space that cannot trade is not written"), metrics)
         return Validation(True, space, None, metrics)
 
     def seed_idea(self, text: str, *, source: str, index: int) -> SeedOutcome:

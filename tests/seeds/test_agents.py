@@ -224,3 +224,10 @@ def test_an_unmapped_entry_clause_is_an_error(vendor: VendorKit):
                           vendor.ok({"issues": []}))
     outcome = SeedPipeline(vendor.make(), dry_run=_no_dry_run).seed_idea(ZRCE, source="x", index=1)
     assert outcome.accepted and "reads as an entry rule but is unmapped" in outcome.errors[0]
+
+
+def test_zero_trades_on_daily_bars_says_when_the_look_back_outruns_the_data():
+    pipeline = SeedPipeline(offline_provider(), dry_run=lambda space: {"n_trades": 0.0, "sessions": 125.0})
+    outcome = pipeline.seed_idea(IDEAS[4], source="ideas.txt", index=5)  # the 50/200-day SMA cross
+    assert not outcome.accepted
+    assert "0 trades on SPY in 125 session(s)" in outcome.errors[0] and "(200 daily bars)" in outcome.errors[0]
