@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
 
-    from evaluator import lumibot_engine  # imported here: Lumibot takes a few seconds to import
+    from evaluator import lumibot  # imported here: Lumibot takes a few seconds to import
 
     sessions = [ts.date() for ts in nyse_sessions(dt.date(2024, 1, 2), dt.date(2026, 12, 31)).index]
     days = sessions[: args.days]
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(
             ("sma_cross", "fast (numba)", "1min", _bars(r_fast_w), r_fast_w.trades.height, t_fast_w, None)
         )
-        t_lumi, r_lumi = _timed(lambda: lumibot_engine.run(sma, market, start, lumi_end))
+        t_lumi, r_lumi = _timed(lambda: lumibot.run(sma, market, start, lumi_end))
         rows.append(
             ("sma_cross", "lumibot", "1min", _bars(r_lumi), r_lumi.trades.height, t_lumi, t_lumi / t_fast_w)
         )
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         opt_market = load_market(store, zrce, start, opt_end)
         t_fo, r_fo = _median_seconds(lambda: fast.run(zrce, opt_market, start, opt_end), args.repeats)
         rows.append(("zrce (0DTE)", "fast (numba)", "1min", _bars(r_fo), r_fo.trades.height, t_fo, None))
-        t_lo, r_lo = _timed(lambda: lumibot_engine.run(zrce, opt_market, start, opt_end))
+        t_lo, r_lo = _timed(lambda: lumibot.run(zrce, opt_market, start, opt_end))
         rows.append(("zrce (0DTE)", "lumibot", "1min", _bars(r_lo), r_lo.trades.height, t_lo, t_lo / t_fo))
         notes.append(f"zrce parity: {compare_results(r_fo, r_lo).summary(3)}")
 

@@ -33,7 +33,7 @@ import logging
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -48,6 +48,7 @@ from brokers.errors import (
     NotSupportedError,
     TemporaryBrokerError,
     backoff_delay,
+    retrier,
 )
 
 if TYPE_CHECKING:
@@ -57,11 +58,27 @@ logger = logging.getLogger(__name__)
 
 
 class AssetClass(StrEnum):
+    """An instrument type (:data:`spec_space.instruments.InstrumentType`) as the brokers name it."""
+
     EQUITY = "equity"
     OPTION = "option"
     FUTURE = "future"
     # Spot FX and the FX-style CFDs (metals such as XAUUSD) that TradeLocker brokers quote in lots.
     FOREX = "forex"
+
+    @classmethod
+    def of(cls, instrument_type: str) -> AssetClass:
+        """The asset class of an instrument type (or of a Lumibot ``asset_type``: ``cont_future`` is a future)."""
+        return _BY_INSTRUMENT_TYPE.get(str(instrument_type), cls.EQUITY)
+
+
+_BY_INSTRUMENT_TYPE: dict[str, AssetClass] = {
+    "stock": AssetClass.EQUITY,
+    "option": AssetClass.OPTION,
+    "future": AssetClass.FUTURE,
+    "cont_future": AssetClass.FUTURE,
+    "forex": AssetClass.FOREX,
+}
 
 
 class Side(StrEnum):
@@ -134,6 +151,16 @@ def parse_occ_symbol(symbol: str) -> OccSymbol | None:
         right="call" if match["right"] == "C" else "put",
         strike=int(match["strike"]) / 1000.0,
     )
+
+
+@dataclass(frozen=True)
+class OrderChanges:
+    """What :meth:`BrokerAdapter.replace_order` changes in a working order; None keeps the field."""
+
+    quantity: float | None = None
+    limit_price: float | None = None
+    stop_price: float | None = None
+    time_in_force: TimeInForce | None = None
 
 
 @dataclass(frozen=True)
@@ -496,6 +523,8 @@ class BrokerAdapter(ABC):
     }
     # Extra advice appended to the NotSupportedError of a missing capability (how to turn it on).
     _capability_hints: ClassVar[Mapping[str, str]] = {}
+    # Why this broker cannot change a working order's quantity (None: it can).
+    _no_quantity_change: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -611,7 +640,7 @@ class BrokerAdapter(ABC):
         """Cancel a working order. Canceling an order that is already final is not an error: the
         final status is returned. Bracket parents cancel their attached exits too."""
 
-    @abstractmethod
+    @retrier
     def replace_order(
         self,
         order_id: str,
@@ -624,8 +653,37 @@ class BrokerAdapter(ABC):
         """Modify a working order in place and return it as the broker now reports it.
 
         Fields left ``None`` keep their value. NotSupportedError when the broker cannot change that
-        field (Tradier cannot change quantity: cancel and place a new order instead).
+        field (Tradier cannot change quantity: cancel and place a new order instead); InvalidOrderError
+        when the order is already final. The change itself is :meth:`_send_replace`.
         """
+        if quantity is not None and self._no_quantity_change:
+            raise NotSupportedError(self._no_quantity_change, broker=self.name)
+        current = self.get_order(order_id)
+        if current.state.is_final:
+            raise InvalidOrderError(
+                f"order {order_id} is {current.state.value}; it cannot be modified", broker=self.name
+            )
+        self._send_replace(order_id, current, OrderChanges(quantity, limit_price, stop_price, time_in_force))
+        return self.get_order(order_id)
+
+    @abstractmethod
+    def _send_replace(self, order_id: str, current: Order, changes: OrderChanges) -> None:
+        """Send ``changes`` of the working order ``current`` once. Called only by :meth:`replace_order`,
+        after the checks every broker shares; raise NotSupportedError for a change this broker refuses."""
+
+    def _cancel_tolerating_final(
+        self, order_id: str, send: Callable[[], object], *, refusals: tuple[type[BrokerError], ...]
+    ) -> OrderStatus:
+        """:meth:`cancel_order` for an adapter whose cancel request is ``send``: a refusal (``refusals``) of
+        an order that is already final is the no-op the contract promises; its final status is returned."""
+        try:
+            send()
+        except refusals as exc:
+            current = self.get_order(order_id)
+            if not current.state.is_final:
+                raise
+            logger.info("%s: order %s already %s (%s)", self.name, order_id, current.state.value, exc)
+        return self.get_order(order_id).status
 
     def place_order(self, request: OrderRequest) -> Order:
         """Submit ``request`` at most once per client order id and return the broker's order.
@@ -750,6 +808,16 @@ def first_or_none(items: Iterable[Order]) -> Order | None:
     return ordered[0] if ordered else None
 
 
+def parse_number(value: Any) -> float | None:
+    """A number from a broker's JSON: None for null, empty or "null" / "none" / "nan" text, or no number."""
+    if value is None or value == "" or (isinstance(value, str) and value.lower() in {"null", "none", "nan"}):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _numeric_id(order_id: str) -> tuple[int, str]:
     return (int(order_id), "") if order_id.isdigit() else (0, order_id)
 
@@ -763,6 +831,7 @@ __all__ = [
     "OccSymbol",
     "OptionContract",
     "Order",
+    "OrderChanges",
     "OrderRequest",
     "OrderState",
     "OrderStatus",
@@ -772,5 +841,6 @@ __all__ = [
     "Quote",
     "Side",
     "TimeInForce",
+    "parse_number",
     "parse_occ_symbol",
 ]

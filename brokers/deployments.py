@@ -48,6 +48,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 
 from brokers.errors import redact
 from brokers.risk import RiskLimits
+from data.safe import json_safe, mask_url
 
 __all__ = [
     "DEPLOYMENTS_DB_ENV",
@@ -67,7 +68,6 @@ __all__ = [
     "check_expectation",
     "default_db_url",
     "mask_account",
-    "mask_db_url",
     "paper_stats",
     "scrub",
 ]
@@ -134,13 +134,6 @@ def account_key(broker: str, account_id: str) -> str:
     return hashlib.sha256(f"{broker}:{account_id}".encode()).hexdigest()[:16]
 
 
-_URL_PASSWORD = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@]*):(?P<secret>[^@]*)@")
-
-
-def mask_db_url(url: str) -> str:
-    return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
-
-
 def default_db_url(studies_root: str | Path | None = None) -> str:
     """``$FARM_DEPLOYMENTS_DB`` if set, else SQLite at ``<studies root>/deployments.db``."""
     from_env = os.environ.get(DEPLOYMENTS_DB_ENV, "").strip()
@@ -164,15 +157,6 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
 def _dumps(value: Any) -> str:
     return scrub(json.dumps(value, sort_keys=True, default=str, allow_nan=False))
 
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 # ----------------------------------------------------------------------------------------- tables
@@ -266,7 +250,7 @@ class Expected:
     sources: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return _finite(
+        return json_safe(
             {
                 "daily_mean": self.daily_mean,
                 "daily_std": self.daily_std,
@@ -406,7 +390,7 @@ class DeploymentStore:
         self.url = url or default_db_url()
         if "://" not in self.url:
             raise ValueError(
-                f"deployments database {mask_db_url(self.url)!r} is not a SQLAlchemy URL; "
+                f"deployments database {mask_url(self.url)!r} is not a SQLAlchemy URL; "
                 "give e.g. sqlite:///studies/deployments.db or postgresql://user@host/db"
             )
         kwargs: dict[str, Any] = {}
@@ -422,7 +406,7 @@ class DeploymentStore:
 
     @property
     def masked_url(self) -> str:
-        return mask_db_url(self.url)
+        return mask_url(self.url)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -459,7 +443,7 @@ class DeploymentStore:
             study=study,
             trial_number=int(trial_number),
             spec_json=_dumps(dict(spec)),
-            params_json=_dumps(_finite(dict(params))),
+            params_json=_dumps(json_safe(dict(params))),
             broker=broker,
             account_masked=mask_account(account_id),
             account_key=account_key(broker, account_id),
@@ -469,7 +453,7 @@ class DeploymentStore:
             created_at=_now(),
             risk_limits_json=risk_limits.model_dump_json() if risk_limits is not None else None,
             restarts=0,
-            provenance_json=_dumps(_finite(dict(provenance))),
+            provenance_json=_dumps(json_safe(dict(provenance))),
             expected_json=_dumps(expected.to_json()),
             folder=str(folder.resolve()),
             settings_json=_dumps(dict(settings or {})),

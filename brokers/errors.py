@@ -174,6 +174,64 @@ def temporary_from_response(
     return None
 
 
+def response_json(response: httpx.Response, *, broker: str, what: str, secrets: Iterable[str | None] = ()) -> Any:
+    """The JSON body of a successful response; a body that is not JSON is a :class:`BrokerError`."""
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise BrokerError(
+            f"{what}: response is not JSON: {response.text[:200]!r}", broker=broker, secrets=secrets
+        ) from exc
+
+
+def refusal_error(
+    what: str,
+    code: int,
+    detail: str,
+    *,
+    broker: str,
+    invalid: bool,
+    funds_markers: Iterable[str],
+    secrets: Iterable[str | None] = (),
+) -> BrokerError:
+    """The error of a request the broker refused: :class:`InsufficientFundsError` when ``detail`` says so
+    (one of the broker's ``funds_markers``), else :class:`InvalidOrderError` when ``invalid``, else
+    :class:`BrokerError`."""
+    lowered = detail.lower()
+    error_type: type[BrokerError] = InvalidOrderError if invalid else BrokerError
+    if any(marker in lowered for marker in funds_markers):
+        error_type = InsufficientFundsError
+    return error_type(f"{what} refused (HTTP {code}): {detail}", broker=broker, status_code=code, secrets=secrets)
+
+
+def error_from_response(
+    response: httpx.Response,
+    *,
+    broker: str,
+    what: str,
+    detail: str,
+    auth_message: Callable[[int], str],
+    invalid: Callable[[int], bool],
+    funds_markers: Iterable[str],
+    not_found: Callable[[], BrokerError] | None = None,
+    secrets: Iterable[str | None] = (),
+) -> BrokerError:
+    """The error of a failed HTTP response, the same rule for every adapter: 429 / 5xx temporary, 401 / 403
+    :class:`AuthenticationError` (``auth_message(code)`` says which credential to check), 404 ``not_found()``
+    when given, anything else a refusal (:func:`refusal_error`, ``invalid(code)`` for an invalid order)."""
+    temporary = temporary_from_response(response, broker=broker, what=what, detail=detail, secrets=secrets)
+    if temporary is not None:
+        return temporary
+    code = response.status_code
+    if code in (401, 403):
+        return AuthenticationError(auth_message(code), broker=broker, status_code=code, secrets=secrets)
+    if code == 404 and not_found is not None:
+        return not_found()
+    return refusal_error(
+        what, code, detail, broker=broker, invalid=invalid(code), funds_markers=funds_markers, secrets=secrets
+    )
+
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -254,9 +312,12 @@ __all__ = [
     "OrderNotFoundError",
     "TemporaryBrokerError",
     "backoff_delay",
+    "error_from_response",
     "mask_secret",
     "parse_retry_after",
     "redact",
+    "refusal_error",
+    "response_json",
     "retrier",
     "temporary_from_response",
     "translate_transport_error",

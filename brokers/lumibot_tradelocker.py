@@ -45,13 +45,11 @@ single-threaded, so every adapter call holds one lock shared by the broker and i
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import math
-import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -69,24 +67,9 @@ from brokers.base import (
 from brokers.base import Order as AdapterOrder
 from brokers.errors import BrokerError, InvalidOrderError, OrderNotFoundError
 from brokers.tradelocker import TradeLockerAdapter
+from evaluator.lumibot.env import no_dotenv
 
-
-@contextlib.contextmanager
-def _no_dotenv() -> Iterator[None]:
-    # Lumibot loads any .env it finds above the script or the working directory on import (its
-    # variables then override arguments); credentials here come from brokers.credentials only.
-    previous = os.environ.get("LUMIBOT_DISABLE_DOTENV")
-    os.environ["LUMIBOT_DISABLE_DOTENV"] = "true"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("LUMIBOT_DISABLE_DOTENV", None)
-        else:
-            os.environ["LUMIBOT_DISABLE_DOTENV"] = previous
-
-
-with _no_dotenv():
+with no_dotenv():  # Lumibot loads any .env it finds on import; credentials come from brokers.credentials
     from lumibot.brokers.broker import Broker, LumibotBrokerAPIError
     from lumibot.data_sources import DataSource
     from lumibot.entities import Asset, Bars, Quote
@@ -712,17 +695,3 @@ class TradeLockerBroker(Broker):
         """Stop polling, end the broker's threads and release the adapter's HTTP client."""
         self.cleanup_streams()
         self._call(self.adapter.close)
-
-
-def positions_as_dicts(positions: Sequence[Position]) -> list[dict[str, Any]]:
-    """Positions as plain dicts (for snapshots and logs)."""
-    return [
-        {
-            "symbol": p.symbol,
-            "quantity": p.quantity,
-            "asset_class": p.asset_class.value,
-            "avg_price": p.avg_price,
-            "unrealized_pnl": p.unrealized_pnl,
-        }
-        for p in positions
-    ]

@@ -29,8 +29,8 @@ Secrets. Credentials are read from the environment (or the ``.env`` file named b
 in each process that needs them; they are never passed on a command line, written to the database,
 or written to the deployment folder. The database URL reaches the children in ``$FARM_DEPLOYMENTS_DB``.
 
-The strategy: :func:`build_strategy`, the evaluator's ``SpecStrategy`` in its live mode
-(:func:`evaluator.lumibot_engine.live_strategy`): the class that confirmed the candidate in backtests,
+The strategy: :func:`build_strategy`, ``brokers.live.LiveSpecStrategy`` (the backtests' position rules on a live broker)
+(:func:`brokers.live.live_strategy`): the class that confirmed the candidate in backtests,
 deciding on the broker's bars with the engines' own signal code.
 
 Lumibot quirk worked around here: stopping a live ``Trader`` while an iteration runs deadlocks
@@ -68,6 +68,8 @@ from brokers.errors import AuthenticationError, BrokerError
 from brokers.risk import RiskGuard, RiskLimitBreached
 from brokers.tradelocker import TradeLockerAdapter
 from brokers.tradier import TradierAdapter
+from data.flatfiles import occ_symbol
+from evaluator.lumibot.env import LIVE_SET, LIVE_UNSET, apply_lumibot_environment
 
 if TYPE_CHECKING:
     from lumibot.brokers.broker import Broker as LumiBroker
@@ -101,30 +103,6 @@ ENV_FILE_ENV = "FARM_ENV_FILE"
 EXIT_DONE = 0
 EXIT_CRASH = 1
 EXIT_SETUP = 2
-
-# Variables Lumibot reads that would override the deployment's settings, send data elsewhere
-# (cloud updates, Discord, a variables database) or turn the run into a backtest.
-_LUMIBOT_UNSET = (
-    "IS_BACKTESTING",
-    "LIVE_CONFIG",
-    "TRADING_BROKER",
-    "DATA_SOURCE",
-    "MARKET",
-    "LUMIWEALTH_API_KEY",
-    "DB_CONNECTION_STR",
-    "ACCOUNT_HISTORY_DB_CONNECTION_STR",
-    "DISCORD_WEBHOOK_URL",
-    "LUMIBOT_STRATEGY_PARAMETERS",
-    "BACKTESTING_PARAMETERS",
-    "TRADIER_TOKEN",
-    "TRADIER_TOKEN_PATH",
-)
-_LUMIBOT_SET = {
-    "LUMIBOT_DISABLE_DOTENV": "true",
-    "LUMIBOT_HIDE_BOTSPOT_TIP": "1",
-    "PYTHONUNBUFFERED": "1",
-}
-
 
 class PaperSetupError(RuntimeError):
     """The deployment cannot start; the message says what to fix (secrets masked)."""
@@ -266,7 +244,7 @@ def _child_env(store: DeploymentStore, env_file: str | Path | None) -> dict[str,
         env_file = ".env"
     if env_file is not None:
         env[ENV_FILE_ENV] = str(Path(env_file).resolve())
-    env.update(_LUMIBOT_SET)
+    env.update(LIVE_SET)
     return env
 
 
@@ -530,12 +508,6 @@ def _stamp() -> str:
 # ----------------------------------------------------------------------------------------- runner
 
 
-def _prepare_lumibot_environment() -> None:
-    for name in _LUMIBOT_UNSET:
-        os.environ.pop(name, None)
-    os.environ.update(_LUMIBOT_SET)
-
-
 def build_lumibot_broker(
     dep: Deployment, settings: PaperSettings, *, env_file: str | Path | None = None
 ) -> LumiBroker:
@@ -573,7 +545,7 @@ def build_lumibot_broker(
 
 def strategy_problem(spec: Mapping[str, Any], broker: str | None = None) -> str | None:
     """Why a spec cannot be paper traded (on ``broker``, when given), or None."""
-    from evaluator.lumibot_engine import live_problem
+    from brokers.live import live_problem
     from spec_space.models import StrategySpec
 
     return live_problem(StrategySpec.model_validate(spec), broker)
@@ -581,8 +553,8 @@ def strategy_problem(spec: Mapping[str, Any], broker: str | None = None) -> str 
 
 def build_strategy(broker: LumiBroker, dep: Deployment, settings: PaperSettings) -> Any:
     """The Lumibot strategy of a deployment: its spec interpreted on the live broker by
-    ``evaluator.lumibot_engine.live_strategy(broker, spec, *, name, sleeptime)`` (SpecStrategy's live mode)."""
-    from evaluator.lumibot_engine import UnsupportedLive, live_strategy
+    ``brokers.live.live_strategy(broker, spec, *, name, sleeptime)`` (the backtests' rules, live)."""
+    from brokers.live import UnsupportedLive, live_strategy
     from spec_space.models import StrategySpec
 
     if settings.strategy != "spec":
@@ -603,19 +575,13 @@ def _order_legs(order: Any) -> list[Leg]:
     legs = []
     for o in orders:
         asset = o.asset
-        kind = str(asset.asset_type)
-        if kind == "option":
-            symbol = (
-                f"{asset.symbol}{asset.expiration:%y%m%d}{'C' if str(asset.right).upper() == 'CALL' else 'P'}"
-                f"{round(float(asset.strike) * 1000):08d}"
-            )
-            asset_class = AssetClass.OPTION
-        elif kind == "forex":
-            symbol, asset_class = instrument_name(asset, o.quote), AssetClass.FOREX
-        elif kind in ("future", "cont_future"):
-            symbol, asset_class = str(asset.symbol), AssetClass.FUTURE
+        asset_class = AssetClass.of(str(asset.asset_type))
+        if asset_class is AssetClass.OPTION:
+            symbol = occ_symbol(str(asset.symbol), asset.expiration, str(asset.right), float(asset.strike))
+        elif asset_class is AssetClass.FOREX:
+            symbol = instrument_name(asset, o.quote)
         else:
-            symbol, asset_class = str(asset.symbol), AssetClass.EQUITY
+            symbol = str(asset.symbol)
         side = Side.BUY if o.is_buy_order() else Side.SELL
         legs.append(Leg(symbol, side, abs(float(o.quantity)), asset_class))
     return legs
@@ -773,7 +739,8 @@ class _Runner:
             f"positions at the broker: {_positions_text(positions)}; equity {balance.total_equity:,.2f}",
         )
         self._guard = RiskGuard(dep.risk_limits) if dep.risk_limits is not None else None
-        _prepare_lumibot_environment()
+        # for good: this process exists to run one deployment
+        apply_lumibot_environment(LIVE_UNSET, LIVE_SET)
         try:
             broker = build_lumibot_broker(dep, self.settings)
             if self._guard is not None:

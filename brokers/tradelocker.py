@@ -52,6 +52,7 @@ from brokers.base import (
     BrokerAdapter,
     Leg,
     Order,
+    OrderChanges,
     OrderRequest,
     OrderState,
     OrderStatus,
@@ -61,18 +62,20 @@ from brokers.base import (
     Side,
     TimeInForce,
     first_or_none,
+    parse_number,
 )
 from brokers.credentials import TRADELOCKER_DEMO_URL, TradeLockerCredentials
 from brokers.errors import (
     AuthenticationError,
     BrokerError,
-    InsufficientFundsError,
     InvalidOrderError,
     NotSupportedError,
     OrderNotFoundError,
+    error_from_response,
     mask_secret,
+    refusal_error,
+    response_json,
     retrier,
-    temporary_from_response,
     translate_transport_error,
 )
 
@@ -102,6 +105,11 @@ _STATES: Mapping[str, OrderState] = {
 }
 
 _INSUFFICIENT_FUNDS_MARKERS = ("not enough", "insufficient", "margin")
+
+
+def _refused_order(code: int) -> bool:
+    # TradeLocker answers a refused order with a 4xx, or with 200 and {"s": "error"}
+    return code < 500
 
 
 def contract_size(symbol: str, overrides: Mapping[str, float] | None = None) -> float:
@@ -149,17 +157,8 @@ def lots_to_units(lots: float, symbol: str, *, contract_sizes: Mapping[str, floa
     return round(lots * contract_size(symbol, contract_sizes), 8)
 
 
-def _num(value: Any) -> float | None:
-    if value is None or value == "" or (isinstance(value, str) and value.lower() in {"null", "none", "nan"}):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _ms_datetime(value: Any) -> datetime | None:
-    number = _num(value)
+    number = parse_number(value)
     return datetime.fromtimestamp(number / 1000.0, tz=UTC) if number else None
 
 
@@ -356,43 +355,33 @@ class TradeLockerAdapter(BrokerAdapter):
         self, response: httpx.Response, what: str, not_found: Callable[[], BrokerError] | None = None
     ) -> dict[str, Any]:
         if response.is_success:
-            try:
-                body = response.json()
-            except ValueError as exc:
-                raise BrokerError(
-                    f"{what}: response is not JSON: {response.text[:200]!r}", broker=self.name
-                ) from exc
+            body = response_json(response, broker=self.name, what=what, secrets=self._secrets)
             if isinstance(body, dict) and body.get("s") == "error":
                 self._raise_refusal(what, response.status_code, str(body.get("errmsg", body)))
             return body if isinstance(body, dict) else {"d": body}
         detail = self._error_detail(response)
-        temporary = temporary_from_response(
-            response, broker=self.name, what=what, detail=detail, secrets=self._secrets
+        raise error_from_response(
+            response,
+            broker=self.name,
+            what=what,
+            detail=detail,
+            auth_message=lambda code: (
+                f"{what}: TradeLocker refused the session of {self.username} (HTTP {code}: {detail})"
+            ),
+            invalid=_refused_order,
+            funds_markers=_INSUFFICIENT_FUNDS_MARKERS,
+            not_found=not_found,
+            secrets=self._secrets,
         )
-        if temporary is not None:
-            raise temporary
-        code = response.status_code
-        if code in (401, 403):
-            raise AuthenticationError(
-                f"{what}: TradeLocker refused the session of {self.username} (HTTP {code}: {detail})",
-                broker=self.name,
-                status_code=code,
-                secrets=self._secrets,
-            )
-        if code == 404 and not_found is not None:
-            raise not_found()
-        self._raise_refusal(what, code, detail)
-        raise AssertionError("unreachable")  # _raise_refusal always raises
 
     def _raise_refusal(self, what: str, code: int, detail: str) -> None:
-        lowered = detail.lower()
-        error_type: type[BrokerError] = InvalidOrderError if code < 500 else BrokerError
-        if any(marker in lowered for marker in _INSUFFICIENT_FUNDS_MARKERS):
-            error_type = InsufficientFundsError
-        raise error_type(
-            f"{what} refused (HTTP {code}): {detail}",
+        raise refusal_error(
+            what,
+            code,
+            detail,
             broker=self.name,
-            status_code=code,
+            invalid=_refused_order(code),
+            funds_markers=_INSUFFICIENT_FUNDS_MARKERS,
             secrets=self._secrets,
         )
 
@@ -552,14 +541,14 @@ class TradeLockerAdapter(BrokerAdapter):
         data = self._request("GET", f"/trade/accounts/{self.account_id}/state").get("d") or {}
         columns = self._config_columns().get("accountDetailsConfig") or []
         state = dict(zip(columns, data.get("accountDetailsData") or [], strict=False))
-        balance = _num(state.get("balance")) or 0.0
+        balance = parse_number(state.get("balance")) or 0.0
         return Balance(
-            total_equity=_num(state.get("projectedBalance")) or balance,
+            total_equity=parse_number(state.get("projectedBalance")) or balance,
             cash=balance,
-            buying_power=_num(state.get("availableFunds")),
+            buying_power=parse_number(state.get("availableFunds")),
             currency=self.currency,
-            open_pnl=_num(state.get("openNetPnL")),
-            closed_pnl_today=_num(state.get("todayNet")),
+            open_pnl=parse_number(state.get("openNetPnL")),
+            closed_pnl_today=parse_number(state.get("todayNet")),
             raw=state,
         )
 
@@ -570,14 +559,14 @@ class TradeLockerAdapter(BrokerAdapter):
         positions = []
         for row in self._rows(data.get("positions") or [], "positionsConfig"):
             symbol = self._symbol_for(row.get("tradableInstrumentId"))
-            units = self.lots_to_units(_num(row.get("qty")) or 0.0, symbol)
+            units = self.lots_to_units(parse_number(row.get("qty")) or 0.0, symbol)
             positions.append(
                 Position(
                     symbol=symbol,
                     quantity=units if str(row.get("side")).lower() == "buy" else -units,
                     asset_class=AssetClass.FOREX,
-                    avg_price=_num(row.get("avgPrice")),
-                    unrealized_pnl=_num(row.get("unrealizedPl")),
+                    avg_price=parse_number(row.get("avgPrice")),
+                    unrealized_pnl=parse_number(row.get("unrealizedPl")),
                     position_id=str(row.get("id")),
                     raw=row,
                 )
@@ -602,11 +591,11 @@ class TradeLockerAdapter(BrokerAdapter):
             )
             quotes[symbol] = Quote(
                 symbol=symbol,
-                bid=_num(data.get("bp")),
-                ask=_num(data.get("ap")),
+                bid=parse_number(data.get("bp")),
+                ask=parse_number(data.get("ap")),
                 last=None,
-                bid_size=_num(data.get("bs")),
-                ask_size=_num(data.get("as")),
+                bid_size=parse_number(data.get("bs")),
+                ask_size=parse_number(data.get("as")),
             )
         return quotes
 
@@ -658,8 +647,8 @@ class TradeLockerAdapter(BrokerAdapter):
             if o.raw.get("tradableInstrumentId") is not None
             and str(o.raw.get("tradableInstrumentId")) == str(pending.instrument_id)
             and str(o.raw.get("side")).lower() == pending.side
-            and abs((_num(o.raw.get("qty")) or 0.0) - pending.lots) < 1e-9
-            and (_num(o.raw.get("createdDate")) or 0) >= pending.started_ms - 5_000
+            and abs((parse_number(o.raw.get("qty")) or 0.0) - pending.lots) < 1e-9
+            and (parse_number(o.raw.get("createdDate")) or 0) >= pending.started_ms - 5_000
             and o.order_id not in claimed
         ]
         found = first_or_none(candidates)
@@ -670,13 +659,13 @@ class TradeLockerAdapter(BrokerAdapter):
     def _with_children(self, order: Order) -> Order:
         """Attach the ids of the SL/TP orders TradeLocker created for a filled bracket entry."""
         position_id = order.raw.get("positionId")
-        if (order.take_profit is None and order.stop_loss is None) or not _num(position_id):
+        if (order.take_profit is None and order.stop_loss is None) or not parse_number(position_id):
             return order
         children: list[str] = []
         for pos in self.get_positions():
             if pos.position_id == str(position_id):
                 for key in ("takeProfitId", "stopLossId"):
-                    if _num(pos.raw.get(key)):
+                    if parse_number(pos.raw.get(key)):
                         children.append(str(pos.raw[key]))
         if not children:
             return order
@@ -684,7 +673,7 @@ class TradeLockerAdapter(BrokerAdapter):
 
     def _parse_order(self, row: Mapping[str, Any]) -> Order:
         symbol = self._symbol_for(row.get("tradableInstrumentId"))
-        lots = _num(row.get("qty")) or 0.0
+        lots = parse_number(row.get("qty")) or 0.0
         tl_type = str(row.get("type", "market")).lower()
         try:
             order_type = OrderType(tl_type)
@@ -692,7 +681,7 @@ class TradeLockerAdapter(BrokerAdapter):
             order_type = OrderType.MARKET
         state = _STATES.get(str(row.get("status", "")).replace(" ", "").lower(), OrderState.PENDING)
         strategy_id = row.get("strategyId")
-        avg = _num(row.get("avgPrice"))
+        avg = parse_number(row.get("avgPrice"))
         validity = str(row.get("validity", "")).upper()
         return Order(
             order_id=str(row.get("id")),
@@ -708,13 +697,13 @@ class TradeLockerAdapter(BrokerAdapter):
                 ),
             ),
             order_type=order_type,
-            limit_price=_num(row.get("price")) if order_type is OrderType.LIMIT else None,
-            stop_price=_num(row.get("stopPrice")) if order_type is OrderType.STOP else None,
+            limit_price=parse_number(row.get("price")) if order_type is OrderType.LIMIT else None,
+            stop_price=parse_number(row.get("stopPrice")) if order_type is OrderType.STOP else None,
             time_in_force={"GTC": TimeInForce.GTC, "IOC": TimeInForce.IOC}.get(validity),
-            filled_quantity=self.lots_to_units(_num(row.get("filledQty")) or 0.0, symbol),
+            filled_quantity=self.lots_to_units(parse_number(row.get("filledQty")) or 0.0, symbol),
             avg_fill_price=avg if avg else None,
-            take_profit=_num(row.get("takeProfit")) or None,
-            stop_loss=_num(row.get("stopLoss")) or None,
+            take_profit=parse_number(row.get("takeProfit")) or None,
+            stop_loss=parse_number(row.get("stopLoss")) or None,
             created_at=_ms_datetime(row.get("createdDate")),
             raw=dict(row),
         )
@@ -788,44 +777,29 @@ class TradeLockerAdapter(BrokerAdapter):
 
     @retrier
     def cancel_order(self, order_id: str) -> OrderStatus:
-        try:
-            self._request("DELETE", f"/trade/orders/{order_id}", not_found=self._order_not_found(order_id))
-        except (InvalidOrderError, OrderNotFoundError) as exc:
-            current = self.get_order(order_id)  # raises OrderNotFoundError when it never existed
-            if not current.state.is_final:
-                raise
-            logger.info("tradelocker: order %s already %s (%s)", order_id, current.state.value, exc)
-        return self.get_order(order_id).status
+        # get_order raises OrderNotFoundError when the order never existed
+        return self._cancel_tolerating_final(
+            order_id,
+            lambda: self._request(
+                "DELETE", f"/trade/orders/{order_id}", not_found=self._order_not_found(order_id)
+            ),
+            refusals=(InvalidOrderError, OrderNotFoundError),
+        )
 
-    @retrier
-    def replace_order(
-        self,
-        order_id: str,
-        *,
-        quantity: float | None = None,
-        limit_price: float | None = None,
-        stop_price: float | None = None,
-        time_in_force: TimeInForce | None = None,
-    ) -> Order:
-        current = self.get_order(order_id)
-        if current.state.is_final:
-            raise InvalidOrderError(
-                f"order {order_id} is {current.state.value}; it cannot be modified", broker=self.name
-            )
-        if time_in_force is TimeInForce.IOC:
+    def _send_replace(self, order_id: str, current: Order, changes: OrderChanges) -> None:
+        if changes.time_in_force is TimeInForce.IOC:
             raise NotSupportedError("TradeLocker pending orders must be GTC", broker=self.name)
         body: dict[str, Any] = {"validity": "GTC"}
         symbol = current.legs[0].symbol
-        if quantity is not None:
-            body["qty"] = _fmt_lots(self.units_to_lots(quantity, symbol))
-        if limit_price is not None:
-            body["price"] = limit_price
-        if stop_price is not None:
-            body["stopPrice"] = stop_price
+        if changes.quantity is not None:
+            body["qty"] = _fmt_lots(self.units_to_lots(changes.quantity, symbol))
+        if changes.limit_price is not None:
+            body["price"] = changes.limit_price
+        if changes.stop_price is not None:
+            body["stopPrice"] = changes.stop_price
         self._request(
             "PATCH", f"/trade/orders/{order_id}", json_body=body, not_found=self._order_not_found(order_id)
         )
-        return self.get_order(order_id)
 
     def _close_position(self, position: Position) -> Order | None:
         if position.position_id is None:

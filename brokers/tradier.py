@@ -40,6 +40,7 @@ from brokers.base import (
     Leg,
     OptionContract,
     Order,
+    OrderChanges,
     OrderRequest,
     OrderState,
     OrderStatus,
@@ -50,19 +51,20 @@ from brokers.base import (
     Side,
     TimeInForce,
     first_or_none,
+    parse_number,
     parse_occ_symbol,
 )
 from brokers.credentials import TRADIER_SANDBOX_URL, TradierCredentials
 from brokers.errors import (
     AuthenticationError,
     BrokerError,
-    InsufficientFundsError,
     InvalidOrderError,
     NotSupportedError,
     OrderNotFoundError,
+    error_from_response,
     mask_secret,
+    response_json,
     retrier,
-    temporary_from_response,
     translate_transport_error,
 )
 
@@ -129,17 +131,8 @@ def _as_list(value: Any) -> list[Any]:
     return [value]
 
 
-def _num(value: Any) -> float | None:
-    if value is None or value == "" or (isinstance(value, str) and value.lower() in {"null", "nan"}):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
 def _ms_datetime(value: Any) -> datetime | None:
-    number = _num(value)
+    number = parse_number(value)
     if not number:
         return None
     return datetime.fromtimestamp(number / 1000.0, tz=UTC)
@@ -185,6 +178,7 @@ class TradierAdapter(BrokerAdapter):
     """
 
     name = "tradier"
+    _no_quantity_change = "Tradier cannot change an order's quantity: cancel it and place a new order"
     _capabilities: ClassVar[Mapping[str, bool]] = {
         "equity": True,
         "options": True,
@@ -269,41 +263,22 @@ class TradierAdapter(BrokerAdapter):
             raise translate_transport_error(exc, broker=self.name, what=what, secrets=self._secrets) from exc
         logger.debug("%s -> HTTP %d", what, response.status_code)
         if response.is_success:
-            try:
-                body = response.json()
-            except ValueError as exc:
-                raise BrokerError(
-                    f"{what}: response is not JSON: {response.text[:200]!r}",
-                    broker=self.name,
-                    secrets=self._secrets,
-                ) from exc
+            body = response_json(response, broker=self.name, what=what, secrets=self._secrets)
             return body if isinstance(body, dict) else {}
         detail = self._error_detail(response)
-        temporary = temporary_from_response(
-            response, broker=self.name, what=what, detail=detail, secrets=self._secrets
-        )
-        if temporary is not None:
-            raise temporary
-        code = response.status_code
-        if code in (401, 403):
-            raise AuthenticationError(
+        raise error_from_response(
+            response,
+            broker=self.name,
+            what=what,
+            detail=detail,
+            auth_message=lambda code: (
                 f"Tradier rejected API key {mask_secret(self._api_key)} for account {self.account_id} "
                 f"(HTTP {code}: {detail}); check TRADIER_API_KEY and TRADIER_BASE_URL "
-                "(sandbox keys only work on sandbox.tradier.com, live keys on api.tradier.com)",
-                broker=self.name,
-                status_code=code,
-                secrets=self._secrets,
-            )
-        if code == 404 and not_found is not None:
-            raise not_found()
-        lowered = detail.lower()
-        error_type: type[BrokerError] = InvalidOrderError if code in (400, 409, 422) else BrokerError
-        if any(marker in lowered for marker in _INSUFFICIENT_FUNDS_MARKERS):
-            error_type = InsufficientFundsError
-        raise error_type(
-            f"{what} refused (HTTP {code}): {detail}",
-            broker=self.name,
-            status_code=code,
+                "(sandbox keys only work on sandbox.tradier.com, live keys on api.tradier.com)"
+            ),
+            invalid=lambda code: code in (400, 409, 422),
+            funds_markers=_INSUFFICIENT_FUNDS_MARKERS,
+            not_found=not_found,
             secrets=self._secrets,
         )
 
@@ -351,16 +326,16 @@ class TradierAdapter(BrokerAdapter):
             ("cash", "cash_available"),
         ):
             block = raw.get(section)
-            if isinstance(block, dict) and _num(block.get(key)) is not None:
-                buying_power = _num(block.get(key))
+            if isinstance(block, dict) and parse_number(block.get(key)) is not None:
+                buying_power = parse_number(block.get(key))
                 break
         return Balance(
-            total_equity=_num(raw.get("total_equity")) or 0.0,
-            cash=_num(raw.get("total_cash")) or 0.0,
+            total_equity=parse_number(raw.get("total_equity")) or 0.0,
+            cash=parse_number(raw.get("total_cash")) or 0.0,
             buying_power=buying_power,
             currency="USD",
-            open_pnl=_num(raw.get("open_pl")),
-            closed_pnl_today=_num(raw.get("close_pl")),
+            open_pnl=parse_number(raw.get("open_pl")),
+            closed_pnl_today=parse_number(raw.get("close_pl")),
             raw=raw,
         )
 
@@ -372,9 +347,9 @@ class TradierAdapter(BrokerAdapter):
         positions = []
         for row in rows:
             symbol = str(row["symbol"])
-            quantity = _num(row.get("quantity")) or 0.0
+            quantity = parse_number(row.get("quantity")) or 0.0
             asset_class = _asset_class_for(symbol)
-            cost = _num(row.get("cost_basis"))
+            cost = parse_number(row.get("cost_basis"))
             multiplier = 100.0 if asset_class is AssetClass.OPTION else 1.0
             avg = cost / (quantity * multiplier) if cost is not None and quantity else None
             positions.append(
@@ -409,11 +384,11 @@ class TradierAdapter(BrokerAdapter):
             q = by_symbol[symbol.upper()]
             quotes[symbol] = Quote(
                 symbol=symbol,
-                bid=_num(q.get("bid")),
-                ask=_num(q.get("ask")),
-                last=_num(q.get("last")),
-                bid_size=_num(q.get("bidsize")),
-                ask_size=_num(q.get("asksize")),
+                bid=parse_number(q.get("bid")),
+                ask=parse_number(q.get("ask")),
+                last=parse_number(q.get("last")),
+                bid_size=parse_number(q.get("bidsize")),
+                ask_size=parse_number(q.get("asksize")),
                 timestamp=_ms_datetime(q.get("trade_date")) or _ms_datetime(q.get("bid_date")),
             )
         return quotes
@@ -444,18 +419,18 @@ class TradierAdapter(BrokerAdapter):
                     symbol=str(row["symbol"]),
                     underlying=str(row.get("underlying") or underlying),
                     expiration=date.fromisoformat(str(row.get("expiration_date") or expiration.isoformat())),
-                    strike=_num(row.get("strike")) or 0.0,
+                    strike=parse_number(row.get("strike")) or 0.0,
                     right=str(row.get("option_type", "")).lower(),
-                    bid=_num(row.get("bid")),
-                    ask=_num(row.get("ask")),
-                    last=_num(row.get("last")),
-                    volume=_num(row.get("volume")),
-                    open_interest=_num(row.get("open_interest")),
-                    delta=_num(greeks.get("delta")),
-                    gamma=_num(greeks.get("gamma")),
-                    theta=_num(greeks.get("theta")),
-                    vega=_num(greeks.get("vega")),
-                    implied_volatility=_num(greeks.get("mid_iv")),
+                    bid=parse_number(row.get("bid")),
+                    ask=parse_number(row.get("ask")),
+                    last=parse_number(row.get("last")),
+                    volume=parse_number(row.get("volume")),
+                    open_interest=parse_number(row.get("open_interest")),
+                    delta=parse_number(greeks.get("delta")),
+                    gamma=parse_number(greeks.get("gamma")),
+                    theta=parse_number(greeks.get("theta")),
+                    vega=parse_number(greeks.get("vega")),
+                    implied_volatility=parse_number(greeks.get("mid_iv")),
                 )
             )
         return sorted(chain, key=lambda c: (c.strike, c.right))
@@ -511,13 +486,13 @@ class TradierAdapter(BrokerAdapter):
         if klass == "multileg" and legs_raw:
             legs = tuple(self._parse_leg(leg, "option") for leg in legs_raw)
             tradier_type = str(raw.get("type", "market"))
-            price = _num(raw.get("price"))
+            price = parse_number(raw.get("price"))
             if tradier_type == "market":
                 order_type, net = OrderType.MARKET, None
             else:
                 sign = {"debit": 1.0, "credit": -1.0}.get(tradier_type, 0.0)
                 order_type, net = OrderType.LIMIT, sign * abs(price or 0.0)
-            filled = min((_num(leg.get("exec_quantity")) or 0.0) for leg in legs_raw)
+            filled = min((parse_number(leg.get("exec_quantity")) or 0.0) for leg in legs_raw)
             return Order(
                 state=state,
                 legs=legs,
@@ -525,7 +500,7 @@ class TradierAdapter(BrokerAdapter):
                 limit_price=net,
                 time_in_force=self._tif(raw),
                 filled_quantity=filled,
-                avg_fill_price=_num(raw.get("avg_fill_price")),
+                avg_fill_price=parse_number(raw.get("avg_fill_price")),
                 reason=raw.get("reason_description"),
                 **common,
             )
@@ -534,11 +509,11 @@ class TradierAdapter(BrokerAdapter):
             state=state,
             legs=(leg,),
             order_type=self._order_type(raw),
-            limit_price=_num(raw.get("price")),
-            stop_price=_num(raw.get("stop_price")),
+            limit_price=parse_number(raw.get("price")),
+            stop_price=parse_number(raw.get("stop_price")),
             time_in_force=self._tif(raw),
-            filled_quantity=_num(raw.get("exec_quantity")) or 0.0,
-            avg_fill_price=_num(raw.get("avg_fill_price")) or None,
+            filled_quantity=parse_number(raw.get("exec_quantity")) or 0.0,
+            avg_fill_price=parse_number(raw.get("avg_fill_price")) or None,
             reason=raw.get("reason_description"),
             **common,
         )
@@ -547,9 +522,9 @@ class TradierAdapter(BrokerAdapter):
         self, raw: Mapping[str, Any], legs_raw: list[Any], state: OrderState, common: dict[str, Any]
     ) -> Order:
         entry_raw, exits = legs_raw[0], legs_raw[1:]
-        take_profit = next((_num(x.get("price")) for x in exits if x.get("type") == "limit"), None)
+        take_profit = next((parse_number(x.get("price")) for x in exits if x.get("type") == "limit"), None)
         stop_loss = next(
-            (_num(x.get("stop_price")) for x in exits if x.get("type") in ("stop", "stop_limit")), None
+            (parse_number(x.get("stop_price")) for x in exits if x.get("type") in ("stop", "stop_limit")), None
         )
         # The bracket is reported as its entry (state, fills); the exits are children. Whether any
         # part still works is a separate question, answered by _is_working for list_open_orders.
@@ -559,11 +534,11 @@ class TradierAdapter(BrokerAdapter):
             state=parent_state,
             legs=(self._parse_leg(entry_raw, str(entry_raw.get("class", "equity"))),),
             order_type=self._order_type(entry_raw),
-            limit_price=_num(entry_raw.get("price")),
-            stop_price=_num(entry_raw.get("stop_price")),
+            limit_price=parse_number(entry_raw.get("price")),
+            stop_price=parse_number(entry_raw.get("stop_price")),
             time_in_force=self._tif(raw),
-            filled_quantity=_num(entry_raw.get("exec_quantity")) or 0.0,
-            avg_fill_price=_num(entry_raw.get("avg_fill_price")) or None,
+            filled_quantity=parse_number(entry_raw.get("exec_quantity")) or 0.0,
+            avg_fill_price=parse_number(entry_raw.get("avg_fill_price")) or None,
             take_profit=take_profit,
             stop_loss=stop_loss,
             child_order_ids=tuple(str(x["id"]) for x in exits),
@@ -578,7 +553,7 @@ class TradierAdapter(BrokerAdapter):
         return Leg(
             symbol=symbol.lstrip("/") if asset_class is AssetClass.FUTURE else symbol,
             side=side,
-            quantity=_num(raw.get("quantity")) or 0.0,
+            quantity=parse_number(raw.get("quantity")) or 0.0,
             asset_class=asset_class,
             position_effect=effect,
         )
@@ -686,47 +661,23 @@ class TradierAdapter(BrokerAdapter):
 
     @retrier
     def cancel_order(self, order_id: str) -> OrderStatus:
-        try:
-            self._request(
-                "DELETE",
-                f"/accounts/{self.account_id}/orders/{order_id}",
-                not_found=self._not_found(order_id),
-            )
-        except InvalidOrderError as exc:
-            # Canceling a filled/canceled order is a no-op by contract: report its final status.
-            current = self.get_order(order_id)
-            if not current.state.is_final:
-                raise
-            logger.info("tradier: order %s already %s (%s)", order_id, current.state.value, exc)
-        return self.get_order(order_id).status
+        return self._cancel_tolerating_final(
+            order_id,
+            lambda: self._request(
+                "DELETE", f"/accounts/{self.account_id}/orders/{order_id}", not_found=self._not_found(order_id)
+            ),
+            refusals=(InvalidOrderError,),
+        )
 
-    @retrier
-    def replace_order(
-        self,
-        order_id: str,
-        *,
-        quantity: float | None = None,
-        limit_price: float | None = None,
-        stop_price: float | None = None,
-        time_in_force: TimeInForce | None = None,
-    ) -> Order:
-        if quantity is not None:
-            raise NotSupportedError(
-                "Tradier cannot change an order's quantity: cancel it and place a new order", broker=self.name
-            )
-        current = self.get_order(order_id)
-        if current.state.is_final:
-            raise InvalidOrderError(
-                f"order {order_id} is {current.state.value}; it cannot be modified", broker=self.name
-            )
+    def _send_replace(self, order_id: str, current: Order, changes: OrderChanges) -> None:
         form: dict[str, str] = {"type": current.order_type.value}
-        tif = time_in_force or current.time_in_force or TimeInForce.DAY
+        tif = changes.time_in_force or current.time_in_force or TimeInForce.DAY
         duration = _DURATIONS.get(tif)
         if duration is None:
             raise NotSupportedError(f"Tradier has no {tif.value!r} duration", broker=self.name)
         form["duration"] = duration
-        price = limit_price if limit_price is not None else current.limit_price
-        stop = stop_price if stop_price is not None else current.stop_price
+        price = changes.limit_price if changes.limit_price is not None else current.limit_price
+        stop = changes.stop_price if changes.stop_price is not None else current.stop_price
         if price is not None and current.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
             form["price"] = _fmt_price(price)
         if stop is not None and current.order_type in (OrderType.STOP, OrderType.STOP_LIMIT):
@@ -737,7 +688,6 @@ class TradierAdapter(BrokerAdapter):
             data=form,
             not_found=self._not_found(order_id),
         )
-        return self.get_order(order_id)
 
     def _close_position(self, position: Position) -> Order | None:
         if not position.quantity:

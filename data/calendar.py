@@ -37,10 +37,6 @@ def nyse_sessions(start: dt.date, end: dt.date) -> pd.DataFrame:
     return schedule
 
 
-def is_nyse_session(day: dt.date) -> bool:
-    return _calendar("XNYS").is_session(pd.Timestamp(day))
-
-
 def forex_days(start: dt.date, end: dt.date) -> list[dt.date]:
     """Forex file dates: Polygon writes a file per calendar day the market traded (Sun-Fri UTC)."""
     days = pd.date_range(start, end, freq="D")
@@ -54,18 +50,8 @@ def forex_days(start: dt.date, end: dt.date) -> list[dt.date]:
 
 
 def nyse_session_dates(start: dt.date, end: dt.date) -> list[dt.date]:
-    """NYSE session dates between two dates inclusive."""
+    """NYSE session dates between two dates inclusive (the engines count sessions to an expiry with it)."""
     return [ts.date() for ts in nyse_sessions(start, end).index]
-
-
-def futures_days(start: dt.date, end: dt.date) -> list[dt.date]:
-    """Futures file dates (CME trade dates): the NYSE sessions.
-
-    A Globex session runs from 18:00 New York on the evening before its trade date to 17:00 on it;
-    trading on an exchange holiday's morning (halted at 13:00) belongs to the next trade date, so
-    the equity-index and metal trade dates this project uses coincide with the NYSE sessions.
-    """
-    return nyse_session_dates(start, end)
 
 
 def session_on_or_before(day: dt.date) -> dt.date:

@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from spec_space.instruments import FUTURES
+
 #: Column order of every Polygon aggregate flat file.
 COLUMNS: tuple[str, ...] = (
     "ticker",
@@ -40,6 +42,9 @@ HEADER = ",".join(COLUMNS)
 
 
 class AssetClass(StrEnum):
+    """The flat-file dataset of an instrument type (:data:`spec_space.instruments.InstrumentType`); the
+    values name the store's partitions, so they stay as written."""
+
     STOCKS = "stocks"
     OPTIONS = "options"
     FOREX = "forex"
@@ -119,15 +124,21 @@ class OptionContract:
         return occ_ticker(self.underlying, self.expiry, self.right, self.strike)
 
 
-def occ_ticker(underlying: str, expiry: dt.date, right: str, strike: float) -> str:
-    """Polygon's OCC option ticker: ``O:`` + root + YYMMDD + C/P + strike x 1000 in 8 digits."""
-    right = right.upper()[0]
-    if right not in "CP":
+def occ_symbol(underlying: str, expiry: dt.date, right: str, strike: float) -> str:
+    """The OCC option symbol brokers use: root + YYMMDD + C/P + strike x 1000 in 8 digits
+    (``SPY240307C00510000``). ``right``: anything starting with C or P (``"C"``, ``"call"``, Lumibot's ``"CALL"``)."""
+    letter = str(right).upper()[:1]
+    if letter not in ("C", "P"):
         raise ValueError(f"option right must be 'C' or 'P', got {right!r}")
     milli = round(strike * 1000)
     if not 0 < milli < 100_000_000:
         raise ValueError(f"strike {strike} does not fit the OCC 8-digit field")
-    return f"O:{underlying}{expiry:%y%m%d}{right}{milli:08d}"
+    return f"{underlying}{expiry:%y%m%d}{letter}{milli:08d}"
+
+
+def occ_ticker(underlying: str, expiry: dt.date, right: str, strike: float) -> str:
+    """Polygon's OCC option ticker: ``O:`` + :func:`occ_symbol`."""
+    return f"O:{occ_symbol(underlying, expiry, right, strike)}"
 
 
 def parse_occ_ticker(ticker: str) -> OptionContract:
@@ -171,22 +182,8 @@ def parse_future_ticker(ticker: str) -> tuple[str, int, int]:
     return match["root"], 2000 + int(match["year"]), MONTH_CODES.index(match["code"]) + 1
 
 
-#: Minimum price increment of each futures root (index points or $/oz).
-TICK_SIZES: dict[str, float] = {
-    "MES": 0.25, "ES": 0.25,
-    "MNQ": 0.25, "NQ": 0.25,
-    "M2K": 0.1, "RTY": 0.1,
-    "MGC": 0.1, "GC": 0.1,
-    "MYM": 1.0, "YM": 1.0,
-}
-#: Dollars per point of each futures root (P&L of one contract = price change x multiplier).
-MULTIPLIERS: dict[str, float] = {
-    "MES": 5.0, "ES": 50.0,
-    "MNQ": 2.0, "NQ": 20.0,
-    "M2K": 5.0, "RTY": 50.0,
-    "MGC": 10.0, "GC": 100.0,
-    "MYM": 0.5, "YM": 5.0,
-}
+#: Minimum price increment of each futures root (index points or $/oz), from the one contract table.
+TICK_SIZES: dict[str, float] = {root: contract.tick_size for root, contract in FUTURES.items()}
 _QUARTERLY = (3, 6, 9, 12)
 #: Listed contract months traded as the front month: quarterly for equity indices, even months for gold.
 CONTRACT_MONTHS: dict[str, tuple[int, ...]] = {

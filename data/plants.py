@@ -37,10 +37,12 @@ PLANTS: dict[str, PlantDefinition] = {
             "SPY continues after a volume-confirmed break of the 10:30 zone. Zone = high/low of the "
             "session's regular 1-minute bars from the open up to zone_end. From zone_end to last_entry the "
             "first close above the top + buffer (dollars) is the up break, the first close below the bottom "
-            "- buffer the down break (zone_breakout's two detectors in evaluator/signals.py). A break is "
-            "volume-confirmed when its bar's volume is >= volume_ratio x the mean of the previous "
-            "volume_period bars; an unconfirmed one gets a planted volume surge (volume_surge x that mean) "
-            "with probability confirm_share. The day's earliest confirmed break is planted: the next "
+            "- buffer the down break. A break is volume-confirmed when its bar's volume is >= volume_ratio x "
+            "the mean of the previous volume_period bars; an unconfirmed first break gets a planted volume "
+            "surge (volume_surge x that mean) with probability confirm_share. As zone_breakout's two "
+            "detectors (evaluator/signals.py) see it, a later close beyond the edge fires with the full ratio, "
+            "or after a failed break with relaxed_ratio (the second chance). The day's earliest firing bar "
+            "is planted: the next "
             "horizon minutes of the latent path drift in the break direction, front-loaded: the k-th "
             "minute after the break bar (k = 0 .. horizon-1) moves by STRENGTH x w_k of its own minute "
             "sd, w_k proportional to exp(-k / decay) with sum(w_k) = drift_sd x sqrt(horizon), in total "
@@ -56,6 +58,7 @@ PLANTS: dict[str, PlantDefinition] = {
             "buffer": 0.10,
             "volume_period": 20,
             "volume_ratio": 1.5,
+            "relaxed_ratio": 1.2,
             "volume_surge": 2.0,
             "confirm_share": 0.6,
             "horizon": 15,

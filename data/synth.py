@@ -1365,28 +1365,33 @@ def _plant_zrce(
             continue
         top, bottom = hi[zone].max(), lo[zone].min()
         live = (minute[rows] >= zone_end) & (minute[rows] < last_entry)
-        # Like zone_breakout's two detectors: the first close above the top + buffer is the up break,
-        # the first below the bottom - buffer the down break; the earlier confirmed one is traded.
-        breaks = sorted(
-            (int(np.argmax(beyond)), direction)
-            for beyond, direction in ((live & (cl > top + buffer), 1.0), (live & (cl < bottom - buffer), -1.0))
-            if beyond.any()
-        )
-        for k, direction in breaks:
-            at = first + k  # position in reg_rows
-            if at < period:
-                continue  # no volume history to compare with
-            row = rows[k]
-            mean = float(volume[reg_rows[at - period : at]].mean())
-            draw = rng.random()  # one draw per break, used or not, so later days do not shift
-            if volume[row] < float(p["volume_ratio"]) * mean:
-                if draw >= float(p["confirm_share"]):
-                    continue
-                surged = math.ceil(float(p["volume_surge"]) * mean)
-                transactions[row] = max(1, round(transactions[row] * surged / max(volume[row], 1)))
-                volume[row] = surged
-            _drift(lat, int(idx[row]), direction, weights, g.n)
-            break
+        # zone_breakout's two detectors (evaluator/signals.py), one per direction: walking the closes beyond
+        # the zone edge + buffer, a bar fires when its volume ratio meets volume_ratio, or, after a break
+        # that missed it (a failed break), relaxed_ratio (the second chance). The first break of each
+        # direction may get a planted surge; the day's earliest firing bar is the one planted.
+        firing: list[tuple[int, float]] = []
+        for beyond, direction in ((live & (cl > top + buffer), 1.0), (live & (cl < bottom - buffer), -1.0)):
+            failed = False
+            for k in np.flatnonzero(beyond):
+                at = first + int(k)  # position in reg_rows
+                if at < period:
+                    continue  # no volume history to compare with
+                row = rows[k]
+                mean = float(volume[reg_rows[at - period : at]].mean())
+                if not failed:
+                    draw = rng.random()  # one draw per first break, used or not, so later days do not shift
+                    if volume[row] < float(p["volume_ratio"]) * mean and draw < float(p["confirm_share"]):
+                        surged = math.ceil(float(p["volume_surge"]) * mean)
+                        transactions[row] = max(1, round(transactions[row] * surged / max(volume[row], 1)))
+                        volume[row] = surged
+                needed = float(p["relaxed_ratio"]) if failed else float(p["volume_ratio"])
+                if volume[row] >= needed * mean:
+                    firing.append((int(k), direction))
+                    break
+                failed = True
+        if firing:
+            k, direction = min(firing)
+            _drift(lat, int(idx[rows[k]]), direction, weights, g.n)
 
 
 def _drift(lat: _Latent, b: int, direction: float, weights: np.ndarray, n: int) -> None:

@@ -9,9 +9,12 @@ one set of formulas serves stocks, futures, forex, single options and spreads.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numba
 import numpy as np
+
+from evaluator._chain import _find_contract, select_contract, sessions_left
 
 # indices into the float parameter vector
 P_STOP_KIND, P_STOP_VAL, P_TP_KIND, P_TP_VAL = 0, 1, 2, 3  # kind: 0 none, 1 pct, 2 price distance, 3 atr mult
@@ -26,127 +29,121 @@ P_RATE = 28
 N_PARAMS = 29
 
 OPTION_MULT = 100.0
-MINUTES_PER_YEAR = 365.0 * 24.0 * 60.0
 
 
-@numba.njit(cache=True)
-def _norm_cdf(x: float) -> float:  # pragma: no cover - numba
-    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+# The kernel's inputs, grouped by where they come from and passed by name (numba compiles named tuples of
+# arrays as plain arguments), so two arrays of one dtype cannot be swapped without a name saying so.
 
 
-@numba.njit(cache=True)
-def bs_price(
-    spot: float, strike: float, t: float, vol: float, rate: float, is_call: bool
-) -> float:  # pragma: no cover
-    if t <= 0.0 or vol <= 0.0:
-        return max(spot - strike, 0.0) if is_call else max(strike - spot, 0.0)
-    sq = vol * math.sqrt(t)
-    d1 = (math.log(spot / strike) + (rate + 0.5 * vol * vol) * t) / sq
-    d2 = d1 - sq
-    if is_call:
-        return spot * _norm_cdf(d1) - strike * math.exp(-rate * t) * _norm_cdf(d2)
-    return strike * math.exp(-rate * t) * _norm_cdf(-d2) - spot * _norm_cdf(-d1)
+class BarArrays(NamedTuple):
+    """The instrument's bars and the session index (:class:`evaluator.market.Market`)."""
+
+    ts: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    day: np.ndarray  # session index of each bar
+    minute: np.ndarray  # minute of the New York day
+    day_ord: np.ndarray  # per session: its day ordinal (days since 1970-01-01)
+    day_first_bar: np.ndarray  # per session: its first bar
 
 
-@numba.njit(cache=True)
-def implied_delta(
-    price: float, spot: float, strike: float, t: float, rate: float, is_call: bool
-) -> float:  # pragma: no cover
-    """|delta| from the Black-Scholes implied volatility of ``price`` (bisection)."""
-    intrinsic = max(spot - strike, 0.0) if is_call else max(strike - spot, 0.0)
-    if t <= 0.0 or price <= intrinsic + 1e-9:
-        return 1.0 if intrinsic > 0 else 0.0
-    lo, hi = 1e-4, 5.0
-    for _ in range(60):
-        mid = 0.5 * (lo + hi)
-        if bs_price(spot, strike, t, mid, rate, is_call) > price:
-            hi = mid
-        else:
-            lo = mid
-    vol = 0.5 * (lo + hi)
-    d1 = (math.log(spot / strike) + (rate + 0.5 * vol * vol) * t) / (vol * math.sqrt(t))
-    return _norm_cdf(d1) if is_call else 1.0 - _norm_cdf(d1)
+class SignalArrays(NamedTuple):
+    """Per bar, from :func:`evaluator.fast.signal_arrays` (decided on the bar's close)."""
+
+    long: np.ndarray
+    short: np.ndarray
+    exit_long: np.ndarray
+    exit_short: np.ndarray
+    entry_ok: np.ndarray
+    force_flat: np.ndarray
+    atr: np.ndarray
+    event: np.ndarray  # the latest external signal event known (-1: none)
+    stop_dist: np.ndarray  # that event's entry-to-stop distance
+    tp_dist: np.ndarray  # that event's entry-to-target distance
 
 
-@numba.njit(cache=True)
-def select_contract(
-    c0: int,
-    c1: int,
-    pos_in_day: int,
-    spot: float,
-    minute: int,
-    today: int,
-    want_call: bool,
-    dte: int,
-    select_mode: int,
-    value: float,
-    rate: float,
-    c_exp: np.ndarray,
-    c_strike: np.ndarray,
-    c_call: np.ndarray,
-    c_off: np.ndarray,
-    p_last: np.ndarray,
-) -> int:  # pragma: no cover - numba
-    """Pick a contract among ``[c0, c1)`` at bar ``pos_in_day`` of the session: -1 if none is priced."""
-    best_exp = 1 << 40
-    for c in range(c0, c1):
-        if c_call[c] != want_call or c_exp[c] - today < dte:
-            continue
-        if np.isnan(p_last[c_off[c] + pos_in_day]):
-            continue
-        if c_exp[c] < best_exp:
-            best_exp = c_exp[c]
-    if best_exp == 1 << 40:
-        return -1
-    minutes_left = (best_exp - today) * 1440.0 + (960.0 - minute)  # expiry at 16:00 exchange time
-    t = max(minutes_left, 1.0) / MINUTES_PER_YEAR
-    best = -1
-    best_score = 1e300
-    for c in range(c0, c1):
-        if c_call[c] != want_call or c_exp[c] != best_exp:
-            continue
-        last = p_last[c_off[c] + pos_in_day]
-        if np.isnan(last):
-            continue
-        if select_mode == 0:
-            score = abs(implied_delta(last, spot, c_strike[c], t, rate, want_call) - value)
-        elif select_mode == 1:
-            target = spot * (1.0 + value) if want_call else spot * (1.0 - value)
-            score = abs(c_strike[c] - target)
-        else:
-            target = spot + value if want_call else spot - value
-            score = abs(c_strike[c] - target)
-        # ties: the lower strike for calls, the higher for puts, so the choice is deterministic
-        score += (c_strike[c] if want_call else -c_strike[c]) * 1e-9
-        if score < best_score:
-            best_score = score
-            best = c
-    return best
+class LegArrays(NamedTuple):
+    """Per leg of the spec's instrument (:func:`evaluator.fast._legs`)."""
+
+    kind: np.ndarray  # 0 the instrument itself, 1 an option contract
+    sign: np.ndarray
+    right: np.ndarray  # 0 call, 1 put, 2 auto (by the signal's direction)
+    dte: np.ndarray
+    select: np.ndarray  # 0 delta, 1 moneyness, 2 offset
+    value: np.ndarray
 
 
-@numba.njit(cache=True)
-def _find_contract(
-    c0: int,
-    c1: int,
-    exp: int,
-    strike: float,
-    is_call: bool,
-    c_exp: np.ndarray,
-    c_strike: np.ndarray,
-    c_call: np.ndarray,
-) -> int:  # pragma: no cover
-    for c in range(c0, c1):
-        if c_exp[c] == exp and c_call[c] == is_call and abs(c_strike[c] - strike) < 1e-6:
-            return c
-    return -1
+class ChainArrays(NamedTuple):
+    """The option chain (:class:`evaluator.market.OptionArrays`) and the sessions to its last expiry."""
+
+    day_c0: np.ndarray
+    day_c1: np.ndarray
+    c_exp: np.ndarray
+    c_strike: np.ndarray
+    c_call: np.ndarray
+    c_off: np.ndarray
+    p_open: np.ndarray
+    p_high: np.ndarray
+    p_low: np.ndarray
+    p_last: np.ndarray  # last trade within the staleness limit (NaN: none)
+    sess_ord: np.ndarray  # sorted day ordinals of the trading sessions (close_days_before_expiry)
 
 
-@numba.njit(cache=True)
-def sessions_left(today: int, expiry: int, sess_ord: np.ndarray) -> int:  # pragma: no cover - numba
-    """Trading sessions after ``today`` up to and including ``expiry`` (day ordinals; ``sess_ord`` sorted):
-    0 on the expiry session itself, 1 on the session before it, whatever weekends and holidays lie
-    between (``close_days_before_expiry`` counts these)."""
-    return int(np.searchsorted(sess_ord, expiry, side="right") - np.searchsorted(sess_ord, today, side="right"))
+class RuleArrays(NamedTuple):
+    """The spec's exit and cost rules: the parameter vector (``P_*`` indices) and partial targets."""
+
+    params: np.ndarray
+    underlying_mult: float
+    partial_pct: np.ndarray
+    partial_frac: np.ndarray
+
+
+class TradeBook(NamedTuple):
+    """One row per exit fill, written by :func:`_close`."""
+
+    entry_bar: np.ndarray
+    exit_bar: np.ndarray
+    direction: np.ndarray
+    qty: np.ndarray
+    entry_v: np.ndarray
+    exit_v: np.ndarray
+    pnl: np.ndarray
+    comm: np.ndarray
+    reason: np.ndarray
+    legs: np.ndarray
+    stale: np.ndarray
+
+
+class PositionLegs(NamedTuple):
+    """The open position's legs (four slots, written in place as positions open and convert)."""
+
+    contract: np.ndarray  # contract index in the current session's chain (-1: the instrument itself)
+    sign: np.ndarray
+    mult: np.ndarray
+
+
+class OpenTrade(NamedTuple):
+    """The position an exit closes part or all of."""
+
+    qty: float
+    direction: int
+    entry_bar: int
+    v_entry: float  # value of one unit paid at entry (trade records)
+    comm_left: float  # entry commission not yet charged to an exit
+    n_legs: int
+
+
+class ExitFill(NamedTuple):
+    """One exit: ``qty`` units at value ``v_price`` a unit on bar ``bar``."""
+
+    bar: int
+    qty: float
+    v_price: float
+    reason: int
+    und_price: float  # the instrument's price the slippage is taken on
+    stale: bool  # a leg had no trade within the staleness limit
 
 
 @numba.njit(cache=True)
@@ -156,49 +153,43 @@ def _floor_step(x: float, step: float) -> float:  # pragma: no cover
 
 @numba.njit(cache=True)
 def run_kernel(
-    ts,
-    open_,
-    high,
-    low,
-    close,
-    day,
-    minute,
-    day_ord,
-    day_first_bar,
-    sig_long,
-    sig_short,
-    sig_exit_long,
-    sig_exit_short,
-    entry_ok,
-    force_flat,
-    atr_arr,
-    sig_event,
-    sig_stop_dist,
-    sig_tp_dist,
+    bars,
+    sig,
+    legs,
+    chain,
+    rules,
     start,
     end,
-    params,
-    leg_kind,
-    leg_sign,
-    leg_right,
-    leg_dte,
-    leg_select,
-    leg_value,
-    underlying_mult,
-    day_c0,
-    day_c1,
-    c_exp,
-    c_strike,
-    c_call,
-    c_off,
-    p_open,
-    p_high,
-    p_low,
-    p_last,
-    partial_pct,
-    partial_frac,
-    sess_ord,
 ):  # pragma: no cover - numba
+    """Backtest one spec on bars ``start..end``: :class:`BarArrays`, :class:`SignalArrays`,
+    :class:`LegArrays`, :class:`ChainArrays` and :class:`RuleArrays` built by :func:`evaluator.fast.run`."""
+    ts, open_, close, day, minute = bars.ts, bars.open, bars.close, bars.day, bars.minute
+    day_ord, day_first_bar = bars.day_ord, bars.day_first_bar
+    sig_long, sig_short, sig_exit_long, sig_exit_short = sig.long, sig.short, sig.exit_long, sig.exit_short
+    entry_ok, force_flat, atr_arr = sig.entry_ok, sig.force_flat, sig.atr
+    sig_event, sig_stop_dist, sig_tp_dist = sig.event, sig.stop_dist, sig.tp_dist
+    leg_kind, leg_sign, leg_right, leg_dte, leg_select, leg_value = (
+        legs.kind,
+        legs.sign,
+        legs.right,
+        legs.dte,
+        legs.select,
+        legs.value,
+    )
+    day_c0, day_c1, c_exp, c_strike, c_call = (
+        chain.day_c0,
+        chain.day_c1,
+        chain.c_exp,
+        chain.c_strike,
+        chain.c_call,
+    )
+    c_off, p_open, p_last, sess_ord = chain.c_off, chain.p_open, chain.p_last, chain.sess_ord
+    params, underlying_mult, partial_pct, partial_frac = (
+        rules.params,
+        rules.underlying_mult,
+        rules.partial_pct,
+        rules.partial_frac,
+    )
     n = len(close)
     n_legs = len(leg_kind)
     is_option = n_legs > 0 and leg_kind[0] == 1
@@ -217,9 +208,19 @@ def run_kernel(
     t_reason = np.zeros(max_trades, np.int64)
     t_legs = np.full((max_trades, 4), -1, np.int64)
     t_stale = np.zeros(max_trades, np.bool_)
-    # the trade book, one tuple so each exit's call passes one argument instead of eleven
-    book = (t_entry_bar, t_exit_bar, t_dir, t_qty, t_entry_px, t_exit_px, t_pnl, t_comm, t_reason, t_legs, t_stale)
-    prices = (open_, high, low, close, c_off, p_open, p_high, p_low, p_last)  # what _marks reads
+    book = TradeBook(
+        entry_bar=t_entry_bar,
+        exit_bar=t_exit_bar,
+        direction=t_dir,
+        qty=t_qty,
+        entry_v=t_entry_px,
+        exit_v=t_exit_px,
+        pnl=t_pnl,
+        comm=t_comm,
+        reason=t_reason,
+        legs=t_legs,
+        stale=t_stale,
+    )
     n_tr = 0
     equity = np.full(n, np.nan)
     exposure_bars = 0
@@ -252,7 +253,17 @@ def run_kernel(
     pos_exp = np.zeros(4, np.int64)
     pos_strike = np.zeros(4)
     pos_call = np.zeros(4, np.bool_)
+    pos = PositionLegs(contract=pos_legs, sign=pos_sign, mult=pos_mult)
     pos_n = 0
+    # the position the exits close, kept with the scalars above: rebuilt at each entry and conversion
+    trade = OpenTrade(
+        qty=qty,
+        direction=direction,
+        entry_bar=entry_bar,
+        v_entry=v_entry_trade,
+        comm_left=comm_entry_left,
+        n_legs=pos_n,
+    )
     # pending actions decided on the previous bar's close
     pend_entry = 0
     pend_legs = np.full(4, -1, np.int64)
@@ -278,15 +289,14 @@ def run_kernel(
         v_open, v_low, v_high, v_close, priced = 0.0, 0.0, 0.0, 0.0, True
         if direction != 0:
             v_open, v_low, v_high, v_close, priced = _marks(
-                i,
-                pos_in_day,
-                pos_n,
-                pos_legs,
-                pos_sign,
-                pos_mult,
-                last_mark,
-                is_option,
-                prices,
+                bar=i,
+                pos_in_day=pos_in_day,
+                pos_n=pos_n,
+                pos=pos,
+                last_mark=last_mark,
+                is_option=is_option,
+                bars=bars,
+                chain=chain,
             )
 
         # ---- 1. pending exit (signal, reversal, multi-leg level) at this bar's open
@@ -296,28 +306,16 @@ def run_kernel(
             if pend_exit_frac < 1.0:  # a partial closes whole contracts (fill model rule 12)
                 exit_qty = _floor_step(exit_qty, params[P_QTY_STEP])
         if exit_qty > 0.0:
-            n_tr, cash, qty, direction, comm_entry_left = _close(
-                i,
-                qty,
-                exit_qty,
-                v_open,
-                pend_exit_reason,
-                params,
-                n_tr,
-                cash,
-                direction,
-                entry_bar,
-                v_entry_trade,
-                comm_entry_left,
-                pos_n,
-                pos_sign,
-                pos_mult,
-                pos_legs,
-                is_option,
-                open_[i],
-                book,
-                not priced,
+            exit_fill = ExitFill(
+                bar=i,
+                qty=exit_qty,
+                v_price=v_open,
+                reason=pend_exit_reason,
+                und_price=open_[i],
+                stale=not priced,
             )
+            n_tr, cash, trade = _close(book, n_tr, cash, params, pos, is_option, trade, exit_fill)
+            qty, direction, comm_entry_left = trade.qty, trade.direction, trade.comm_left
         if priced or direction == 0:  # an option without a price yet keeps its exit for the next bar
             pend_exit_frac = 0.0
 
@@ -348,17 +346,24 @@ def run_kernel(
                     best_v = net
                     stop_v, tp_v = _levels(net, 0.0, params)
                     converted = True
+                    trade = OpenTrade(
+                        qty=qty,
+                        direction=direction,
+                        entry_bar=entry_bar,
+                        v_entry=v_entry_trade,
+                        comm_left=comm_entry_left,
+                        n_legs=pos_n,
+                    )
                     # the bar was valued with the long leg alone: value both legs from here on
                     v_open, v_low, v_high, v_close, priced = _marks(
-                        i,
-                        pos_in_day,
-                        pos_n,
-                        pos_legs,
-                        pos_sign,
-                        pos_mult,
-                        last_mark,
-                        is_option,
-                        prices,
+                        bar=i,
+                        pos_in_day=pos_in_day,
+                        pos_n=pos_n,
+                        pos=pos,
+                        last_mark=last_mark,
+                        is_option=is_option,
+                        bars=bars,
+                        chain=chain,
                     )
                 else:
                     converted = True  # the debit left would be too small: keep the long call as it is
@@ -462,18 +467,25 @@ def run_kernel(
                     converted = False
                     stage_und_ref = open_[i]
                     trades_today += 1
+                    trade = OpenTrade(
+                        qty=qty,
+                        direction=direction,
+                        entry_bar=entry_bar,
+                        v_entry=v_entry_trade,
+                        comm_left=comm_entry_left,
+                        n_legs=pos_n,
+                    )
                     # this bar's marks for the fresh position; the entry filled at the raw open, so an
                     # intrabar level between the open and open-plus-costs fills at the open (a gap)
                     _, v_low, v_high, v_close, priced = _marks(
-                        i,
-                        pos_in_day,
-                        pos_n,
-                        pos_legs,
-                        pos_sign,
-                        pos_mult,
-                        last_mark,
-                        is_option,
-                        prices,
+                        bar=i,
+                        pos_in_day=pos_in_day,
+                        pos_n=pos_n,
+                        pos=pos,
+                        last_mark=last_mark,
+                        is_option=is_option,
+                        bars=bars,
+                        chain=chain,
                     )
                     priced = True
                     v_open = v_fill
@@ -496,56 +508,27 @@ def run_kernel(
             ):
                 reason = 11
             if reason >= 0:
-                n_tr, cash, qty, direction, comm_entry_left = _close(
-                    i,
-                    qty,
-                    qty,
-                    v_open,
-                    reason,
-                    params,
-                    n_tr,
-                    cash,
-                    direction,
-                    entry_bar,
-                    v_entry_trade,
-                    comm_entry_left,
-                    pos_n,
-                    pos_sign,
-                    pos_mult,
-                    pos_legs,
-                    is_option,
-                    open_[i],
-                    book,
-                    not priced,
+                exit_fill = ExitFill(
+                    bar=i, qty=qty, v_price=v_open, reason=reason, und_price=open_[i], stale=not priced
                 )
+                n_tr, cash, trade = _close(book, n_tr, cash, params, pos, is_option, trade, exit_fill)
+                qty, direction, comm_entry_left = trade.qty, trade.direction, trade.comm_left
 
         # ---- 5. intrabar levels (single-instrument positions)
         if direction != 0 and single and priced:
             trail_stop, reason = stop_level(stop_v, best_v, v_entry, params)
             if trail_stop > -1e299 and v_low <= trail_stop:
                 fill = v_open if v_open <= trail_stop else trail_stop
-                n_tr, cash, qty, direction, comm_entry_left = _close(
-                    i,
-                    qty,
-                    qty,
-                    fill,
-                    reason,
-                    params,
-                    n_tr,
-                    cash,
-                    direction,
-                    entry_bar,
-                    v_entry_trade,
-                    comm_entry_left,
-                    pos_n,
-                    pos_sign,
-                    pos_mult,
-                    pos_legs,
-                    is_option,
-                    abs(fill) / underlying_mult,  # slippage on the level's price, not the open
-                    book,
-                    not priced,
-                )
+                exit_fill = ExitFill(
+                    bar=i,
+                    qty=qty,
+                    v_price=fill,
+                    reason=reason,
+                    und_price=abs(fill) / underlying_mult,
+                    stale=not priced,
+                )  # slippage on the level's price, not the open
+                n_tr, cash, trade = _close(book, n_tr, cash, params, pos, is_option, trade, exit_fill)
+                qty, direction, comm_entry_left = trade.qty, trade.direction, trade.comm_left
             if direction != 0:
                 while next_partial < len(partial_pct):
                     level = v_entry + partial_pct[next_partial] * abs(v_entry)
@@ -560,54 +543,30 @@ def run_kernel(
                     next_partial += 1
                     if part <= 0:
                         continue
-                    n_tr, cash, qty, direction, comm_entry_left = _close(
-                        i,
-                        qty,
-                        part,
-                        fill,
-                        3,
-                        params,
-                        n_tr,
-                        cash,
-                        direction,
-                        entry_bar,
-                        v_entry_trade,
-                        comm_entry_left,
-                        pos_n,
-                        pos_sign,
-                        pos_mult,
-                        pos_legs,
-                        is_option,
-                        abs(fill) / underlying_mult,  # slippage on the level's price, not the open
-                        book,
-                        not priced,
-                    )
+                    exit_fill = ExitFill(
+                        bar=i,
+                        qty=part,
+                        v_price=fill,
+                        reason=3,
+                        und_price=abs(fill) / underlying_mult,
+                        stale=not priced,
+                    )  # slippage on the level's price, not the open
+                    n_tr, cash, trade = _close(book, n_tr, cash, params, pos, is_option, trade, exit_fill)
+                    qty, direction, comm_entry_left = trade.qty, trade.direction, trade.comm_left
                     if direction == 0:
                         break
             if direction != 0 and tp_v < 1e299 and v_high >= tp_v:
                 fill = v_open if v_open >= tp_v else tp_v
-                n_tr, cash, qty, direction, comm_entry_left = _close(
-                    i,
-                    qty,
-                    qty,
-                    fill,
-                    2,
-                    params,
-                    n_tr,
-                    cash,
-                    direction,
-                    entry_bar,
-                    v_entry_trade,
-                    comm_entry_left,
-                    pos_n,
-                    pos_sign,
-                    pos_mult,
-                    pos_legs,
-                    is_option,
-                    abs(fill) / underlying_mult,  # slippage on the level's price, not the open
-                    book,
-                    not priced,
-                )
+                exit_fill = ExitFill(
+                    bar=i,
+                    qty=qty,
+                    v_price=fill,
+                    reason=2,
+                    und_price=abs(fill) / underlying_mult,
+                    stale=not priced,
+                )  # slippage on the level's price, not the open
+                n_tr, cash, trade = _close(book, n_tr, cash, params, pos, is_option, trade, exit_fill)
+                qty, direction, comm_entry_left = trade.qty, trade.direction, trade.comm_left
 
         # ---- 6. end of the option's life or of the window: close at this bar's close
         if direction != 0:
@@ -625,28 +584,16 @@ def run_kernel(
                             else max(pos_strike[k] - close[i], 0.0)
                         )
                         fill += pos_sign[k] * pos_mult[k] * intrinsic
-                n_tr, cash, qty, direction, comm_entry_left = _close(
-                    i,
-                    qty,
-                    qty,
-                    fill,
-                    9 if i == end and not expiring else 8,
-                    params,
-                    n_tr,
-                    cash,
-                    direction,
-                    entry_bar,
-                    v_entry_trade,
-                    comm_entry_left,
-                    pos_n,
-                    pos_sign,
-                    pos_mult,
-                    pos_legs,
-                    is_option,
-                    close[i],
-                    book,
-                    not priced,
+                exit_fill = ExitFill(
+                    bar=i,
+                    qty=qty,
+                    v_price=fill,
+                    reason=9 if i == end and not expiring else 8,
+                    und_price=close[i],
+                    stale=not priced,
                 )
+                n_tr, cash, trade = _close(book, n_tr, cash, params, pos, is_option, trade, exit_fill)
+                qty, direction, comm_entry_left = trade.qty, trade.direction, trade.comm_left
 
         # ---- 7. decisions on this bar's close
         if direction != 0:
@@ -757,19 +704,12 @@ def run_kernel(
 
 
 @numba.njit(cache=True)
-def _marks(
-    i,
-    pos_in_day,
-    pos_n,
-    pos_legs,
-    pos_sign,
-    pos_mult,
-    last_mark,
-    is_option,
-    prices,
-):  # pragma: no cover
-    """Value of one position unit on bar i: (open, worst, best, close, every leg priced)."""
-    open_, high, low, close, c_off, p_open, p_high, p_low, p_last = prices
+def _marks(bar, pos_in_day, pos_n, pos, last_mark, is_option, bars, chain):  # pragma: no cover
+    """Value of one position unit on bar ``bar``: (open, worst, best, close, every leg priced)."""
+    i = bar
+    open_, high, low, close = bars.open, bars.high, bars.low, bars.close
+    c_off, p_open, p_high, p_low, p_last = chain.c_off, chain.p_open, chain.p_high, chain.p_low, chain.p_last
+    pos_legs, pos_sign, pos_mult = pos.contract, pos.sign, pos.mult
     v_open = 0.0
     v_low = 0.0
     v_high = 0.0
@@ -854,51 +794,40 @@ def _cost_per_unit(pos_n, pos_sign, pos_mult, pos_legs, v, params, is_option, un
 
 
 @numba.njit(cache=True)
-def _close(
-    i,
-    qty,
-    exit_qty,
-    v_price,
-    reason,
-    params,
-    n_tr,
-    cash,
-    direction,
-    entry_bar,
-    v_entry_trade,
-    comm_entry_left,
-    pos_n,
-    pos_sign,
-    pos_mult,
-    pos_legs,
-    is_option,
-    und_price,
-    book,
-    stale,
-):  # pragma: no cover
-    t_entry_bar, t_exit_bar, t_dir, t_qty, t_entry_px, t_exit_px, t_pnl, t_comm, t_reason, t_legs, t_stale = book
-    v_fill = v_price - _cost_per_unit(
-        pos_n, pos_sign, pos_mult, pos_legs, v_price, params, is_option, und_price
+def _close(book, n_tr, cash, params, pos, is_option, trade, fill):  # pragma: no cover
+    """Record ``fill`` (an :class:`ExitFill`) of ``trade`` (an :class:`OpenTrade` on legs ``pos``) as row
+    ``n_tr`` of ``book``; returns (rows, cash, the trade after the exit: flat once nothing is left)."""
+    v_fill = fill.v_price - _cost_per_unit(
+        trade.n_legs, pos.sign, pos.mult, pos.contract, fill.v_price, params, is_option, fill.und_price
     )
-    comm = exit_qty * params[P_COMM_UNIT] + params[P_COMM_PCT] * abs(exit_qty * v_price)
-    share = comm_entry_left * exit_qty / qty
+    exit_qty = fill.qty
+    comm = exit_qty * params[P_COMM_UNIT] + params[P_COMM_PCT] * abs(exit_qty * fill.v_price)
+    share = trade.comm_left * exit_qty / trade.qty
     cash += exit_qty * v_fill - comm
-    t_entry_bar[n_tr] = entry_bar
-    t_exit_bar[n_tr] = i
-    t_dir[n_tr] = direction
-    t_qty[n_tr] = exit_qty
-    t_entry_px[n_tr] = v_entry_trade
-    t_exit_px[n_tr] = v_fill
-    t_pnl[n_tr] = exit_qty * (v_fill - v_entry_trade) - comm - share
-    t_comm[n_tr] = comm + share
-    t_reason[n_tr] = reason
-    t_stale[n_tr] = stale
-    for k in range(pos_n):
-        t_legs[n_tr, k] = pos_legs[k]
+    book.entry_bar[n_tr] = trade.entry_bar
+    book.exit_bar[n_tr] = fill.bar
+    book.direction[n_tr] = trade.direction
+    book.qty[n_tr] = exit_qty
+    book.entry_v[n_tr] = trade.v_entry
+    book.exit_v[n_tr] = v_fill
+    book.pnl[n_tr] = exit_qty * (v_fill - trade.v_entry) - comm - share
+    book.comm[n_tr] = comm + share
+    book.reason[n_tr] = fill.reason
+    book.stale[n_tr] = fill.stale
+    for k in range(trade.n_legs):
+        book.legs[n_tr, k] = pos.contract[k]
     n_tr += 1
-    comm_entry_left -= share
-    qty -= exit_qty
+    qty = trade.qty - exit_qty
+    direction = trade.direction
     if qty <= 1e-12:
         qty = 0.0
         direction = 0
-    return n_tr, cash, qty, direction, comm_entry_left
+    left = OpenTrade(
+        qty=qty,
+        direction=direction,
+        entry_bar=trade.entry_bar,
+        v_entry=trade.v_entry,
+        comm_left=trade.comm_left - share,
+        n_legs=trade.n_legs,
+    )
+    return n_tr, cash, left

@@ -1,15 +1,20 @@
-"""Engine registry: a name to a ``run(spec, market, start, end) -> BacktestResult`` callable."""
+"""Engine registry: a name to a ``run(spec, market, start, end) -> BacktestResult`` callable.
+
+Importing it is cheap (the engines load on first use), so command lines read their ``--engine`` choices here.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeAlias
 
-from evaluator.market import Market
-from evaluator.results import BacktestResult
-from spec_space.models import StrategySpec
+if TYPE_CHECKING:
+    from evaluator.market import Market
+    from evaluator.results import BacktestResult
+    from spec_space.models import StrategySpec
 
-EngineFn = Callable[[StrategySpec, Market, dt.date, dt.date], BacktestResult]
+EngineFn: TypeAlias = "Callable[[StrategySpec, Market, dt.date, dt.date], BacktestResult]"
 
 
 def _fast(spec: StrategySpec, market: Market, start: dt.date, end: dt.date) -> BacktestResult:
@@ -19,12 +24,27 @@ def _fast(spec: StrategySpec, market: Market, start: dt.date, end: dt.date) -> B
 
 
 def _lumibot(spec: StrategySpec, market: Market, start: dt.date, end: dt.date) -> BacktestResult:
-    from evaluator.lumibot_engine import run  # imported lazily: lumibot is heavy and only confirms finalists
+    from evaluator.lumibot import run  # imported lazily: lumibot is heavy and only confirms finalists
 
     return run(spec, market, start, end)
 
 
 ENGINES: dict[str, EngineFn] = {"fast": _fast, "lumibot": _lumibot}
+
+# The instrument types an engine does not backtest, and why (it raises NotImplementedError for them).
+_NOT_RUN: dict[str, dict[str, str]] = {
+    "lumibot": {
+        kind: "futures and forex trade around the clock, which Lumibot backtests as one continuous market "
+        "without session closes"
+        for kind in ("future", "forex")
+    },
+}
+
+
+def unsupported(name: str, instrument_type: str) -> str | None:
+    """Why engine ``name`` does not backtest ``instrument_type`` specs, or None when it does."""
+    get_engine(name)
+    return _NOT_RUN.get(name, {}).get(instrument_type)
 
 
 def get_engine(name: str) -> EngineFn:

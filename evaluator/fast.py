@@ -92,24 +92,24 @@ def kernel_params(spec: StrategySpec) -> np.ndarray:
     return p
 
 
-def _legs(spec: StrategySpec) -> tuple[np.ndarray, ...]:
+def _legs(spec: StrategySpec) -> K.LegArrays:
     legs = spec.instrument.legs
     if spec.instrument.type != "option":
-        return (
-            np.zeros(1, np.int64),
-            np.ones(1),
-            np.zeros(1, np.int64),
-            np.zeros(1, np.int64),
-            np.zeros(1, np.int64),
-            np.zeros(1),
+        return K.LegArrays(
+            kind=np.zeros(1, np.int64),
+            sign=np.ones(1),
+            right=np.zeros(1, np.int64),
+            dte=np.zeros(1, np.int64),
+            select=np.zeros(1, np.int64),
+            value=np.zeros(1),
         )
-    return (
-        np.ones(len(legs), np.int64),
-        np.array([(1.0 if leg.side == "buy" else -1.0) * leg.ratio for leg in legs]),
-        np.array([{"call": 0, "put": 1, "auto": 2}[leg.right] for leg in legs], np.int64),
-        np.array([leg.dte for leg in legs], np.int64),
-        np.array([{"delta": 0, "moneyness": 1, "offset": 2}[leg.select] for leg in legs], np.int64),
-        np.array([leg.value for leg in legs], np.float64),
+    return K.LegArrays(
+        kind=np.ones(len(legs), np.int64),
+        sign=np.array([(1.0 if leg.side == "buy" else -1.0) * leg.ratio for leg in legs]),
+        right=np.array([{"call": 0, "put": 1, "auto": 2}[leg.right] for leg in legs], np.int64),
+        dte=np.array([leg.dte for leg in legs], np.int64),
+        select=np.array([{"delta": 0, "moneyness": 1, "offset": 2}[leg.select] for leg in legs], np.int64),
+        value=np.array([leg.value for leg in legs], np.float64),
     )
 
 
@@ -184,46 +184,52 @@ def run(spec: StrategySpec, market: Market, start: dt.date, end: dt.date) -> Bac
     bars, opt = market.bars, market.options
     p_last = option_last_prices(spec, market)
     mult, _, _ = underlying_multiplier(spec)
-    partial_pct = np.array([p.pct for p in spec.exits.partial_take_profits], np.float64)
-    partial_frac = np.array([p.fraction for p in spec.exits.partial_take_profits], np.float64)
     out = K.run_kernel(
-        bars.ts,
-        bars.open,
-        bars.high,
-        bars.low,
-        bars.close,
-        bars.day,
-        bars.minute,
-        market.day_ord,
-        market.day_first_bar,
-        sig["long"],
-        sig["short"],
-        sig["exit_long"],
-        sig["exit_short"],
-        sig["entry_ok"],
-        sig["force_flat"],
-        sig["atr"],
-        sig["sig_event"],
-        sig["sig_stop_dist"],
-        sig["sig_tp_dist"],
-        i0,
-        i1,
-        kernel_params(spec),
-        *_legs(spec),
-        mult,
-        opt.day_c0,
-        opt.day_c1,
-        opt.c_exp,
-        opt.c_strike,
-        opt.c_call,
-        opt.c_off,
-        opt.p_open,
-        opt.p_high,
-        opt.p_low,
-        p_last,
-        partial_pct,
-        partial_frac,
-        session_ordinals(spec, market),
+        bars=K.BarArrays(
+            ts=bars.ts,
+            open=bars.open,
+            high=bars.high,
+            low=bars.low,
+            close=bars.close,
+            day=bars.day,
+            minute=bars.minute,
+            day_ord=market.day_ord,
+            day_first_bar=market.day_first_bar,
+        ),
+        sig=K.SignalArrays(
+            long=sig["long"],
+            short=sig["short"],
+            exit_long=sig["exit_long"],
+            exit_short=sig["exit_short"],
+            entry_ok=sig["entry_ok"],
+            force_flat=sig["force_flat"],
+            atr=sig["atr"],
+            event=sig["sig_event"],
+            stop_dist=sig["sig_stop_dist"],
+            tp_dist=sig["sig_tp_dist"],
+        ),
+        legs=_legs(spec),
+        chain=K.ChainArrays(
+            day_c0=opt.day_c0,
+            day_c1=opt.day_c1,
+            c_exp=opt.c_exp,
+            c_strike=opt.c_strike,
+            c_call=opt.c_call,
+            c_off=opt.c_off,
+            p_open=opt.p_open,
+            p_high=opt.p_high,
+            p_low=opt.p_low,
+            p_last=p_last,
+            sess_ord=session_ordinals(spec, market),
+        ),
+        rules=K.RuleArrays(
+            params=kernel_params(spec),
+            underlying_mult=mult,
+            partial_pct=np.array([p.pct for p in spec.exits.partial_take_profits], np.float64),
+            partial_frac=np.array([p.fraction for p in spec.exits.partial_take_profits], np.float64),
+        ),
+        start=i0,
+        end=i1,
     )
     (entry_bar, exit_bar, direction, qty, entry_v, exit_v, pnl, comm, reason, legs, stale, equity, exposure_bars) = (
         out

@@ -26,7 +26,8 @@ class ParityReport:
     """What differs between two results; ``ok`` when nothing beyond the tolerances does."""
 
     engines: tuple[str, str]
-    n_trades: tuple[int, int]
+    n_trades: tuple[int, int]  # positions (trade_id groups), as the metrics' n_trades counts them
+    n_rows: tuple[int, int] = (0, 0)  # exit fills: a position closed in parts has one row per part
     trade_mismatches: list[str] = field(default_factory=list)
     metric_mismatches: dict[str, tuple[float, float]] = field(default_factory=dict)
     equity_mismatches: list[str] = field(default_factory=list)
@@ -42,7 +43,8 @@ class ParityReport:
     def summary(self, limit: int = 10) -> str:
         a, b = self.engines
         head = (
-            f"{a} vs {b}: {'parity' if self.ok else 'DIFFERENT'}; trades {self.n_trades[0]} / {self.n_trades[1]}, "
+            f"{a} vs {b}: {'parity' if self.ok else 'DIFFERENT'}; trades {self.n_trades[0]} / {self.n_trades[1]} "
+            f"(exit rows {self.n_rows[0]} / {self.n_rows[1]}), "
             f"max price diff {self.max_price_diff:.6g}, max pnl diff {self.max_pnl_diff:.6g}, "
             f"max daily equity diff {self.max_equity_diff:.6g}"
         )
@@ -64,6 +66,7 @@ class ParityReport:
             "ok": self.ok,
             "engines": list(self.engines),
             "n_trades": list(self.n_trades),
+            "n_rows": list(self.n_rows),
             "trade_mismatches": self.trade_mismatches[:50],
             "metric_mismatches": {
                 k: [_json_float(x), _json_float(y)] for k, (x, y) in self.metric_mismatches.items()
@@ -74,6 +77,11 @@ class ParityReport:
             "max_pnl_diff": self.max_pnl_diff,
             "max_equity_diff": self.max_equity_diff,
         }
+
+
+def _positions(trades: Any) -> int:
+    """Positions in a trades table: its ``trade_id`` groups (a partial exit adds a row, not a trade)."""
+    return int(trades.get_column("trade_id").n_unique()) if trades.height else 0
 
 
 def _json_float(x: float) -> float | str:
@@ -104,13 +112,13 @@ def compare_results(
     contract); ``metric_atol`` only lets metrics that are zero up to rounding (1e-17 vs -1e-17) agree.
     """
     ta, tb = a.trades, b.trades
-    report = ParityReport((a.engine, b.engine), (ta.height, tb.height))
+    report = ParityReport((a.engine, b.engine), (_positions(ta), _positions(tb)), (ta.height, tb.height))
     if a.fill_model_version != b.fill_model_version:
         report.other.append(f"fill model versions differ: {a.fill_model_version} vs {b.fill_model_version}")
     if (a.start, a.end) != (b.start, b.end):
         report.other.append(f"windows differ: {a.start}..{a.end} vs {b.start}..{b.end}")
     if ta.height != tb.height:
-        report.other.append(f"trade counts differ: {ta.height} vs {tb.height}")
+        report.other.append(f"trade row counts differ: {ta.height} vs {tb.height}")
     ra, rb = ta.to_dicts(), tb.to_dicts()
     for n, (x, y) in enumerate(zip(ra, rb, strict=False)):
         problems = [f"{col} {x[col]!r} vs {y[col]!r}" for col in EXACT_COLUMNS if x[col] != y[col]]

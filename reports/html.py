@@ -68,7 +68,7 @@ class TrialRow:
 @dataclass
 class CandidateSeries:
     """A candidate's daily returns per window: IS and validation per fold, and the holdout once gated (the frame
-    :func:`search.gate.fold_daily_frame` makes)."""
+    :func:`search.return_series.fold_daily_frame` makes)."""
 
     rank: int
     trial: int

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from search.cli_support import engine_option, setup_errors
 from search.paths import default_data_root, run_folder
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ def _parse_sets(pairs: tuple[str, ...]) -> dict[str, object]:
 @click.option("--from", "date_from", type=DATE, default=None, help="First session (default: the space's data window).")
 @click.option("--to", "date_to", type=DATE, default=None, help="Last session (default: the space's data window).")
 @click.option("--data", "data_root", default=None, help="Parquet store root (default: $FARM_DATA_ROOT or sample_data/store).")
-@click.option("--engine", type=click.Choice(["fast", "lumibot"]), default="fast", show_default=True)
+@engine_option("Backtest engine.", default="fast")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Run folder for trades.csv, daily.csv, metrics.json, equity.html (default: studies/backtests/...).")
 def backtest(spec_path: Path, sets: tuple[str, ...], date_from: dt.datetime | None, date_to: dt.datetime | None,
@@ -76,11 +77,8 @@ def backtest(spec_path: Path, sets: tuple[str, ...], date_from: dt.datetime | No
         raise click.UsageError("a concrete spec has no data window: give --from and --to")
     store = Store(data_root or default_data_root())
     t0 = time.perf_counter()
-    try:
+    with setup_errors(LookupError):
         market = load_market(store, concrete, start, end)
-    except LookupError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
     t_load = time.perf_counter() - t0
     folder = out or run_folder("backtests", concrete.name)
     t0 = time.perf_counter()

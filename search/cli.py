@@ -11,6 +11,8 @@ import importlib
 
 import click
 
+from search.cli_support import DEBUG_KEY
+
 #: command name -> "module:attribute"
 COMMANDS: dict[str, str] = {
     "data": "search.data_cli:data",
@@ -46,8 +48,19 @@ class _LazyGroup(click.Group):
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="strategy-search-farm")
-def main() -> None:
-    """Strategy search farm: search spec spaces of trading strategies with walk-forward backtests."""
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="Show the traceback of setup errors too (they are otherwise one line, exit status 2).",
+)
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """Strategy search farm: search spec spaces of trading strategies with walk-forward backtests.
+
+    Exit status of gate, confirm, reproduce and promote: 0 success, 1 a negative verdict (not confirmed,
+    not reproduced, nothing passed), 2 a usage or setup error. Unexpected errors show their traceback.
+    """
+    ctx.meta[DEBUG_KEY] = debug
 
 
 if __name__ == "__main__":  # pragma: no cover

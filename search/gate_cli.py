@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from search.paths import DATA_ROOT_ENV, STUDIES_ROOT_ENV
+from search.cli_support import (
+    EXIT_NEGATIVE,
+    data_option,
+    int_option,
+    setup_errors,
+    storage_option,
+    study_option,
+)
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -20,12 +27,6 @@ if TYPE_CHECKING:
     from search.gate import GateSummary
 
 __all__ = ["gate", "verdict_table"]
-
-_STORAGE_HELP = (
-    "Optuna storage: a database URL (sqlite:///..., postgresql://...) or journal:PATH "
-    f"(default: sqlite at <studies root>/farm.db; studies root = ${STUDIES_ROOT_ENV} or ./studies)."
-)
-
 
 def _cell(value: float | None, digits: int = 3) -> str:
     if value is None or not math.isfinite(value):
@@ -75,25 +76,14 @@ def _console() -> Any:
 
 
 @click.command("gate")
-@click.option("--study", "study_name", required=True, help="Study name (see `search studies`).")
-@click.option(
+@study_option()
+@int_option(
     "--top",
-    type=click.IntRange(min=1),
     default=5,
-    show_default=True,
     help="Candidates: the best feasible COMPLETE trials by the study's first objective.",
 )
-@click.option(
-    "--storage",
-    default=None,
-    help=_STORAGE_HELP,
-)
-@click.option(
-    "--data",
-    "data_root",
-    default=None,
-    help=f"Parquet store for the holdout and validation runs (default: the store the study recorded; ${DATA_ROOT_ENV} is not used).",
-)
+@storage_option()
+@data_option("Parquet store for the holdout and validation runs")
 @click.option(
     "--gates",
     "gates_file",
@@ -102,19 +92,16 @@ def _console() -> Any:
     help="YAML gate overrides applied after the space's `gates` (gate name: threshold | {fields} | null, "
     "or a full `gates:` list).",
 )
-@click.option(
+@int_option(
     "--blocks",
-    type=click.IntRange(min=2),
     default=16,
-    show_default=True,
     help="CSCV blocks S for PBO (even; fewer are used when the sessions cannot fill them).",
+    low=2,
 )
-@click.option(
+@int_option(
     "--bootstrap",
     "bootstrap_samples",
-    type=click.IntRange(min=1),
     default=2000,
-    show_default=True,
     help="Bootstrap samples of the holdout trade order for the max-drawdown percentiles.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
@@ -132,10 +119,13 @@ def gate(
 
     Writes <study folder>/gates/ (gates.csv, gates.json, pbo.json, candidate_<rank>/...), stores each verdict
     in the study attribute `gate` and as a note on the candidate's trial (optuna-dashboard shows it).
+
+    Exit status: 0 at least one candidate passed, 1 none passed, 2 a usage or setup error.
     """
     from evaluator.gates import GateConfigError
-    from search.gate import GateRunConfig, GateSetupError, run_gates
+    from search.gate import GateRunConfig, run_gates
     from search.study import StudyMismatch
+    from search.study_access import StudySetupError
 
     if blocks % 2:
         raise click.BadParameter(
@@ -151,11 +141,8 @@ def gate(
         bootstrap_samples=bootstrap_samples,
         seed=seed,
     )
-    try:
+    with setup_errors(StudySetupError, GateConfigError, StudyMismatch, LookupError, ValueError):
         summary = run_gates(config, echo=click.echo)
-    except (GateSetupError, GateConfigError, StudyMismatch, LookupError, ValueError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
     stats = summary.stats
     pbo = "not computed" if stats.pbo is None else f"{stats.pbo.pbo:.3f} (S = {stats.pbo_info['n_blocks']})"
     click.echo(
@@ -173,3 +160,5 @@ def gate(
         f"{passed} of {len(summary.candidates)} candidate(s) passed; artifacts in {summary.folder}; "
         f"report: search report --study {summary.study_name}"
     )
+    if not passed:
+        sys.exit(EXIT_NEGATIVE)

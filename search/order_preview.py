@@ -24,7 +24,6 @@ from spec_space.models import StrategySpec
 __all__ = ["first_orders", "order_lines", "preview_lines"]
 
 NY = ZoneInfo("America/New_York")
-_ASSET = {"option": AssetClass.OPTION, "stock": AssetClass.EQUITY, "future": AssetClass.FUTURE, "forex": AssetClass.FOREX}
 
 
 def first_orders(
@@ -37,7 +36,7 @@ def first_orders(
         return [], None
     start, last = days[-sessions] if len(days) >= sessions else days[0], days[-1]
     result = fast_run(spec, load_market(store, spec, start, last), start, last)
-    asset = _ASSET.get(spec.instrument.type, AssetClass.EQUITY)
+    asset = AssetClass.of(spec.instrument.type)
     legs = spec.instrument.legs
     # an option leg is bought or sold as the spec's leg says, whatever the view: a "short" ZRCE position
     # is a bought put (the trade row's side is the signal's direction)

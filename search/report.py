@@ -23,17 +23,18 @@ import optuna
 from optuna.trial import TrialState
 
 from reports.html import CandidateSeries, ReportData, TrialRow, read_gate_artifacts, write_report
-from search.gate import (
-    GateSetupError,
-    fold_daily_frame,
-    gates_folder,
+from search.gate_artifacts import gates_folder
+from search.provenance import data_origin
+from search.records import load_records, safe_name
+from search.return_series import fold_daily_frame
+from search.study import directions_of, mask_url
+from search.study_access import (
+    StudySetupError,
+    find_study,
     load_study_space,
     records_folder,
     select_candidates,
 )
-from search.provenance import data_origin
-from search.records import load_records, safe_name
-from search.study import directions_of, mask_url, open_storage, storage_url
 
 __all__ = [
     "MIN_TRIALS_FOR_IMPORTANCE",
@@ -246,7 +247,7 @@ def build_report_data(study: optuna.Study, *, url: str, studies_root: Path, top:
     elif complete:
         try:
             space = load_study_space(study)
-        except GateSetupError:
+        except StudySetupError:
             space = None
         chosen = select_candidates(study, top)
         records, _missing = load_records(records_folder(study, studies_root), [t.number for t in chosen])
@@ -352,20 +353,7 @@ def attach_report(study: optuna.Study, path: Path, artifacts_dir: Path) -> str:
 
 def make_report(config: ReportConfig) -> ReportSummary:
     """Write the study's page (default ``reports/<study>/index.html``) and attach it to the study."""
-    from search.paths import studies_root as default_root
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    root = Path(config.studies_root) if config.studies_root is not None else default_root()
-    url = storage_url(config.storage, root)
-    storage = open_storage(url)
-    try:
-        study = optuna.load_study(study_name=config.study, storage=storage)
-    except KeyError:
-        names = optuna.get_all_study_names(storage)
-        raise GateSetupError(
-            f"no study {config.study!r} in {mask_url(url)}; studies: {', '.join(names) or 'none'} "
-            "(pass --storage if it lives elsewhere)"
-        ) from None
+    study, root, url = find_study(config.study, storage=config.storage, studies_root=config.studies_root)
     data = build_report_data(study, url=url, studies_root=root, top=config.top)
     out = config.out if config.out is not None else Path("reports") / safe_name(study.study_name)
     path = write_report(data, Path(out) / "index.html")

@@ -2,35 +2,27 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from search.paths import STUDIES_ROOT_ENV
+from search.cli_support import int_option, setup_errors, storage_option, study_option
 
 __all__ = ["report"]
 
 
 @click.command("report")
-@click.option("--study", "study_name", required=True, help="Study name (see `search studies`).")
-@click.option(
-    "--storage",
-    default=None,
-    help="Optuna storage: a database URL (sqlite:///..., postgresql://...) or journal:PATH "
-    f"(default: sqlite at <studies root>/farm.db; studies root = ${STUDIES_ROOT_ENV} or ./studies).",
-)
+@study_option()
+@storage_option()
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
     help="Folder for index.html (default: reports/<study>).",
 )
-@click.option(
+@int_option(
     "--top",
-    type=click.IntRange(min=1),
     default=3,
-    show_default=True,
     help="Candidates drawn before `search gate` has run (afterwards: the gated ones).",
 )
 @click.option(
@@ -45,16 +37,13 @@ def report(study_name: str, storage: str | None, out: Path | None, top: int, att
 
     It opens offline (plotly.js is inside the file) and computes nothing new.
     """
-    from search.gate import GateSetupError
     from search.report import ReportConfig, make_report
+    from search.study_access import StudySetupError
 
-    try:
+    with setup_errors(StudySetupError, FileNotFoundError, ValueError):
         summary = make_report(
             ReportConfig(study=study_name, storage=storage, out=out, top=top, attach=attach)
         )
-    except (GateSetupError, FileNotFoundError, ValueError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
     size = summary.path.stat().st_size / 1e6
     click.echo(f"report: {summary.path} ({size:.1f} MB)")
     if not summary.gated:

@@ -50,8 +50,8 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.trial import FrozenTrial, TrialState
 
+from data.safe import finite_float, json_safe
 from data.store import Store
 from evaluator.engines import ENGINES
 from evaluator.fill_model import FILL_MODEL_VERSION
@@ -60,7 +60,6 @@ from evaluator.parity import compare_results
 from evaluator.trial import TrialOutcome, evaluate_params
 from evaluator.walkforward import Fold
 from evaluator.wfo import FoldRecord, TrialRecord
-from search.gate import GateSetupError, _open_study, _store_for, load_study_space, records_folder
 from search.provenance import (
     code_provenance,
     data_files,
@@ -69,19 +68,24 @@ from search.provenance import (
     spec_hash,
 )
 from search.records import read_meta, read_record, record_path
-from search.study import json_safe, mask_url, storage_url
+from search.study import mask_url
+from search.study_access import (
+    StudySetupError,
+    complete_trial,
+    find_study,
+    load_study_space,
+    records_folder,
+    store_for,
+)
+from search.verdicts import REPRODUCE_ATTR, upsert_verdict
 from spec_space.space import DefaultSource, Objective, SpecSpace
 
 __all__ = [
-    "REPRODUCE_ATTR",
     "Finding",
     "ReproduceResult",
     "WindowCheck",
     "reproduce_trial",
 ]
-
-#: The study user attribute holding the verdicts (``search promote`` reads it).
-REPRODUCE_ATTR = "reproduce"
 
 _PARITY = inspect.signature(compare_results).parameters
 METRIC_RTOL: float = _PARITY["metric_rtol"].default
@@ -135,8 +139,8 @@ class WindowCheck:
             "start": str(self.start),
             "end": str(self.end),
             "ok": self.ok,
-            "trades": [_jf(self.trades[0]), _jf(self.trades[1])],
-            "metric_differences": {k: [_jf(a), _jf(b)] for k, (a, b) in self.metrics.items()},
+            "trades": [finite_float(self.trades[0]), finite_float(self.trades[1])],
+            "metric_differences": {k: [finite_float(a), finite_float(b)] for k, (a, b) in self.metrics.items()},
             "returns": self.returns,
         }
 
@@ -228,10 +232,6 @@ class ReproduceResult:
 
 
 # ------------------------------------------------------------------------------------------ helpers
-
-
-def _jf(x: float) -> float | None:
-    return float(x) if math.isfinite(x) else None
 
 
 def _n(x: float) -> str:
@@ -367,7 +367,7 @@ def _json_paths(a: Any, b: Any, prefix: str = "") -> list[str]:
 def _folds(study: optuna.Study) -> list[Fold]:
     stored = study.user_attrs.get("folds") or []
     if not stored:
-        raise GateSetupError(
+        raise StudySetupError(
             f"study {study.study_name!r} does not record its folds; it was not made by `search run`"
         )
     return [
@@ -541,25 +541,6 @@ def _study_space(study: optuna.Study) -> SpecSpace:
     return space
 
 
-def _trial(study: optuna.Study, number: int) -> FrozenTrial:
-    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
-    trial = trials.get(number)
-    if trial is None:
-        raise GateSetupError(
-            f"study {study.study_name!r} has no trial {number}; it holds trials "
-            f"{min(trials, default=0)}..{max(trials, default=-1)}"
-        )
-    if trial.state != TrialState.COMPLETE:
-        raise GateSetupError(
-            f"trial {number} of {study.study_name!r} is {trial.state.name}, not COMPLETE: only finished trials "
-            "have records to reproduce"
-        )
-    return trial
-
-
-# ------------------------------------------------------------------------------------------ main
-
-
 def reproduce_trial(
     study_name: str,
     trial_number: int,
@@ -572,20 +553,16 @@ def reproduce_trial(
 ) -> ReproduceResult:
     """Check what changed, re-run trial ``trial_number`` and compare it with its records (module doc).
 
-    Raises :class:`~search.gate.GateSetupError` when there is nothing to reproduce (no such study or
+    Raises :class:`~search.study_access.StudySetupError` when there is nothing to reproduce (no such study or
     trial, no record, a study not made by ``search run``); every other outcome is a stored verdict.
     """
-    from search.paths import studies_root as default_root
-
     began = time.perf_counter()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    root = Path(studies_root) if studies_root is not None else default_root()
-    study = _open_study(storage_url(storage, root), study_name)
-    trial = _trial(study, trial_number)
+    study, root, url = find_study(study_name, storage=storage, studies_root=studies_root)
+    trial = complete_trial(study, trial_number, why=": only finished trials have records to reproduce")
     folder = records_folder(study, root)
     path = record_path(folder, trial_number)
     if not path.exists():
-        raise GateSetupError(
+        raise StudySetupError(
             f"trial {trial_number} of {study_name!r} has no record at {path}; pass --storage and the studies "
             "root (FARM_STUDIES) that `search run` used"
         )
@@ -595,7 +572,7 @@ def reproduce_trial(
     stored_engine = str(stored.get("engine") or "fast")
     engine = engine or stored_engine
     if engine not in ENGINES:
-        raise GateSetupError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+        raise StudySetupError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     result = ReproduceResult(
         study.study_name, trial_number, engine, stored_engine, exact=engine == stored_engine == "fast"
     )
@@ -664,7 +641,7 @@ def reproduce_trial(
         )
 
     # what changed: the data and the code
-    store = _store_for(study, data_root)
+    store = store_for(study, data_root)
     data, now_hash = _data_findings(study, store, stored, space)
     result.findings += data
     result.now["data_manifest_hash"] = now_hash
@@ -718,8 +695,4 @@ def _store_verdict(study: optuna.Study, result: ReproduceResult, records_dir: Pa
         "fill_model_version": FILL_MODEL_VERSION,
         "file": str(path),
     }
-    current = study.user_attrs.get(REPRODUCE_ATTR)
-    candidates = list(current.get("candidates") or []) if isinstance(current, dict) else []
-    candidates = [c for c in candidates if int(c.get("trial", -1)) != result.trial] + [entry]
-    candidates.sort(key=lambda c: int(c["trial"]))
-    study.set_user_attr(REPRODUCE_ATTR, json_safe({"candidates": candidates, "folder": str(out)}))
+    upsert_verdict(study, REPRODUCE_ATTR, entry, folder=str(out))

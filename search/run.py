@@ -34,6 +34,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from data.safe import json_safe
 from data.store import Store
 from evaluator.fill_model import FILL_MODEL_VERSION
 from evaluator.market import signal_symbol
@@ -59,7 +60,6 @@ from search.study import (
     count_finished,
     default_sampler,
     directions_of,
-    json_safe,
     make_sampler,
     mask_url,
     open_storage,

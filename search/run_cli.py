@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from search.paths import DATA_ROOT_ENV, STUDIES_ROOT_ENV
+from search.cli_support import engine_option, int_option, setup_errors, storage_option, study_option
+from search.paths import DATA_ROOT_ENV
 
 if TYPE_CHECKING:
     import optuna
@@ -22,11 +23,6 @@ if TYPE_CHECKING:
     from evaluator.wfo import WFOResult
 
 __all__ = ["best", "dashboard", "run", "studies"]
-
-_STORAGE_HELP = (
-    f"Optuna storage: a database URL (sqlite:///..., postgresql://...) or journal:PATH "
-    f"(default: sqlite at <studies root>/farm.db; studies root = ${STUDIES_ROOT_ENV} or ./studies)."
-)
 
 
 def _fmt(value: Any) -> str:
@@ -127,7 +123,7 @@ def _console() -> Any:
     default=None,
     help="Comma-separated metrics overriding the space's, e.g. sharpe,max_drawdown or exposure:min.",
 )
-@click.option("--engine", type=click.Choice(["fast", "lumibot"]), default="fast", show_default=True)
+@engine_option("Backtest engine of every trial.", default="fast")
 @click.option(
     "--workers",
     type=click.IntRange(min=1),
@@ -136,7 +132,7 @@ def _console() -> Any:
 )
 @click.option("--ray-address", default=None, help="Join a Ray cluster (ray://host:10001 or host:6379).")
 @click.option("--no-ray", is_flag=True, help="Evaluate trials inline in this process (needs --workers 1).")
-@click.option("--storage", default=None, help=_STORAGE_HELP)
+@storage_option()
 @click.option(
     "--data",
     "data_root",
@@ -145,11 +141,9 @@ def _console() -> Any:
 )
 @click.option("--seed", type=int, default=None, help="Study seed (default 0; a resumed study keeps its own).")
 @click.option("--timeout", default=None, help="Stop asking new trials after this long, e.g. 90s, 15m, 2h.")
-@click.option(
+@int_option(
     "--batch-size",
-    type=click.IntRange(min=1),
     default=8,
-    show_default=True,
     help="Trials asked at once; fixed per study so the trial sequence does not depend on --workers.",
 )
 @click.option(
@@ -206,11 +200,8 @@ def run(
         batch_size=batch_size,
         progress=progress,
     )
-    try:
+    with setup_errors(SpecError, SearchSetupError, StudyMismatch, LookupError, ValueError):
         summary = run_search(config, echo=click.echo)
-    except (SpecError, SearchSetupError, StudyMismatch, LookupError, ValueError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
     study = summary.study
     click.echo(
         f"{summary.study_name}: {summary.finished}/{summary.target} trials finished "
@@ -238,7 +229,7 @@ def run(
 
 
 @click.command("studies")
-@click.option("--storage", default=None, help=_STORAGE_HELP)
+@storage_option()
 def studies(storage: str | None) -> None:
     """List the studies in a storage with their trial counts and best first-objective value."""
     import optuna
@@ -296,27 +287,19 @@ def studies(storage: str | None) -> None:
 
 
 @click.command("best")
-@click.option("--study", "study_name", required=True, help="Study name (see `search studies`).")
+@study_option()
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--storage", default=None, help=_STORAGE_HELP)
+@storage_option()
 def best(study_name: str, top: int, storage: str | None) -> None:
     """The study's best candidates (params, IS and validation metrics) and its walk-forward optimisation."""
-    import optuna
-
     from search.paths import studies_root
     from search.run import compute_wfo, top_trials
-    from search.study import mask_url, open_storage, storage_url
+    from search.study import storage_url
+    from search.study_access import StudySetupError, open_study
 
     url = storage_url(storage, studies_root())
-    try:
-        study = optuna.load_study(study_name=study_name, storage=open_storage(url))
-    except KeyError:
-        names = optuna.get_all_study_names(open_storage(url))
-        click.echo(
-            f"error: no study {study_name!r} in {mask_url(url)}; studies: {', '.join(names) or 'none'}",
-            err=True,
-        )
-        sys.exit(2)
+    with setup_errors(StudySetupError):
+        study = open_study(url, study_name)
     trials = top_trials(study, top)
     if not trials:
         click.echo(f"study {study_name!r} has no complete trial yet")
@@ -350,19 +333,19 @@ def _provenance_block(study: optuna.Study, trial: FrozenTrial, records_dir: str 
 
 
 @click.command("dashboard")
-@click.option("--storage", default=None, help=_STORAGE_HELP)
+@storage_option()
 @click.option(
     "--host",
     default="127.0.0.1",
     show_default=True,
     help="Interface to bind; 0.0.0.0 exposes the dashboard (no authentication) to the network.",
 )
-@click.option(
+@int_option(
     "--port",
-    type=click.IntRange(min=0, max=65535),
     default=8080,
-    show_default=True,
     help="Port (0: any free port; the URL is printed).",
+    low=0,
+    high=65535,
 )
 def dashboard(storage: str | None, host: str, port: int) -> None:
     """Serve optuna-dashboard on the study storage until Ctrl-C."""

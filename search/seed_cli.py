@@ -22,8 +22,11 @@ from search.paths import default_data_root, studies_root
 @click.option("--data", "data_root", default=None, help="Store for the dry-run backtests (default: sample_data/store).")
 @click.option("--trials", type=int, default=500, show_default=True, help="The trial budget the critic judges against.")
 @click.option("--max-fixes", type=int, default=2, show_default=True, help="Fixer rounds per idea.")
+@click.option("--synth-missing", is_flag=True, default=False,
+              help="Dry-run on generated data when the store lacks the idea's instrument (the space says so); "
+                   "without it, missing data is an error naming the ticker and the `search data` command.")
 def seed(ideas_glob: str, signals_path: Path | None, provider: str | None, out: Path, data_root: str | None,
-         trials: int, max_fixes: int) -> None:
+         trials: int, max_fixes: int, synth_missing: bool) -> None:
     """Research -> architect -> validate (schema + dry-run backtest) -> fix -> critic, per idea."""
     from seeds.agents import SeedPipeline, offline_provider, provenance, write_space
     from seeds.dry_run import DryRunner
@@ -36,13 +39,14 @@ def seed(ideas_glob: str, signals_path: Path | None, provider: str | None, out: 
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     if name == "offline":
-        click.echo("provider: offline (deterministic templates from the catalogue; no language model, no network)")
+        click.echo("provider: offline (rule-based clause mapping onto the catalogue; no language model, no network)")
     files = sorted(glob.glob(ideas_glob))
     if not files and signals_path is None:
         click.echo(f"error: no idea files match {ideas_glob!r}", err=True)
         sys.exit(2)
-    # the dry run's generated sample data goes under the studies root, never the working directory
-    dry_run = DryRunner(data_root or default_data_root(), cache_dir=studies_root() / ".seed_data")
+    # sample data the dry run generates goes under the studies root, never the working directory
+    dry_run = DryRunner(data_root or default_data_root(), cache_dir=studies_root() / ".seed_data",
+                        synth_missing=synth_missing)
     pipeline = SeedPipeline(llm, dry_run=dry_run, max_fixes=max_fixes, trials=trials)
     accepted = rejected = 0
     for path in files:
@@ -68,7 +72,7 @@ def seed(ideas_glob: str, signals_path: Path | None, provider: str | None, out: 
                 click.echo(f"{path} idea {index}: {outcome.title!r} rejected after {outcome.attempts} attempt(s):",
                            err=True)
                 for error in outcome.errors:
-                    click.echo(f"    {error.splitlines()[0][:300]}", err=True)
+                    click.echo(f"    {error.splitlines()[0][:600]}", err=True)
     if signals_path is not None:
         from seeds.kirkland import KirklandFormatError
         from seeds.signal_spaces import write_signal_spaces

@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 
 import click
-import yaml
 
 from spec_space.loader import (
     SpecError,
     dump_spec,
     load_space,
     load_spec,
+    read_yaml,
     spec_json_schema,
     strategy_json_schema,
 )
@@ -31,7 +31,7 @@ def validate(files: tuple[Path, ...]) -> None:
     failed = 0
     for path in files:
         try:
-            raw = yaml.safe_load(path.read_text()) if path.exists() else None
+            raw = read_yaml(path)
             if isinstance(raw, dict) and "spec" in raw:
                 space = load_space(path)
                 click.echo(f"{path}: ok (space '{space.name}', {len(space.params)} parameters, "

@@ -19,8 +19,6 @@ sampler keeps the study seed (it continues its sequence from a counter kept in t
 from __future__ import annotations
 
 import importlib.util
-import math
-import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,6 +40,8 @@ from optuna.samplers import (
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
+
+from data.safe import mask_url
 
 __all__ = [
     "SAMPLERS",
@@ -75,14 +75,6 @@ def storage_url(storage: str | None, studies_root: str | Path) -> str:
     root = Path(studies_root)
     root.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{(root / 'farm.db').as_posix()}"
-
-
-_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@]*):(?P<secret>[^@]*)@")
-
-
-def mask_url(url: str) -> str:
-    """``postgresql://user:***@host/db``: a URL safe to print or store (passwords never leave the process)."""
-    return _CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
 
 
 def open_storage(url: str) -> BaseStorage:
@@ -258,13 +250,3 @@ def recover_interrupted(study: optuna.Study, records_folder: Path | None = None)
         recovered.append(trial.number)
     return recovered
 
-
-def json_safe(value: Any) -> Any:
-    """``nan``/``inf`` -> None, recursively, so attrs stay valid JSON for the dashboard's browser code."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    return value

@@ -9,8 +9,14 @@ Roles (each a provider call with its own model; see seeds.providers.ModelRoutes)
 * **Fixer**: the exact validation or runtime error goes back to the architect; bounded retries.
 * **Critic**: flags lookahead, unrealistic ranges and spaces too large for the trial budget.
 
-The offline provider answers every role deterministically from the catalogue templates, so the
-whole pipeline runs with no key and no network, and says so in every space it writes.
+Every space records what became of each clause of its idea (``provenance.clause_map`` and
+``provenance.unmapped``, see :mod:`seeds.clause_check`); the validator checks that record against the
+idea, the instrument against the tickers the idea names, and the dry run for trades. A model that
+drops a clause is sent back with the clause named.
+
+The offline provider answers with :mod:`seeds.idea_parser`, a deterministic rule-based reader, so the
+whole pipeline runs with no key and no network and says so in every space it writes. It cannot repair
+a space it could not read: offline, a failed validation is a rejection, never a fixer round.
 """
 
 from __future__ import annotations
@@ -28,8 +34,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from seeds.providers import LLMProvider, LLMResult, OfflineProvider, OfflineRequest, extract_facts
-from seeds.templates import TEMPLATE_FILES, fill_template, template_text
+from seeds.clause_check import CLAUSE_RECORD_SCHEMA, check_clause_record, numbered_clauses
+from seeds.idea_parser import named_symbols, parse_idea, split_clauses
+from seeds.providers import LLMProvider, LLMResult, OfflineProvider, OfflineRequest, extract_numbers
 from spec_space.catalogue import render as render_catalogue
 from spec_space.space import DefaultSource, SpecSpace, check_space
 
@@ -37,8 +44,8 @@ RESEARCH_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "title": {"type": "string"},
-        "template": {"type": "string", "enum": sorted(TEMPLATE_FILES)},
         "market": {"type": "string"},
+        "asset_class": {"type": "string", "enum": ["stock", "option", "future", "forex"]},
         "symbols": {"type": "array", "items": {"type": "string"}},
         "timeframe": {"type": "string"},
         "entry_logic": {"type": "string"},
@@ -53,7 +60,7 @@ RESEARCH_SCHEMA: dict[str, Any] = {
             },
         },
     },
-    "required": ["title", "template", "symbols", "numbers"],
+    "required": ["title", "symbols", "numbers"],
 }
 
 CRITIC_SCHEMA: dict[str, Any] = {
@@ -75,8 +82,8 @@ CRITIC_SCHEMA: dict[str, Any] = {
 }
 
 RESEARCHER_SYSTEM = (
-    "You are the Researcher of a strategy search farm. Summarise one trading idea into JSON: the "
-    "catalogue template it is closest to, market, instruments, symbols, timeframe, entry and exit logic, "
+    "You are the Researcher of a strategy search farm. Summarise one trading idea into JSON: market, "
+    "asset class, the symbols the text names (never a word of prose), timeframe, entry and exit logic, "
     "risk, and EVERY number the text mentions with its unit (%, $, time as minutes after midnight, "
     "minutes, delta, dte, pips, points, R, atr) and the words around it. Do not invent numbers."
 )
@@ -85,12 +92,17 @@ ARCHITECT_SYSTEM = (
     "You are the Architect of a strategy search farm. Write a spec space (JSON) for the idea, using ONLY "
     "the building blocks of the catalogue below. Put every number the research found into the parameter "
     "it belongs to as its default, with a search range around it. Unknown keys are errors. Signal "
-    "expressions must use catalogue functions only. Return the whole space object.\n\n"
+    "expressions must use catalogue functions only. Trade only an instrument the idea names. Record in "
+    "provenance what became of EVERY numbered clause of the idea: provenance.clause_map lists each clause "
+    "you mapped with the spec fields it set (dotted paths like exits.stop_loss.pct, instrument.legs[0].dte, "
+    "or params.<name>); provenance.unmapped lists each clause the catalogue cannot express, with the reason. "
+    "Invent nothing: a block the idea does not ask for stays out. Return the whole space object.\n\n"
 )
 
 FIXER_SYSTEM = (
-    "You are the Fixer. The spec space below failed validation or its dry-run backtest with the exact "
-    "error shown. Return the corrected whole space (JSON), changing as little as possible.\n\n"
+    "You are the Fixer. The spec space below failed validation, its clause record or its dry-run backtest "
+    "with the exact error shown. Return the corrected whole space (JSON) with its provenance clause record, "
+    "changing as little as possible.\n\n"
 )
 
 CRITIC_SYSTEM = (
@@ -113,6 +125,7 @@ class SeedOutcome:
     errors: list[str] = field(default_factory=list)
     critic: list[dict[str, str]] = field(default_factory=list)
     dry_run: dict[str, float] | None = None
+    unmapped: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -143,25 +156,26 @@ def _json_block(prompt: str, label: str) -> Any:
 
 
 def offline_researcher(request: OfflineRequest) -> dict[str, Any]:
-    return extract_facts(_json_block(request.prompt, "idea"))
+    text = _json_block(request.prompt, "idea")
+    parsed = parse_idea(text)
+    return {
+        "title": parsed.title,
+        "symbols": parsed.named_symbols,
+        **({"asset_class": parsed.asset_class} if parsed.asset_class else {}),
+        "timeframe": parsed.timeframe,
+        "clauses": split_clauses(text),
+        "numbers": [{"value": n.value, "unit": n.unit, "context": n.context} for n in extract_numbers(text)],
+    }
 
 
 def offline_architect(request: OfflineRequest) -> dict[str, Any]:
-    facts = _json_block(request.prompt, "research")
+    """The rule-based reading as a space, or a rejection that names what could not be mapped."""
+    text = _json_block(request.prompt, "idea")
     meta = _json_block(request.prompt, "meta")
-    space, notes = fill_template(facts, name=meta["name"], description=meta["description"])
-    space["provenance"] = {"offline_mapping": notes}
-    return json.loads(json.dumps(space, default=str))  # YAML dates -> ISO strings, as a model would answer
-
-
-def offline_fixer(request: OfflineRequest) -> dict[str, Any]:
-    """Without understanding the error, the safe repair is the template with no customisation."""
-    facts = dict(_json_block(request.prompt, "research"))
-    meta = _json_block(request.prompt, "meta")
-    facts["numbers"] = []
-    space, notes = fill_template(facts, name=meta["name"], description=meta["description"])
-    space["provenance"] = {"offline_mapping": [*notes, "fixer: reverted to the plain template"]}
-    return json.loads(json.dumps(space, default=str))
+    parsed = parse_idea(text, name=meta["name"])
+    if parsed.space is None:
+        return {"rejected": True, "problems": parsed.problems, "unmapped": parsed.unmapped()}
+    return parsed.space
 
 
 def offline_critic(request: OfflineRequest) -> dict[str, Any]:
@@ -174,7 +188,6 @@ def offline_provider(**kwargs: Any) -> OfflineProvider:
     provider = OfflineProvider(**kwargs)
     provider.register("researcher", offline_researcher)
     provider.register("architect", offline_architect)
-    provider.register("fixer", offline_fixer)
     provider.register("critic", offline_critic)
     return provider
 
@@ -206,6 +219,9 @@ def critique(space_dict: dict[str, Any], trials: int) -> list[dict[str, str]]:
     window_end, flat = spec.entry.window_end, spec.exits.eod_flat_time
     if window_end and flat and window_end > flat:
         issues.append({"severity": "warning", "message": f"entries allowed until {window_end} but flat at {flat}"})
+    for item in (space.provenance or {}).get("unmapped") or []:
+        if isinstance(item, dict):
+            issues.append({"severity": "info", "message": f"not mapped: {item.get('clause')!r} ({item.get('reason')})"})
     return issues
 
 
@@ -229,12 +245,17 @@ class SeedPipeline:
         self.calls.append(result)
         return result
 
-    def validate(self, space_dict: dict[str, Any]) -> Validation:
+    def validate(self, space_dict: dict[str, Any], text: str | None = None) -> Validation:
+        """Schema, the clause record against the idea ``text`` (when given), then the dry run."""
         try:
             space = SpecSpace.model_validate(space_dict)
             check_space(space)
         except (ValidationError, ValueError) as exc:
             return Validation(False, None, f"validation: {exc}")
+        if text is not None:
+            problems = check_clause_record(space_dict, text)
+            if problems:
+                return Validation(False, space, "clause record: " + "; ".join(problems))
         if self.dry_run is None:
             return Validation(True, space, None)
         try:
@@ -242,6 +263,17 @@ class SeedPipeline:
         except Exception as exc:  # the runtime error is what the fixer needs to see
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             return Validation(False, space, f"dry-run backtest: {detail}")
+        if not metrics.get("n_trades"):
+            spec = space.build(space.suggest(DefaultSource(space)))
+            sessions = int(metrics.get("sessions", 0))
+            looks = [int(n) for e in (spec.entry.long, spec.entry.short) if e
+                     for n in re.findall(r"\b(?:sma|ema|rsi|highest|lowest)\(\w+, (\d+)\)", e)]
+            hint = (f"; its longest look-back ({max(looks)} daily bars) needs more sessions than the data holds"
+                    if spec.timeframe == "1d" and looks and max(looks) >= sessions else "")
+            return Validation(False, space, (
+                f"dry-run backtest: 0 trades on {spec.instrument.symbol} in {sessions} session(s) from "
+                f"{space.data.start} at the default parameters: the entry never fires (or every entry is filtered "
+                f"out){hint}; a space that cannot trade is not written"), metrics)
         return Validation(True, space, None, metrics)
 
     def seed_idea(self, text: str, *, source: str, index: int) -> SeedOutcome:
@@ -251,22 +283,32 @@ class SeedPipeline:
         research = self._ask("researcher", RESEARCHER_SYSTEM, f"<idea>\n{json.dumps(text)}\n</idea>",
                              RESEARCH_SCHEMA, "research_summary").parsed
         meta = {"name": name, "description": title, "trials": self.trials}
-        schema = SpecSpace.model_json_schema()
+        schema = architect_schema()
         base_prompt = (
             f"<meta>\n{json.dumps(meta)}\n</meta>\n<research>\n{json.dumps(research)}\n</research>\n"
-            f"<idea>\n{json.dumps(text)}\n</idea>\nA close template from the catalogue, as YAML:\n"
-            f"{template_text(str(research.get('template', 'sma_cross')))}"
+            f"<idea>\n{json.dumps(text)}\n</idea>\n<clauses>\n{numbered_clauses(text)}\n</clauses>\n"
+            f"Instruments the idea names: {', '.join(named_symbols(text)) or 'none'}."
         )
         answer = self._ask("architect", ARCHITECT_SYSTEM + render_catalogue(), base_prompt, schema, "spec_space")
         candidate = answer.parsed
+        offline = self.provider.name == "offline"
+        if candidate.get("rejected"):
+            outcome.attempts = 1
+            outcome.errors += [f"rejected: {p}" for p in candidate.get("problems") or []]
+            outcome.unmapped = list(candidate.get("unmapped") or [])
+            outcome.errors += [f"not mapped: {u['clause']!r} ({u['reason']})" for u in outcome.unmapped]
+            return outcome
         for attempt in range(self.max_fixes + 1):
             outcome.attempts = attempt + 1
             candidate = {**candidate, "name": name}
-            check = self.validate(candidate)
+            check = self.validate(candidate, text)
             if check.ok:
                 outcome.accepted, outcome.space, outcome.dry_run = True, check.space, check.dry_run
                 break
             outcome.errors.append(check.error or "unknown error")
+            if offline:  # a rule-based reading cannot repair itself: reject, never write a guess
+                outcome.unmapped = list((candidate.get("provenance") or {}).get("unmapped") or [])
+                break
             if attempt == self.max_fixes:
                 break
             fix_prompt = (f"{base_prompt}\n<space>\n{json.dumps(candidate)}\n</space>\n"
@@ -286,9 +328,20 @@ class SeedPipeline:
         return outcome
 
 
+def architect_schema() -> dict[str, Any]:
+    """The space's JSON schema with the clause record required in its provenance."""
+    schema = SpecSpace.model_json_schema()
+    schema["properties"]["provenance"] = CLAUSE_RECORD_SCHEMA
+    schema["required"] = sorted({*schema.get("required", []), "provenance"})
+    return schema
+
+
 def provenance(outcome: SeedOutcome, *, provider: LLMProvider, text: str, calls: list[LLMResult]) -> dict[str, Any]:
     """What produced a space: never keys, only names, models and hashes."""
+    synthetic = bool(outcome.dry_run and outcome.dry_run.get("synthetic_data"))
     return {
+        **({"dry_run_data": "SYNTHETIC: generated for this instrument by --synth-missing, not market data"}
+           if synthetic else {}),
         "source": outcome.source,
         "idea_index": outcome.index,
         "idea_title": outcome.title,
@@ -308,9 +361,11 @@ def write_space(space: SpecSpace, prov: dict[str, Any], out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     data = space.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_defaults=True)
     data["provenance"] = {**(data.get("provenance") or {}), **prov}
-    header = ("# Written by `search seed`" + (" with the OFFLINE provider (deterministic template mapping, "
-              "no language model)" if prov.get("offline") else f" with {prov['provider']}") + f".\n# Source: "
-              f"{prov['source']} idea {prov['idea_index']}: {prov['idea_title']}\n")
+    header = ("# Written by `search seed`" + (" with the OFFLINE provider (deterministic rule-based clause "
+              "mapping, no language model)" if prov.get("offline") else f" with {prov['provider']}") + f".\n# Source: "
+              f"{prov['source']} idea {prov['idea_index']}: {prov['idea_title']}\n"
+              + ("# The dry run used SYNTHETIC data (--synth-missing), not market data.\n"
+                 if prov.get("dry_run_data") else ""))
     path = out_dir / f"{space.name}.yaml"
     path.write_text(header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=None))
     return path

@@ -291,8 +291,3 @@ def _check_zone_breakout(text: str, node: ast.Call) -> None:
             node.args[4].col_offset,
         )
 
-
-def expression_names(text: str) -> set[str]:
-    """Function names an expression calls (used to decide what data a spec needs)."""
-    tree = parse_expression(text)
-    return {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}

@@ -7,6 +7,13 @@ point or a forex pip means the same everywhere.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
+
+#: What an instrument is: the one vocabulary of asset types. A spec's ``instrument.type`` is one; the broker
+#: adapters translate it into their wire names with :meth:`brokers.base.AssetClass.of`, and the data store
+#: keeps each in a flat-file dataset (:class:`data.flatfiles.AssetClass`, named as Polygon names them).
+InstrumentType = Literal["stock", "option", "future", "forex"]
+INSTRUMENT_TYPES: tuple[InstrumentType, ...] = get_args(InstrumentType)
 
 
 @dataclass(frozen=True, slots=True)

@@ -91,7 +91,23 @@ def _problems(
     return problems
 
 
-def _read(path: str | Path) -> tuple[str, Any, dict[tuple[str, ...], int]]:
+def yaml_problem(exc: yaml.YAMLError) -> tuple[int | None, str]:
+    """(1-based line, what is wrong) of a YAML syntax error, without PyYAML's ``in "<unicode string>"``
+    (the caller knows the file)."""
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    return line, f"{problem} ({context})" if context else problem
+
+
+def read_yaml(path: str | Path) -> Any:
+    """The YAML document in ``path``; a missing file or a syntax error is a :class:`SpecError` naming the file
+    and the line."""
+    return _read(path, mapping=False)[1]
+
+
+def _read(path: str | Path, *, mapping: bool = True) -> tuple[str, Any, dict[tuple[str, ...], int]]:
     path = Path(path)
     try:
         text = path.read_text()
@@ -101,10 +117,9 @@ def _read(path: str | Path) -> tuple[str, Any, dict[tuple[str, ...], int]]:
         raw = yaml.safe_load(text)
         lines = _line_map(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise SpecError(str(path), [(line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
-    if not isinstance(raw, dict):
+        line, problem = yaml_problem(exc)
+        raise SpecError(str(path), [(line, "", f"not valid YAML: {problem}")]) from None
+    if mapping and not isinstance(raw, dict):
         raise SpecError(str(path), [(1, "", "expected a mapping of fields at the top level")])
     return text, raw, lines
 

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from spec_space.expressions import parse_expression
-from spec_space.instruments import FUTURES
+from spec_space.instruments import FUTURES, InstrumentType
 
 
 class _Strict(BaseModel):
@@ -84,7 +84,7 @@ class StagedConversion(_Strict):
 
 
 class Instrument(_Strict):
-    type: Literal["stock", "option", "future", "forex"]
+    type: InstrumentType
     symbol: str = Field(
         description="stock/ETF ticker, option underlying, futures root (MES) or forex pair (EURUSD)"
     )

@@ -37,10 +37,10 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from spec_space.models import StrategySpec
 
@@ -53,6 +53,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+def _check_range(low: float, high: float, *, log: bool, stepped: bool, kind: str, log_step: str) -> None:
+    """A ``[low, high]`` distribution range: ordered, and positive without a step on a log scale."""
+    if low > high:
+        raise ValueError(f"low {low:g} is above high {high:g}; write [{high:g}, {low:g}]")
+    if log and (low <= 0 or stepped):
+        raise ValueError(f"a log-scale {kind} needs low > 0 and {log_step}")
+
+
 class IntParam(_Strict):
     # "int" and "float" are the YAML keys; as attribute names they would shadow the builtins
     int_range: tuple[int, int] = Field(alias="int", description="[low, high] inclusive")
@@ -63,11 +71,7 @@ class IntParam(_Strict):
 
     @model_validator(mode="after")
     def _range(self) -> IntParam:
-        low, high = self.int_range
-        if low > high:
-            raise ValueError(f"int range [{low}, {high}]: low must not exceed high")
-        if self.log and (low <= 0 or self.step != 1):
-            raise ValueError("a log-scale int needs low > 0 and step 1")
+        _check_range(*self.int_range, log=self.log, stepped=self.step != 1, kind="int", log_step="step 1")
         return self
 
 
@@ -80,11 +84,7 @@ class FloatParam(_Strict):
 
     @model_validator(mode="after")
     def _range(self) -> FloatParam:
-        low, high = self.float_range
-        if low > high:
-            raise ValueError(f"float range [{low}, {high}]: low must not exceed high")
-        if self.log and (low <= 0 or self.step is not None):
-            raise ValueError("a log-scale float needs low > 0 and no step")
+        _check_range(*self.float_range, log=self.log, stepped=self.step is not None, kind="float", log_step="no step")
         return self
 
 
@@ -101,7 +101,33 @@ class SumParam(_Strict):
     when: dict[str, Scalar] | None = None
 
 
-Param = IntParam | FloatParam | ChoiceParam | SumParam
+_PARAM_KINDS = {"int": "IntParam", "float": "FloatParam", "choice": "ChoiceParam", "sum": "SumParam"}
+
+
+def _param_kind(value: Any) -> str | None:
+    """The kind a parameter's mapping names by its key (``int`` / ``float`` / ``choice`` / ``sum``), so that
+    a mistake is reported against that one model rather than as one error per union member."""
+    if isinstance(value, IntParam | FloatParam | ChoiceParam | SumParam):
+        return type(value).__name__
+    if not isinstance(value, Mapping):
+        return None
+    kinds = [tag for key, tag in _PARAM_KINDS.items() if key in value]
+    return kinds[0] if len(kinds) == 1 else None
+
+
+# Tags are the class names: the loader drops capitalised union members from error locations.
+Param = Annotated[
+    Annotated[IntParam, Tag("IntParam")]
+    | Annotated[FloatParam, Tag("FloatParam")]
+    | Annotated[ChoiceParam, Tag("ChoiceParam")]
+    | Annotated[SumParam, Tag("SumParam")],
+    Discriminator(
+        _param_kind,
+        custom_error_type="param_kind",
+        custom_error_message="a parameter is one mapping with exactly one of the keys int: [low, high], "
+        "float: [low, high], choice: [values, ...] or sum: [params, ...]",
+    ),
+]
 
 
 class Objective(_Strict):

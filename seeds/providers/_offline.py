@@ -1,8 +1,8 @@
 """The offline provider: no network, no key, no cost, same answer for the same input.
 
-It cannot understand text, so it answers with a deterministic function of the request. By
-default that is ``extract_facts(prompt)`` (template class, symbols, numbers with units); the
-agents plug their own per-role responders that map those facts onto a spec template.
+It has no language model, so it answers with a deterministic function of the request. By
+default that is ``extract_facts(prompt)`` (symbols, numbers with units); the agents plug their own
+per-role responders, which read the idea clause by clause with ``seeds.idea_parser``.
 """
 
 from __future__ import annotations
@@ -73,5 +73,5 @@ class OfflineProvider:
             model=model,
             role=role,
             schema_errors=schema_errors(parsed, schema),
-            notes=("offline provider: keyword and number extraction, no language model",),
+            notes=("offline provider: rule-based reading, no language model",),
         )

@@ -240,3 +240,27 @@ def test_nothing_secret_is_logged_while_loading(tmp_path: Path, caplog: pytest.L
         env_file=None, environ={"TRADIER_API_KEY": "very-secret-key-1", "TRADIER_ACCOUNT_ID": "A"}
     )
     assert "very-secret-key-1" not in caplog.text
+
+
+def test_every_instrument_type_has_one_broker_asset_class_and_an_occ_symbol() -> None:
+    import datetime as dt
+
+    from brokers.base import AssetClass
+    from data.flatfiles import occ_symbol, occ_ticker, parse_occ_ticker
+    from spec_space.instruments import INSTRUMENT_TYPES
+
+    classes = {kind: AssetClass.of(kind) for kind in INSTRUMENT_TYPES}
+    assert classes == {
+        "stock": AssetClass.EQUITY,
+        "option": AssetClass.OPTION,
+        "future": AssetClass.FUTURE,
+        "forex": AssetClass.FOREX,
+    }
+    assert AssetClass.of("cont_future") is AssetClass.FUTURE  # a Lumibot asset type
+    # one OCC formatting: brokers' bare symbol, Polygon's O: ticker, Lumibot's "CALL"/"PUT" rights
+    symbol = occ_symbol("SPY", dt.date(2024, 3, 7), "CALL", 510.0)
+    assert symbol == "SPY240307C00510000" and parse_occ_symbol(symbol).strike == 510.0
+    assert occ_ticker("SPY", dt.date(2024, 3, 7), "P", 512.5) == "O:SPY240307P00512500"
+    assert parse_occ_ticker(occ_ticker("SPY", dt.date(2024, 3, 7), "put", 1.5)).right == "P"
+    with pytest.raises(ValueError, match="right must be"):
+        occ_symbol("SPY", dt.date(2024, 3, 7), "X", 1.0)

@@ -35,8 +35,7 @@ from brokers.paper import PaperSettings, kill_switch, process_alive, reconcile_p
 from evaluator.trial import TrialOutcome
 from evaluator.wfo import FoldRecord
 from search.cli import main as cli
-from search.promote_cli import (
-    CONFIRM_ATTR,
+from search.promote import (
     PromoteError,
     PromoteOptions,
     find_candidates,
@@ -283,9 +282,6 @@ def _assert_no_secrets(farm: Farm) -> None:
 
 
 def test_candidates_need_both_verdicts_and_carry_the_backtest_range(farm: Farm) -> None:
-    from search.confirm_cli import CONFIRM_ATTR as WRITTEN_BY_CONFIRM
-
-    assert CONFIRM_ATTR == WRITTEN_BY_CONFIRM
     study = optuna.load_study(study_name="stocks", storage=farm.storage)
     candidates, rejected = find_candidates(study, top=5, studies_root=farm.root)
     assert [c.trial for c in candidates] == [0]
@@ -354,17 +350,17 @@ def test_invalid_credentials_are_refused_with_the_secret_masked(
     assert farm.store.list_deployments() == []
     monkeypatch.delenv("TRADIER_ACCOUNT_ID")
     cli_result = farm.cli("promote", "--study", "stocks", "--storage", farm.storage)
-    assert cli_result.exit_code == 1
+    assert cli_result.exit_code == 2  # a setup error: nothing could start
     assert "TRADIER_ACCOUNT_ID is not set" in cli_result.output
 
 
 def test_commands_explain_bad_input(farm: Farm) -> None:
     missing = farm.cli("stop", "no-such-id")
-    assert missing.exit_code == 1 and "no deployment 'no-such-id'" in missing.output
+    assert missing.exit_code == 2 and "no deployment 'no-such-id'" in missing.output
     both = farm.cli("stop", "x", "--all")
     assert both.exit_code == 2 and "not both" in both.output
     unknown = farm.cli("approve", "no-such-id", "--by", "me", "--reason", "because")
-    assert unknown.exit_code == 1 and "search deployments" in unknown.output
+    assert unknown.exit_code == 2 and "search deployments" in unknown.output
 
 
 def test_a_deployment_whose_process_died_is_marked_failed(farm: Farm) -> None:
@@ -520,7 +516,7 @@ def test_live_needs_an_approval_and_runs_with_one(farm: Farm) -> None:
     cli_refused = farm.cli(
         "promote", "--study", "stocks", "--storage", farm.storage, "--live", "--market", "24/7"
     )
-    assert cli_refused.exit_code == 1 and "live trading refused" in cli_refused.output
+    assert cli_refused.exit_code == 2 and "live trading refused" in cli_refused.output
 
     (paper_id,) = promote_candidates(farm.options(), farm.store, echo=farm.lines.append).started
     _wait(lambda: _positions(fake).get("SPY") == 3, what="the paper buy")

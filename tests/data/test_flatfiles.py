@@ -11,7 +11,6 @@ from data.flatfiles import (
     CONTRACT_MONTHS,
     HEADER,
     MONTH_CODES,
-    MULTIPLIERS,
     TICK_SIZES,
     AssetClass,
     FlatFile,
@@ -86,8 +85,10 @@ def test_future_ticker_examples_and_errors() -> None:
 
 
 def test_futures_tables_agree() -> None:
-    assert set(TICK_SIZES) == set(MULTIPLIERS) == set(CONTRACT_MONTHS)
-    assert MULTIPLIERS == {
+    from spec_space.instruments import FUTURES
+
+    assert set(TICK_SIZES) == set(FUTURES) == set(CONTRACT_MONTHS)
+    assert {root: c.multiplier for root, c in FUTURES.items()} == {
         "MES": 5, "ES": 50, "MNQ": 2, "NQ": 20, "M2K": 5, "RTY": 50, "MGC": 10, "GC": 100, "MYM": 0.5, "YM": 5,
     }
     assert TICK_SIZES["MES"] == TICK_SIZES["ES"] == 0.25 and TICK_SIZES["MGC"] == 0.1 and TICK_SIZES["YM"] == 1.0

@@ -221,12 +221,14 @@ def test_zrce_breakouts_continue_only_in_the_planted_market(zrce_stores: dict[st
     # Both markets share every random draw, so the same bars side by side isolate the planted drift
     # (~1 sd of 15 minutes of noise at strength 1: ~$0.5 on SPY at ~$470) from the noise around it.
     paired = np.array([_move(planted, i, s) - _move(null, i, s) for i, s in signals])
-    # Measured (seed 11): 6 null signals, 14 planted; paired follow-through $0.28 .. $1.60, mean $0.66
-    # (the bridge high/low and the bid/ask of the 16 bars add a little noise to the pairs).
-    assert len(signals) >= 2 * len(null_signals) and len(signals) >= 12
-    assert paired.min() > 0.15 and 0.35 < paired.mean() < 1.0, paired
-    # And in the planted market alone, noise included: clearly positive (measured $0.82; over two years of
-    # the null market, seed 7, the same signals' follow-through was -$0.03, sd $0.83, n = 83).
+    # Measured (seed 11): 21 null signals, 24 planted (a later full-ratio break or a second chance fires on
+    # the null days too); paired follow-through mean $0.62, 21 of 24 above $0.15; the rest are signals
+    # the plant never acted on (the bridge high/low and the bid/ask of the 16 bars add a little noise).
+    assert len(signals) >= len(null_signals) >= 12
+    assert (paired > 0.15).mean() >= 0.8 and 0.35 < paired.mean() < 1.0, paired
+    # And in the planted market alone, noise included: clearly positive (measured $0.81, against $0.06 for
+    # the null market's own signals; over two years of the null market, seed 7, -$0.03, sd $0.83, n = 83).
+    assert np.mean([_move(null, i, s) for i, s in null_signals]) < 0.2
     assert np.mean([_move(planted, i, s) for i, s in signals]) > 0.3
 
 

@@ -28,7 +28,8 @@ import spec_space
 from data.ingest import ingest
 from data.store import Store
 from data.synth import generate
-from evaluator import fast, lumibot_engine
+from evaluator import fast, lumibot
+from evaluator.lumibot import strategy as lumibot_strategy
 from evaluator.market import Market, load_market
 from evaluator.metrics import METRIC_KEYS
 from evaluator.parity import compare_results
@@ -39,7 +40,7 @@ from spec_space.space import DefaultSource
 from tests.evaluator import builders as b
 
 START, END = dt.date(2024, 3, 4), dt.date(2024, 3, 8)  # five sessions
-ENGINES: dict[str, Callable[..., BacktestResult]] = {"fast": fast.run, "lumibot": lumibot_engine.run}
+ENGINES: dict[str, Callable[..., BacktestResult]] = {"fast": fast.run, "lumibot": lumibot.run}
 SPACES = Path(spec_space.__file__).parent
 DAY = "2024-03-04"
 
@@ -71,7 +72,7 @@ def sample_market(store: Store, spec: StrategySpec) -> Market:
 
 
 def both(spec: StrategySpec, market: Market) -> tuple[BacktestResult, BacktestResult]:
-    return fast.run(spec, market, START, END), lumibot_engine.run(spec, market, START, END)
+    return fast.run(spec, market, START, END), lumibot.run(spec, market, START, END)
 
 
 # --------------------------------------------------------------------------- one body, both engines
@@ -241,7 +242,7 @@ def test_parity_check_catches_fills_at_the_signal_bar_close(store: Store) -> Non
     low = np.minimum(bars.low, shifted_open)
     other = dataclasses.replace(bars, open=shifted_open, high=high, low=low, cache={})
     close_fills = fast.run(spec, dataclasses.replace(market, bars=other), START, END)
-    lumi = lumibot_engine.run(spec, market, START, END)
+    lumi = lumibot.run(spec, market, START, END)
     report = compare_results(close_fills, lumi)
     assert not report.ok
     assert report.metric_mismatches  # the equity path moved
@@ -296,7 +297,7 @@ def test_lumibot_run_is_offline_quiet_and_leaves_the_working_directory_alone(
     (work / ".env").write_text("BACKTESTING_BUDGET=7\n")  # what a stray .env would say
     monkeypatch.chdir(work)
     capfd.readouterr()
-    result = lumibot_engine.run(spec, market, START, END)
+    result = lumibot.run(spec, market, START, END)
     out, err = capfd.readouterr()
     assert attempts == []
     assert compare_results(expected, result).ok
@@ -314,13 +315,13 @@ def test_lumibot_run_dir_and_off_the_main_thread(store: Store, tmp_path: Path) -
     are process-wide); the result is the same as on the main thread."""
     spec = space_spec("zrce")
     market = sample_market(store, spec)
-    here = lumibot_engine.run(spec, market, START, END, run_dir=tmp_path / "main")
+    here = lumibot.run(spec, market, START, END, run_dir=tmp_path / "main")
     assert (tmp_path / "main").is_dir()
     got: dict[str, Any] = {}
 
     def work() -> None:
         try:
-            got["result"] = lumibot_engine.run(spec, market, START, END, run_dir=tmp_path / "thread")
+            got["result"] = lumibot.run(spec, market, START, END, run_dir=tmp_path / "thread")
         except Exception as exc:  # reported below
             got["error"] = exc
 
@@ -348,7 +349,7 @@ def test_unsupported_specs_fail_with_a_reason(store: Store) -> None:
         }
     )
     with pytest.raises(NotImplementedError, match="ascending"):
-        lumibot_engine.run(reordered, sample_market(store, spec), START, END)
+        lumibot.run(reordered, sample_market(store, spec), START, END)
 
 
 def test_an_order_lumibot_does_not_fill_where_the_fill_model_does_is_an_error(
@@ -357,13 +358,13 @@ def test_an_order_lumibot_does_not_fill_where_the_fill_model_does_is_an_error(
     """If Lumibot's data had no price where the fill model fills (here: every option row emptied), the
     run must fail loudly rather than drift from the fast engine."""
     spec = space_spec("zrce")
-    original = lumibot_engine._contract_frame
+    original = lumibot_strategy.contract_frame
 
     def no_prices(*args: Any, **kwargs: Any) -> Any:
         frame = original(*args, **kwargs)
         frame[["open", "high", "low", "close"]] = 0.0
         return frame
 
-    monkeypatch.setattr(lumibot_engine, "_contract_frame", no_prices)
+    monkeypatch.setattr(lumibot_strategy, "contract_frame", no_prices)
     with pytest.raises(RuntimeError, match="broke the fill model: the entry order placed for bar"):
-        lumibot_engine.run(spec, sample_market(store, spec), START, END)
+        lumibot.run(spec, sample_market(store, spec), START, END)

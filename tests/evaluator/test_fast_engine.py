@@ -1,4 +1,9 @@
-"""Golden tests of the fast engine: every building block on a few hand-written bars.
+"""Golden tests of the engines: every building block on a few hand-written bars.
+
+The stock and option cases run on every engine of :data:`evaluator.engines.ENGINES` (futures and forex
+too, skipped with the reason where an engine does not run them), so a rule bug shared by both engines or a
+divergence between them fails a test; the markets stay a few minute bars because Lumibot runs ~1,800
+bars/s. Contract selection and the no-lookahead property are the fast engine's own.
 
 Each expected number is worked out by hand in a comment next to it, from the rules in
 evaluator/fill_model.py. Signals are placed on chosen bars with ``builders.at(rows, 1)`` (an
@@ -20,12 +25,30 @@ from scipy.stats import norm
 
 from evaluator import _kernel as K
 from evaluator import fast
+from evaluator.engines import ENGINES, get_engine, unsupported
 from evaluator.market import _event_flags
 from tests.evaluator import builders as b
 from tests.evaluator.builders import Contract
 
 DAY = "2024-03-04"  # a Monday, regular session
 approx = pytest.approx
+
+
+def engines_for(instrument_type: str) -> pytest.MarkDecorator:
+    """One test body over every engine of the registry (as optuna runs one body over every sampler); an
+    engine that does not backtest ``instrument_type`` is skipped with its reason."""
+    params = []
+    for name in sorted(ENGINES):
+        why = unsupported(name, instrument_type)
+        marks = [pytest.mark.skip(reason=f"{name} engine, {instrument_type}: {why}")] if why else []
+        params.append(pytest.param(name, marks=marks))
+    return pytest.mark.parametrize("engine", params)
+
+
+def run(engine: str, strategy: Any, mkt: Any) -> Any:
+    """Backtest ``strategy`` with ``engine`` over every session of ``mkt``."""
+    dates = mkt.bars.session_dates
+    return get_engine(engine)(strategy, mkt, dates[0], dates[-1])
 
 
 def only(result: Any) -> dict[str, Any]:
@@ -42,11 +65,12 @@ def rising(n: int, start: float = 100.0) -> list[tuple[float, float, float, floa
 # --------------------------------------------------------------------------- entries and signal exits
 
 
-def test_market_entry_fills_at_next_bar_open_and_end_of_data_closes_at_last_close():
+@engines_for("stock")
+def test_market_entry_fills_at_next_bar_open_and_end_of_data_closes_at_last_close(engine):
     rows = b.minutes(DAY, "09:30", rising(5))
     mkt = b.market(rows)
     buy = b.at(rows, 1)
-    res = b.run(b.spec(entry={"long": buy}), mkt)
+    res = run(engine, b.spec(entry={"long": buy}), mkt)
     t = only(res)
     # signal on bar 1's close -> bar 2's open 102; still open at the last bar -> its close 104.5
     assert (t["entry_bar"], t["exit_bar"], t["exit_reason"]) == (2, 4, "end_of_data")
@@ -59,19 +83,21 @@ def test_market_entry_fills_at_next_bar_open_and_end_of_data_closes_at_last_clos
     assert res.bar_equity[4] == approx(100_002.5)
 
 
-def test_signal_on_last_bar_never_enters():
+@engines_for("stock")
+def test_signal_on_last_bar_never_enters(engine):
     rows = b.minutes(DAY, "09:30", rising(5))
     mkt = b.market(rows)
     buy = b.at(rows, 4)
-    assert b.run(b.spec(entry={"long": buy}), mkt).trades.height == 0
+    assert run(engine, b.spec(entry={"long": buy}), mkt).trades.height == 0
 
 
-def test_exit_signal_fills_at_next_bar_open():
+@engines_for("stock")
+def test_exit_signal_fills_at_next_bar_open(engine):
     rows = b.minutes(DAY, "09:30", rising(6))
     mkt = b.market(rows)
     buy = b.at(rows, 0)
     sell = b.at(rows, 2)
-    t = only(b.run(b.spec(entry={"long": buy}, exits={"exit_long": sell}), mkt))
+    t = only(run(engine, b.spec(entry={"long": buy}, exits={"exit_long": sell}), mkt))
     # buy on bar 0 -> in at bar 1 open 101; sell signal on bar 2 -> out at bar 3 open 103
     assert (t["entry_bar"], t["exit_bar"], t["exit_reason"]) == (1, 3, "signal")
     assert (t["entry_price"], t["exit_price"], t["pnl"]) == approx((101.0, 103.0, 2.0))
@@ -97,27 +123,30 @@ def _bars_with(bar2: tuple[float, float, float, float], bar1=(100, 100.5, 99.5, 
         ((100, 102.9, 98.1, 101), 3, 100.0, "end_of_data"),  # neither: out at the last close 100
     ],
 )
-def test_pct_stop_and_take_profit_intrabar(bar2, exit_bar, price, reason):
+@engines_for("stock")
+def test_pct_stop_and_take_profit_intrabar(engine, bar2, exit_bar, price, reason):
     rows = _bars_with(bar2)
     mkt = b.market(rows)
     buy = b.at(rows, 0)
     strategy = b.spec(entry={"long": buy}, exits={"stop_loss": {"pct": 0.02}, "take_profit": {"pct": 0.03}})
-    t = only(b.run(strategy, mkt))
+    t = only(run(engine, strategy, mkt))
     assert (t["entry_bar"], t["exit_bar"], t["exit_reason"]) == (1, exit_bar, reason)
     assert t["exit_price"] == approx(price)
     assert t["pnl"] == approx(price - 100.0)
 
 
-def test_stop_can_fill_on_the_entry_bar_itself():
+@engines_for("stock")
+def test_stop_can_fill_on_the_entry_bar_itself(engine):
     # in at bar 1's open 100; the same bar trades down to 97, through the 98 stop
     rows = _bars_with((99, 99.5, 98.5, 99), bar1=(100, 100.5, 97, 99))
     mkt = b.market(rows)
     buy = b.at(rows, 0)
-    t = only(b.run(b.spec(entry={"long": buy}, exits={"stop_loss": {"pct": 0.02}}), mkt))
+    t = only(run(engine, b.spec(entry={"long": buy}, exits={"stop_loss": {"pct": 0.02}}), mkt))
     assert (t["entry_bar"], t["exit_bar"], t["exit_reason"], t["exit_price"]) == (1, 1, "stop_loss", 98.0)
 
 
-def test_atr_stop_uses_the_atr_known_at_the_decision_bar():
+@engines_for("stock")
+def test_atr_stop_uses_the_atr_known_at_the_decision_bar(engine):
     bars = [(100, 100.5, 99.5, 100)] * 4  # true range 1.0 each, so ATR(3) = 1.0 from bar 2 on
     bars += [
         (100, 101, 99, 100),  # bar 4, entry bar: TR 2 -> ATR(3) becomes (1*2 + 2)/3 = 1.333
@@ -131,7 +160,7 @@ def test_atr_stop_uses_the_atr_known_at_the_decision_bar():
         entry={"long": buy},
         exits={"stop_loss": {"atr": 2.0, "atr_period": 3}, "take_profit": {"atr": 3.0, "atr_period": 3}},
     )
-    t = only(b.run(strategy, mkt))
+    t = only(run(engine, strategy, mkt))
     # decision on bar 3 (ATR 1.0): stop = 100 - 2 * 1.0 = 98, hit by bar 5's low 97.5.
     # Had the engine used bar 4's ATR 1.333 the stop would be 97.33 and bar 5 would not reach it.
     assert (t["entry_bar"], t["exit_bar"], t["exit_reason"]) == (4, 5, "stop_loss")
@@ -145,14 +174,15 @@ def test_atr_stop_uses_the_atr_known_at_the_decision_bar():
         ((99.8, 100, 98, 98.5), 98.5, "stop_loss"),  # 100 - 1.5 points
     ],
 )
-def test_points_stop_and_take_profit(bar2, price, reason):
+@engines_for("stock")
+def test_points_stop_and_take_profit(engine, bar2, price, reason):
     rows = _bars_with(bar2)
     mkt = b.market(rows)
     buy = b.at(rows, 0)
     strategy = b.spec(
         entry={"long": buy}, exits={"stop_loss": {"points": 1.5}, "take_profit": {"points": 2.0}}
     )
-    t = only(b.run(strategy, mkt))
+    t = only(run(engine, strategy, mkt))
     assert (t["exit_bar"], t["exit_reason"], t["exit_price"]) == (2, reason, approx(price))
 
 
@@ -173,17 +203,19 @@ TRAIL_BARS = [
     ("activation", "exit_bar", "price", "reason"),
     [(0.02, 3, 104.5, "trailing_stop"), (0.15, 4, 105.0, "end_of_data")],  # +10% never activates 15%
 )
-def test_trailing_stop_with_activation(activation, exit_bar, price, reason):
+@engines_for("stock")
+def test_trailing_stop_with_activation(engine, activation, exit_bar, price, reason):
     rows = b.minutes(DAY, "09:30", TRAIL_BARS)
     mkt = b.market(rows)
     buy = b.at(rows, 0)
     strategy = b.spec(entry={"long": buy}, exits={"trailing": {"pct": 0.05, "activation_pct": activation}})
-    t = only(b.run(strategy, mkt))
+    t = only(run(engine, strategy, mkt))
     assert (t["exit_bar"], t["exit_reason"], t["exit_price"]) == (exit_bar, reason, approx(price))
     assert t["pnl"] == approx(price - 100.0)
 
 
-def test_break_even_moves_the_stop_to_entry_plus_buffer():
+@engines_for("stock")
+def test_break_even_moves_the_stop_to_entry_plus_buffer(engine):
     bars = [
         (100, 100, 100, 100),  # bar 0: signal
         (100, 100.5, 99.8, 100.2),  # bar 1: in at 100, best +0.5%
@@ -198,13 +230,14 @@ def test_break_even_moves_the_stop_to_entry_plus_buffer():
         entry={"long": buy},
         exits={"stop_loss": {"pct": 0.05}, "break_even": {"trigger_pct": 0.02, "buffer_pct": 0.001}},
     )
-    t = only(b.run(strategy, mkt))
+    t = only(run(engine, strategy, mkt))
     assert (t["exit_bar"], t["exit_reason"]) == (3, "break_even")
     assert t["exit_price"] == approx(100.1)
     assert t["pnl"] == approx(0.1)
 
 
-def test_partial_take_profits_then_the_rest_keeps_the_stop():
+@engines_for("stock")
+def test_partial_take_profits_then_the_rest_keeps_the_stop(engine):
     bars = [
         (100, 100, 100, 100),  # bar 0: signal
         (100, 100.5, 99.8, 100.2),  # bar 1: 10 shares in at 100
@@ -226,7 +259,7 @@ def test_partial_take_profits_then_the_rest_keeps_the_stop():
             "partial_take_profits": [{"pct": 0.02, "fraction": 0.3}, {"pct": 0.04, "fraction": 0.3}],
         },
     )
-    res = b.run(strategy, mkt)
+    res = run(engine, strategy, mkt)
     records = b.trades(res)
     got = [(r["exit_bar"], r["quantity"], r["exit_price"], r["exit_reason"]) for r in records]
     assert got == [
@@ -240,7 +273,8 @@ def test_partial_take_profits_then_the_rest_keeps_the_stop():
     assert res.bar_equity[-1] == approx(100_000 + 5.94 + 11.94 - 12.08)
 
 
-def test_many_partial_exits_on_every_bar_are_all_recorded():
+@engines_for("stock")
+def test_many_partial_exits_on_every_bar_are_all_recorded(engine):
     # every bar opens at 100 and runs to 106: a trade entered at a bar's open takes its four partial
     # targets (10 shares each at 101, 102, 103, 104) and the final target (60 at 105) inside that bar,
     # and the signal on that bar enters again at the next open: 5 trade rows per bar
@@ -254,7 +288,7 @@ def test_many_partial_exits_on_every_bar_are_all_recorded():
         sizing={"quantity": 100},
         exits={"take_profit": {"pct": 0.05}, "partial_take_profits": partials},
     )
-    res = b.run(strategy, mkt)
+    res = run(engine, strategy, mkt)
     assert res.trades.height == 5 * (n - 1)  # bars 1 .. n-1 each hold one whole trade
     # per trade 10 * (1 + 2 + 3 + 4) + 60 * 5 = 400
     assert res.bar_equity[-1] == approx(100_000 + 400 * (n - 1))
@@ -263,11 +297,12 @@ def test_many_partial_exits_on_every_bar_are_all_recorded():
 # --------------------------------------------------------------------------- time exits and windows
 
 
-def test_max_hold_closes_at_the_open_of_the_first_bar_past_the_limit():
+@engines_for("stock")
+def test_max_hold_closes_at_the_open_of_the_first_bar_past_the_limit(engine):
     rows = b.minutes(DAY, "09:30", rising(7))
     mkt = b.market(rows)
     buy = b.at(rows, 0)
-    t = only(b.run(b.spec(entry={"long": buy}, exits={"max_hold_minutes": 3}), mkt))
+    t = only(run(engine, b.spec(entry={"long": buy}, exits={"max_hold_minutes": 3}), mkt))
     # in at 09:31 (bar 1, open 101); 09:34 is 3 minutes later -> out at bar 4's open 104
     assert (t["entry_bar"], t["exit_bar"], t["exit_reason"]) == (1, 4, "time_exit")
     assert t["exit_price"] == approx(104.0)
@@ -285,11 +320,12 @@ EOD_ROWS = b.minutes(DAY, "15:54", rising(6)) + b.minutes("2024-03-05", "09:30",
         (5, None),  # the session's last bar
     ],
 )
-def test_eod_flat_time(signal_bar, expected):
+@engines_for("stock")
+def test_eod_flat_time(engine, signal_bar, expected):
     rows = EOD_ROWS
     mkt = b.market(rows)
     buy = b.at(rows, signal_bar)
-    res = b.run(b.spec(entry={"long": buy}, exits={"eod_flat_time": "15:58"}), mkt)
+    res = run(engine, b.spec(entry={"long": buy}, exits={"eod_flat_time": "15:58"}), mkt)
     if expected is None:
         assert res.trades.height == 0
         return
@@ -302,12 +338,13 @@ HALF_DAY_ROWS = b.minutes("2024-11-29", "12:55", rising(5)) + b.minutes("2024-12
 
 
 @pytest.mark.parametrize(("signal_bar", "expected"), [(1, (2, 4)), (3, None)])
-def test_eod_flat_on_a_half_day_closes_at_its_last_bar(signal_bar, expected):
+@engines_for("stock")
+def test_eod_flat_on_a_half_day_closes_at_its_last_bar(engine, signal_bar, expected):
     # 2024-11-29 closes at 13:00, before the 15:55 flat time: flat at the open of its last bar (12:59)
     rows = HALF_DAY_ROWS
     mkt = b.market(rows)
     buy = b.at(rows, signal_bar)
-    res = b.run(b.spec(entry={"long": buy}, exits={"eod_flat_time": "15:55"}), mkt)
+    res = run(engine, b.spec(entry={"long": buy}, exits={"eod_flat_time": "15:55"}), mkt)
     if expected is None:  # the fill would be the half day's last bar, which is flat already
         assert res.trades.height == 0
         return
@@ -317,22 +354,26 @@ def test_eod_flat_on_a_half_day_closes_at_its_last_bar(signal_bar, expected):
 
 
 @pytest.mark.parametrize(("signal_bar", "entry_bar"), [(1, None), (2, 3), (3, 4), (4, None)])
-def test_entry_window_is_on_the_decision_bar(signal_bar, entry_bar):
+@engines_for("stock")
+def test_entry_window_is_on_the_decision_bar(engine, signal_bar, entry_bar):
     # window [09:32, 09:34): decisions on the 09:32 and 09:33 bars only
     rows = b.minutes(DAY, "09:30", rising(7))
     mkt = b.market(rows)
     buy = b.at(rows, signal_bar)
-    res = b.run(b.spec(entry={"long": buy, "window_start": "09:32", "window_end": "09:34"}), mkt)
+    res = run(engine, b.spec(entry={"long": buy, "window_start": "09:32", "window_end": "09:34"}), mkt)
     assert res.trades.get_column("entry_bar").to_list() == ([] if entry_bar is None else [entry_bar])
 
 
 @pytest.mark.parametrize(("limit", "entries"), [(1, [1, 7]), (2, [1, 4, 7]), (None, [1, 4, 7])])
-def test_max_trades_per_day(limit, entries):
+@engines_for("stock")
+def test_max_trades_per_day(engine, limit, entries):
     rows = b.minutes(DAY, "09:30", rising(6)) + b.minutes("2024-03-05", "09:30", rising(3, 110))
     mkt = b.market(rows)
     buy = b.at(rows, 0, 3, 6)
-    res = b.run(
-        b.spec(entry={"long": buy}, sizing={"max_trades_per_day": limit}, exits={"max_hold_minutes": 1}), mkt
+    res = run(
+        engine,
+        b.spec(entry={"long": buy}, sizing={"max_trades_per_day": limit}, exits={"max_hold_minutes": 1}),
+        mkt,
     )
     # each trade is out one minute later (max hold); the limit resets with the new session (bar 6)
     assert res.trades.get_column("entry_bar").to_list() == entries
@@ -350,7 +391,8 @@ def test_max_trades_per_day(limit, entries):
         ((103, 104, 102.5, 103.5), 103.0, "stop_loss"),  # gaps above the stop: filled at the open
     ],
 )
-def test_short_stop_and_take_profit(bar2, price, reason):
+@engines_for("stock")
+def test_short_stop_and_take_profit(engine, bar2, price, reason):
     rows = _bars_with(bar2)
     mkt = b.market(rows)
     buy = b.at(rows, 0)
@@ -359,31 +401,33 @@ def test_short_stop_and_take_profit(bar2, price, reason):
         entry={"long": None, "short": buy},
         exits={"stop_loss": {"pct": 0.02}, "take_profit": {"pct": 0.03}},
     )
-    t = only(b.run(strategy, mkt))
+    t = only(run(engine, strategy, mkt))
     assert (t["side"], t["exit_bar"], t["exit_reason"]) == ("short", 2, reason)
     assert (t["entry_price"], t["exit_price"]) == approx((100.0, price))
     assert t["pnl"] == approx(100.0 - price)  # a short gains what the price loses
 
 
-def test_short_exit_signal():
+@engines_for("stock")
+def test_short_exit_signal(engine):
     rows = b.minutes(DAY, "09:30", rising(6))
     mkt = b.market(rows)
     buy = b.at(rows, 0)
     sell = b.at(rows, 2)
     strategy = b.spec(direction="short", entry={"long": None, "short": buy}, exits={"exit_short": sell})
-    t = only(b.run(strategy, mkt))
+    t = only(run(engine, strategy, mkt))
     # short at bar 1 open 101, covered at bar 3 open 103: -2
     assert (t["side"], t["entry_bar"], t["exit_bar"], t["exit_reason"]) == ("short", 1, 3, "signal")
     assert t["pnl"] == approx(-2.0)
 
 
-def test_long_short_reversal_closes_and_reopens_at_the_same_open():
+@engines_for("stock")
+def test_long_short_reversal_closes_and_reopens_at_the_same_open(engine):
     rows = b.minutes(DAY, "09:30", rising(7))
     mkt = b.market(rows)
     buy = b.at(rows, 0)
     sell = b.at(rows, 3)
     strategy = b.spec(direction="both", entry={"long": buy, "short": sell})
-    records = b.trades(b.run(strategy, mkt))
+    records = b.trades(run(engine, strategy, mkt))
     got = [(r["side"], r["entry_bar"], r["exit_bar"], r["exit_reason"]) for r in records]
     assert got == [("long", 1, 4, "reverse"), ("short", 4, 6, "end_of_data")]
     # long 101 -> 104 (+3); short 104 -> last close 106.5 (-2.5)
@@ -396,15 +440,18 @@ def test_long_short_reversal_closes_and_reopens_at_the_same_open():
 # --------------------------------------------------------------------------- sizing
 
 
-def _sized(sizing: dict[str, Any], costs: dict[str, Any] | None = None, **fields: Any) -> dict[str, Any]:
+def _sized(
+    engine: str, sizing: dict[str, Any], costs: dict[str, Any] | None = None, **fields: Any
+) -> dict[str, Any]:
     rows = _bars_with((100, 100.5, 99.5, 100))
     mkt = b.market(rows)
     buy = b.at(rows, 0)
-    return only(b.run(b.spec(entry={"long": buy}, sizing=sizing, costs=costs or {}, **fields), mkt))
+    return only(run(engine, b.spec(entry={"long": buy}, sizing=sizing, costs=costs or {}, **fields), mkt))
 
 
-def test_fixed_sizing():
-    assert _sized({"mode": "fixed", "quantity": 7})["quantity"] == 7.0
+@engines_for("stock")
+def test_fixed_sizing(engine):
+    assert _sized(engine, {"mode": "fixed", "quantity": 7})["quantity"] == 7.0
 
 
 @pytest.mark.parametrize(
@@ -416,12 +463,14 @@ def test_fixed_sizing():
         ({"slippage_bps": 10}, 49),  # pays 100.10 a share: 5000 / 100.1 = 49.95 -> 49
     ],
 )
-def test_pct_equity_sizing_whole_shares_commission_included(costs, qty):
-    t = _sized({"mode": "pct_equity", "pct_equity": 0.5}, costs, initial_cash=10_000.0)
+@engines_for("stock")
+def test_pct_equity_sizing_whole_shares_commission_included(engine, costs, qty):
+    t = _sized(engine, {"mode": "pct_equity", "pct_equity": 0.5}, costs, initial_cash=10_000.0)
     assert t["quantity"] == qty
 
 
-def test_pct_equity_cash_after_entry():
+@engines_for("stock")
+def test_pct_equity_cash_after_entry(engine):
     rows = _bars_with((100, 100.5, 99.5, 100.0))
     mkt = b.market(rows)
     buy = b.at(rows, 0)
@@ -431,7 +480,7 @@ def test_pct_equity_cash_after_entry():
         costs={"commission_per_share": 0.01},
         initial_cash=10_000.0,
     )
-    res = b.run(strategy, mkt)
+    res = run(engine, strategy, mkt)
     # 49 shares at 100 + 0.49 commission: cash 10000 - 4900 - 0.49 = 5099.51; bar 1 closes at 100
     assert res.bar_equity[1] == approx(5099.51 + 49 * 100.0)
 
@@ -449,13 +498,15 @@ def test_pct_equity_cash_after_entry():
         ({"stop_loss": {"points": 2.0}}, {"slippage_bps": 10}, 476, 100.1 - 98.1 * 0.999),
     ],
 )
-def test_risk_sizing_loses_risk_pct_at_the_stop(exits, costs, qty, unit_loss):
+@engines_for("stock")
+def test_risk_sizing_loses_risk_pct_at_the_stop(engine, exits, costs, qty, unit_loss):
     stopped = b.minutes(DAY, "09:30", [(100, 100, 100, 100), (100, 100.5, 99.5, 100), (99, 99, 97, 97.5)])
     rows = stopped
     mkt = b.market(rows)
     buy = b.at(rows, 0)
     t = only(
-        b.run(
+        run(
+            engine,
             b.spec(entry={"long": buy}, sizing={"mode": "risk", "risk_pct": 0.01}, costs=costs, exits=exits),
             mkt,
         )
@@ -469,7 +520,8 @@ def test_risk_sizing_loses_risk_pct_at_the_stop(exits, costs, qty, unit_loss):
 # --------------------------------------------------------------------------- costs
 
 
-def test_commission_per_share_and_pct():
+@engines_for("stock")
+def test_commission_per_share_and_pct(engine):
     rows = b.flat(DAY, "09:30", [100, 100, 105, 110, 110])
     mkt = b.market(rows)
     buy = b.at(rows, 0)
@@ -480,7 +532,7 @@ def test_commission_per_share_and_pct():
         costs={"commission_per_share": 0.005, "commission_pct": 0.001},
         exits={"exit_long": sell},
     )
-    res = b.run(strategy, mkt)
+    res = run(engine, strategy, mkt)
     t = only(res)
     # entry 10 * 0.005 + 0.001 * 10 * 100 = 1.05; exit 10 * 0.005 + 0.001 * 10 * 110 = 1.15
     assert t["commission"] == approx(2.2)
@@ -488,7 +540,8 @@ def test_commission_per_share_and_pct():
     assert res.bar_equity[-1] == approx(100_000 + 97.8)
 
 
-def test_slippage_bps_on_signal_fills():
+@engines_for("stock")
+def test_slippage_bps_on_signal_fills(engine):
     rows = b.flat(DAY, "09:30", [100, 100, 105, 110, 110])
     mkt = b.market(rows)
     buy = b.at(rows, 0)
@@ -496,18 +549,19 @@ def test_slippage_bps_on_signal_fills():
     strategy = b.spec(
         entry={"long": buy}, sizing={"quantity": 10}, costs={"slippage_bps": 10}, exits={"exit_long": sell}
     )
-    t = only(b.run(strategy, mkt))
+    t = only(run(engine, strategy, mkt))
     # buys pay 10 bps more: 100 * 1.001 = 100.1; sells get 10 bps less: 110 * 0.999 = 109.89
     assert (t["entry_price"], t["exit_price"]) == approx((100.1, 109.89))
     assert t["pnl"] == approx(10 * (109.89 - 100.1))
 
 
-def test_slippage_bps_is_charged_on_the_stop_price():
+@engines_for("stock")
+def test_slippage_bps_is_charged_on_the_stop_price(engine):
     rows = _bars_with((99.5, 99.6, 97, 97.5))
     mkt = b.market(rows)
     buy = b.at(rows, 0)
     strategy = b.spec(entry={"long": buy}, costs={"slippage_bps": 10}, exits={"stop_loss": {"pct": 0.02}})
-    t = only(b.run(strategy, mkt))
+    t = only(run(engine, strategy, mkt))
     # paid 100.1; stop 2% below that = 98.098; the sale there gets 10 bps less: 98.098 * 0.999
     assert t["exit_price"] == approx(98.098 * 0.999, abs=1e-9)
     assert t["pnl"] == approx(98.098 * 0.999 - 100.1, abs=1e-9)
@@ -531,7 +585,8 @@ MES_BARS = [
         ((4999, 5000, 4990, 4992), 2, 4996.0, "stop_loss"),
     ],
 )
-def test_futures_multiplier_and_tick_slippage(bar2, exit_bar, price, reason):
+@engines_for("future")
+def test_futures_multiplier_and_tick_slippage(engine, bar2, exit_bar, price, reason):
     bars = [*MES_BARS, bar2, (5010, 5011, 5008, 5010), (5010, 5010, 5010, 5010)]
     rows = b.minutes(DAY, "09:30", bars)
     mkt = b.market(rows, symbol="MES")
@@ -544,7 +599,7 @@ def test_futures_multiplier_and_tick_slippage(bar2, exit_bar, price, reason):
         costs={"slippage_ticks": 1, "commission_per_contract": 0.62},
         exits={"exit_long": sell, "stop_loss": {"points": 4}},
     )
-    t = only(b.run(strategy, mkt))
+    t = only(run(engine, strategy, mkt))
     assert (t["exit_bar"], t["exit_reason"], t["instrument"]) == (exit_bar, reason, "MES")
     assert (t["entry_price"], t["exit_price"]) == approx((5000.25, price))
     # $5 a point on 2 contracts, 0.62 per contract per side: 4 * 0.62 = 2.48
@@ -558,7 +613,8 @@ FX_BARS = [
 ]
 
 
-def test_forex_risk_sizing_in_001_lots_and_pip_stop():
+@engines_for("forex")
+def test_forex_risk_sizing_in_001_lots_and_pip_stop(engine):
     bars = [*FX_BARS, (1.0840, 1.0842, 1.0810, 1.0815), (1.0815, 1.0815, 1.0815, 1.0815)]
     rows = b.minutes(DAY, "09:30", bars)
     mkt = b.market(rows, symbol="C:EURUSD")
@@ -570,7 +626,7 @@ def test_forex_risk_sizing_in_001_lots_and_pip_stop():
         exits={"stop_loss": {"pips": 30}},
         initial_cash=10_000.0,
     )
-    t = only(b.run(strategy, mkt))
+    t = only(run(engine, strategy, mkt))
     # risk 1% of 10000 = 100; 30 pips = 0.0030 * 100000 = 300 per lot -> 0.333 -> 0.33 lots
     assert t["quantity"] == approx(0.33)
     # stop 1.0850 - 0.0030 = 1.0820 (bar 2's low 1.0810 reaches it)
@@ -578,7 +634,8 @@ def test_forex_risk_sizing_in_001_lots_and_pip_stop():
     assert t["pnl"] == approx(0.33 * 100_000 * (1.0820 - 1.0850))  # -99.0
 
 
-def test_forex_partial_take_profit_closes_whole_001_lots():
+@engines_for("forex")
+def test_forex_partial_take_profit_closes_whole_001_lots(engine):
     bars = [*FX_BARS, (1.0852, 1.0875, 1.0851, 1.0870), (1.0870, 1.0870, 1.0870, 1.0870)]
     rows = b.minutes(DAY, "09:30", bars)
     mkt = b.market(rows, symbol="C:EURUSD")
@@ -589,7 +646,7 @@ def test_forex_partial_take_profit_closes_whole_001_lots():
         sizing={"quantity": 0.33},
         exits={"partial_take_profits": [{"pct": 0.002, "fraction": 0.5}]},
     )
-    records = b.trades(b.run(strategy, mkt))
+    records = b.trades(run(engine, strategy, mkt))
     # half of 0.33 lots is 0.165: only whole 0.01 lots trade -> 0.16 at 1.085 * 1.002, 0.17 ride to the end
     assert [(r["quantity"], r["exit_reason"]) for r in records] == [
         (approx(0.16), "partial_take_profit"),
@@ -706,11 +763,12 @@ def _long_call_market(c100_bar3: tuple[float, float, float, float]) -> Any:
         ((0.40, 0.45, 0.20, 0.25), 0.27, "stop_loss"),  # low 0.20 reaches 0.29: sold 0.29 - 0.02
     ],
 )
-def test_0dte_long_call_premium_take_profit_and_stop_on_its_own_bars(bar3, price, reason):
+@engines_for("option")
+def test_0dte_long_call_premium_take_profit_and_stop_on_its_own_bars(engine, bar3, price, reason):
     strategy = option_spec(
         entry={"long": b.at(UNDER, 1)}, exits={"take_profit": {"pct": 1.0}, "stop_loss": {"pct": 0.5}}
     )
-    t = only(b.run(strategy, _long_call_market(bar3)))
+    t = only(run(engine, strategy, _long_call_market(bar3)))
     assert (t["instrument"], t["entry_bar"], t["exit_bar"], t["exit_reason"]) == (occ(100), 2, 3, reason)
     assert (t["entry_price"], t["exit_price"]) == approx((0.58, price))
     # 2 contracts, 100 shares each; 0.65 per contract per side on 2 contracts twice = 2.60
@@ -718,14 +776,15 @@ def test_0dte_long_call_premium_take_profit_and_stop_on_its_own_bars(bar3, price
     assert t["pnl"] == approx(2 * 100 * (price - 0.58) - 2.6)
 
 
-def test_0dte_call_held_to_expiry_closes_at_the_last_bar_mark():
+@engines_for("option")
+def test_0dte_call_held_to_expiry_closes_at_the_last_bar_mark(engine):
     contracts = chain_contracts()
     c100 = next(c for c in contracts if c.ticker == occ(100))
     c100.bars.update({2: (0.56, 0.60, 0.50, 0.58), 5: (0.70, 0.75, 0.65, 0.72), 6: (0.74, 0.80, 0.70, 0.78)})
     rows = UNDER + b.flat("2024-03-05", "09:30", [101.0, 101.0])  # a next session: not the end of data
     mkt = b.option_market(rows, contracts)
     buy = b.at(rows, 1)
-    t = only(b.run(option_spec(entry={"long": buy}), mkt))
+    t = only(run(engine, option_spec(entry={"long": buy}), mkt))
     # held all day; the last bar of its expiry session (bar 6, 09:36 here) closes at its mark 0.78 - 0.02
     assert (t["exit_bar"], t["exit_reason"]) == (6, "expiry")
     assert t["exit_price"] == approx(0.76)
@@ -739,7 +798,8 @@ def test_0dte_call_held_to_expiry_closes_at_the_last_bar_mark():
         (3, (3, 0.55)),  # 3 bars is within the limit: filled at the last trade 0.55
     ],
 )
-def test_option_staleness(staleness, expected):
+@engines_for("option")
+def test_option_staleness(engine, staleness, expected):
     contracts = [
         Contract(occ(100), EXP, 100.0, "C", {0: (0.55, 0.55, 0.55, 0.55)}),
         Contract(occ(101), EXP, 101.0, "C", {0: (0.20, 0.20, 0.20, 0.20)}),
@@ -754,7 +814,7 @@ def test_option_staleness(staleness, expected):
         costs={"option_half_spread": 0.0},
         sizing={"quantity": 1},
     )
-    res = b.run(strategy, mkt)
+    res = run(engine, strategy, mkt)
     if expected is None:
         assert res.trades.height == 0
         return
@@ -773,7 +833,8 @@ def test_option_staleness(staleness, expected):
         (None, 8, 0.88, "expiry"),
     ],
 )
-def test_close_days_before_expiry(days_before, exit_bar, price, reason):
+@engines_for("option")
+def test_close_days_before_expiry(engine, days_before, exit_bar, price, reason):
     wed = dt.date(2024, 3, 6)
     rows = b.flat(DAY, "09:30", [100.0] * 4) + b.flat(DAY2, "09:30", [100.0] * 3)
     rows += b.flat("2024-03-06", "09:30", [99.0] * 2)  # bars 7, 8
@@ -787,14 +848,15 @@ def test_close_days_before_expiry(days_before, exit_bar, price, reason):
         instrument={"legs": [{"right": "call", "dte": 2, "select": "delta", "value": 0.5}]},
         exits={"close_days_before_expiry": days_before},
     )
-    t = only(b.run(strategy, mkt))
+    t = only(run(engine, strategy, mkt))
     # bought Monday at bar 2's open 1.50 + 0.02 = 1.52, 2 contracts, 2.60 commission round trip
     assert (t["entry_bar"], t["entry_price"]) == (2, approx(1.52))
     assert (t["exit_bar"], t["exit_reason"], t["exit_price"]) == (exit_bar, reason, approx(price))
     assert t["pnl"] == approx(200 * (price - 1.52) - 2.6)
 
 
-def test_option_exit_waits_for_a_price():
+@engines_for("option")
+def test_option_exit_waits_for_a_price(engine):
     c100 = Contract(occ(100), EXP, 100.0, "C", {k: (0.55,) * 4 for k in (0, 1)})
     c100.bars.update({2: (0.60,) * 4, 7: (0.80, 0.85, 0.75, 0.82), 8: (0.82,) * 4})
     under = b.flat(DAY, "09:30", [100.0] * 10)
@@ -808,14 +870,15 @@ def test_option_exit_waits_for_a_price():
         sizing={"quantity": 1},
         exits={"exit_long": sell},
     )
-    t = only(b.run(strategy, mkt))
+    t = only(run(engine, strategy, mkt))
     # sell signal on bar 4 (last trade at bar 2 is 2 bars old: still priced); at bar 5 the price is
     # 3 bars old, so the exit waits, through bar 6, for the next trade: bar 7's open 0.80 - 0.02
     assert (t["entry_bar"], t["exit_bar"], t["exit_reason"]) == (2, 7, "signal")
     assert (t["entry_price"], t["exit_price"]) == approx((0.62, 0.78))
 
 
-def test_option_entry_decided_on_the_sessions_last_bar_never_fills_next_session():
+@engines_for("option")
+def test_option_entry_decided_on_the_sessions_last_bar_never_fills_next_session(engine):
     contracts = chain_contracts()
     for c in contracts:
         p = c.bars[1][0]
@@ -823,7 +886,7 @@ def test_option_entry_decided_on_the_sessions_last_bar_never_fills_next_session(
     rows = UNDER + b.flat("2024-03-05", "09:30", [100.0] * 3)
     mkt = b.option_market(rows, contracts)
     buy = b.at(rows, 6)
-    assert b.run(option_spec(entry={"long": buy}), mkt).trades.height == 0
+    assert run(engine, option_spec(entry={"long": buy}), mkt).trades.height == 0
 
 
 def _spread_market() -> Any:
@@ -850,7 +913,8 @@ def _spread_market() -> Any:
     return b.option_market(UNDER, [c100, c101])
 
 
-def test_vertical_spread_levels_on_close_marks_filled_next_open():
+@engines_for("option")
+def test_vertical_spread_levels_on_close_marks_filled_next_open(engine):
     strategy = option_spec(
         entry={"long": b.at(UNDER, 1)},
         instrument={
@@ -862,7 +926,7 @@ def test_vertical_spread_levels_on_close_marks_filled_next_open():
         sizing={"quantity": 1},
         exits={"take_profit": {"pct": 0.5}, "stop_loss": {"pct": 0.5}},
     )
-    t = only(b.run(strategy, _spread_market()))
+    t = only(run(engine, strategy, _spread_market()))
     assert t["instrument"] == f"{occ(100)}+{occ(101)}"
     # net debit at bar 2's opens: (0.60 + 0.02) - (0.20 - 0.02) = 0.44 (44 a spread); target 66
     assert (t["entry_bar"], t["entry_price"]) == (2, approx(0.44))
@@ -874,7 +938,8 @@ def test_vertical_spread_levels_on_close_marks_filled_next_open():
     assert t["pnl"] == approx(100 * (0.71 - 0.44) - 2.6)
 
 
-def test_vertical_spread_partial_take_profit_closes_whole_spreads():
+@engines_for("option")
+def test_vertical_spread_partial_take_profit_closes_whole_spreads(engine):
     strategy = option_spec(
         entry={"long": b.at(UNDER, 1)},
         instrument={
@@ -886,7 +951,7 @@ def test_vertical_spread_partial_take_profit_closes_whole_spreads():
         sizing={"quantity": 3},
         exits={"take_profit": {"pct": 0.5}, "partial_take_profits": [{"pct": 0.3, "fraction": 0.5}]},
     )
-    records = b.trades(b.run(strategy, _spread_market()))
+    records = b.trades(run(engine, strategy, _spread_market()))
     # 3 spreads at 0.44. Bar 3's close mark 0.60 >= 0.44 * 1.3 = 0.572: half of 3 is 1.5 -> 1 whole
     # spread out at bar 4's opens 0.95 - 0.32 - 0.04 = 0.59. Bar 4's mark 0.70 >= 0.66: the other 2 at 0.71.
     got = [(r["exit_bar"], r["quantity"], r["exit_price"], r["exit_reason"]) for r in records]
@@ -926,7 +991,8 @@ def _staged_market() -> tuple[Any, str]:
     return b.option_market(under, [c100, c101, d2]), b.at(under, 1, 8)
 
 
-def test_staged_conversion_sells_the_short_leg_and_uses_the_net_debit():
+@engines_for("option")
+def test_staged_conversion_sells_the_short_leg_and_uses_the_net_debit(engine):
     mkt, buy = _staged_market()  # signals on bar 1 (Monday 09:31) and bar 8 (Tuesday 09:31)
     strategy = option_spec(
         entry={"long": buy},
@@ -935,7 +1001,7 @@ def test_staged_conversion_sells_the_short_leg_and_uses_the_net_debit():
         sizing={"quantity": 1},
         exits={"take_profit": {"pct": 1.0}},
     )
-    records = b.trades(b.run(strategy, mkt))
+    records = b.trades(run(engine, strategy, mkt))
     assert len(records) == 2, records
     first, second = records
     # bought C100 at 0.51 (51). Bar 3 closes the underlying at 101.2 >= 100 * 1.01 -> sell the
@@ -1007,10 +1073,11 @@ def _kirkland_spec(entry: str) -> Any:
     )
 
 
-def test_external_signal_event_drives_an_entry():
+@engines_for("stock")
+def test_external_signal_event_drives_an_entry(engine):
     mkt = b.market(_event_rows())
     strategy = _kirkland_spec("external_signal('kirkland', 'buy', 0)")
-    t = only(b.run(strategy, mkt))
+    t = only(run(engine, strategy, mkt))
     # flagged on the 10:00 bar -> in at 10:01's open 101; sell on 10:02 -> out at 10:03's open 103
     assert (t["entry_bar"], t["exit_bar"], t["exit_reason"], t["pnl"]) == (3, 5, "signal", approx(2.0))
 

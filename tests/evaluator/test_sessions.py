@@ -112,7 +112,7 @@ def test_shipped_mes_space_ranges_start_at_the_cash_open(mes_store: Store):
 def test_live_forex_sessions_end_where_the_day_rolls():
     import pandas as pd
 
-    from evaluator import _live
+    from brokers.live import bars as _live
     from evaluator.market import NY
 
     spec = StrategySpec.model_validate({

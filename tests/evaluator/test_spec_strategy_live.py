@@ -24,24 +24,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evaluator import _live
-from evaluator.lumibot_engine import UnsupportedLive, live_problem, live_strategy
+from brokers.live import UnsupportedLive, live_problem, live_strategy
+from brokers.live import bars as _live
+from evaluator.lumibot.env import NETWORK_ENV
 from spec_space.models import StrategySpec
 
 NY = ZoneInfo("America/New_York")
-_LUMIBOT_UNSET = (
-    "IS_BACKTESTING",
-    "LIVE_CONFIG",
-    "TRADING_BROKER",
-    "DATA_SOURCE",
-    "MARKET",
-    "LUMIWEALTH_API_KEY",
-    "DB_CONNECTION_STR",
-    "ACCOUNT_HISTORY_DB_CONNECTION_STR",
-    "DISCORD_WEBHOOK_URL",
-    "LUMIBOT_STRATEGY_PARAMETERS",
-    "DATA_SOURCE_DELAY",
-)
+_LUMIBOT_UNSET = ("IS_BACKTESTING", *NETWORK_ENV, "DATA_SOURCE_DELAY")
 
 
 def _load_fakes() -> Any:

@@ -9,8 +9,10 @@ import optuna
 import pytest
 from click.testing import CliRunner
 
-from search.confirm_cli import CONFIRM_ATTR, confirm, confirm_trial
+from search.confirm import confirm_trial
+from search.confirm_cli import confirm
 from search.run import RunConfig, run_search
+from search.verdicts import CONFIRM_ATTR
 from tests.search.conftest import write_space
 
 
@@ -72,6 +74,6 @@ def test_confirm_cli(small_study: tuple[str, Path], monkeypatch: pytest.MonkeyPa
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{root / 'farm.db'}")
     assert 0 in [c["trial"] for c in study.user_attrs[CONFIRM_ATTR]["candidates"]]
     missing = runner.invoke(confirm, ["--study", name, "--trial", "7"])
-    assert missing.exit_code == 1 and "has no trial 7" in missing.output
+    assert missing.exit_code == 2 and "has no trial 7" in missing.output
     unknown = runner.invoke(confirm, ["--study", "nope", "--trial", "0"])
-    assert unknown.exit_code == 1 and "no study 'nope'" in unknown.output
+    assert unknown.exit_code == 2 and "no study 'nope'" in unknown.output

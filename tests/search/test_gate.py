@@ -25,10 +25,12 @@ from evaluator.overfitting import (
     walk_forward_efficiency,
 )
 from search.cli import main
-from search.gate import GateRunConfig, apply_overrides, resolve_gate_config, run_gates, select_candidates
+from search.gate import GateRunConfig, run_gates
+from search.gate_config import apply_overrides, resolve_gate_config
 from search.records import read_record, record_path
 from search.run import RunConfig, run_search
 from search.study import open_storage, storage_url
+from search.study_access import select_candidates
 from spec_space.loader import load_space
 from tests.search.conftest import END, START, write_space
 
@@ -339,7 +341,8 @@ def test_gate_cli_prints_the_table_and_fails_clearly(regate, monkeypatch):
     monkeypatch.setenv("FARM_STUDIES", str(regate["root"]))
     runner = CliRunner()
     result = runner.invoke(main, ["gate", "--study", "gate_small", "--top", "2", "--bootstrap", "200"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # a negative verdict: no candidate of this study passes
+    assert "0 of 2 candidate(s) passed" in result.output
     assert "gates of gate_small" in result.output and "verdict" in result.output
     assert "candidate(s) passed" in result.output and "PBO = " in result.output
     result = runner.invoke(main, ["gate", "--study", "no_such_study"])

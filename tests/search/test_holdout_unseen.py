@@ -23,9 +23,10 @@ from data.ingest import ingest
 from data.store import Store
 from data.synth import generate
 from evaluator.walkforward import make_layout
-from search.gate import GateRunConfig, run_gates, select_candidates
+from search.gate import GateRunConfig, run_gates
 from search.run import RunConfig, run_search, top_trials
 from search.study import open_storage, storage_url
+from search.study_access import select_candidates
 from spec_space.loader import load_space
 from tests.search.conftest import END, START, write_space
 

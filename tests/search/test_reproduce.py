@@ -19,9 +19,10 @@ from click.testing import CliRunner
 
 from search.cli import main
 from search.records import read_meta, record_path
-from search.reproduce import REPRODUCE_ATTR, reproduce_trial
+from search.reproduce import reproduce_trial
 from search.run import RunConfig, run_search
 from search.study import open_storage, storage_url
+from search.verdicts import REPRODUCE_ATTR
 from spec_space.loader import load_space
 from tests.search.conftest import write_space
 
@@ -262,7 +263,7 @@ def test_reproduce_on_lumibot_compares_within_parity_tolerances(study_env: dict[
 
 
 def test_promote_needs_a_passed_reproduction(study_env: dict[str, Any]) -> None:
-    from search.promote_cli import _provenance, find_candidates
+    from search.promote import _provenance, find_candidates
 
     study = load(study_env)
     number = 0

@@ -10,8 +10,8 @@ import yaml
 from seeds_llm_kit import TEST_KEY, VendorKit
 
 from seeds.agents import SeedPipeline, critique, offline_provider, provenance, write_space
+from seeds.idea_parser import parse_idea
 from seeds.providers import ProviderError, extract_facts, split_ideas
-from seeds.templates import fill_template
 from spec_space.loader import load_space
 from spec_space.space import DefaultSource
 
@@ -27,19 +27,18 @@ def _research_answer() -> dict:
 
 
 def _good_space() -> dict:
-    space, _ = fill_template(extract_facts(ZRCE), name="ignored", description="ZRCE from a model")
+    """What a model that keeps the idea answers: the space with its whole clause record."""
+    space = parse_idea(ZRCE, name="ignored").space
     return json.loads(json.dumps(space, default=str))
 
 
 def test_a_sum_parameter_gets_the_idea_s_number_through_its_last_term():
-    space, notes = fill_template(extract_facts(ZRCE), name="z", description="z")
-    params = space["params"]
+    params = parse_idea(ZRCE, name="z").space["params"]
     # "a volume ratio of 1.5", "1.2 is enough the second time": relaxed 1.2, so the gap is 0.3
     assert (params["relaxed_ratio"]["default"], params["volume_ratio_gap"]["default"]) == (1.2, 0.3)
-    assert any(n.startswith("volume_ratio = 1.5") and "volume_ratio_gap = 0.3" in n for n in notes)
+    assert params["volume_ratio"] == {"sum": ["relaxed_ratio", "volume_ratio_gap"]}
     # an idea whose full ratio is below its relaxed one cannot invert them: the gap stays at zero
-    facts = extract_facts(ZRCE.replace("volume ratio of 1.5", "volume ratio of 1.1"))
-    inverted, _ = fill_template(facts, name="z", description="z")
+    inverted = parse_idea(ZRCE.replace("volume ratio of 1.5", "volume ratio of 1.1"), name="z").space
     assert inverted["params"]["volume_ratio_gap"]["default"] == 0.0
 
 
@@ -130,7 +129,7 @@ def test_offline_pipeline_maps_numbers_and_runs_a_dry_run(tmp_path):
     from seeds.dry_run import DryRunner
 
     provider = offline_provider()
-    pipeline = SeedPipeline(provider, dry_run=DryRunner(None, cache_dir=tmp_path / "cache"))
+    pipeline = SeedPipeline(provider, dry_run=DryRunner(None, cache_dir=tmp_path / "cache", synth_missing=True))
     outcome = pipeline.seed_idea(IDEAS[1], source="ideas.txt", index=2)  # the ghetto spread
     assert outcome.accepted, outcome.errors
     params = outcome.space.params
@@ -140,7 +139,11 @@ def test_offline_pipeline_maps_numbers_and_runs_a_dry_run(tmp_path):
     path = write_space(outcome.space, provenance(outcome, provider=provider, text=IDEAS[1], calls=pipeline.calls),
                        tmp_path)
     text = path.read_text()
-    assert "OFFLINE provider" in text and yaml.safe_load(text)["provenance"]["offline"] is True
+    record = yaml.safe_load(text)["provenance"]
+    assert "OFFLINE provider" in text and record["offline"] is True
+    # generated data is never passed off as market data
+    assert "SYNTHETIC" in text and "SYNTHETIC" in record["dry_run_data"]
+    assert any(c["clause"] == "7 DTE" and c["fields"] == ["instrument.legs[0].dte"] for c in record["clause_map"])
     assert load_space(path).name == outcome.space.name
 
 
@@ -150,3 +153,81 @@ def test_critic_flags_budget_and_costs():
     messages = [i["message"] for i in critique(space, trials=50)]
     assert any("parameters for a budget of 50 trials" in m for m in messages)
     assert any("costs ignored" in m for m in messages)
+
+
+def test_offline_dry_run_without_data_names_the_ticker_and_the_command(tmp_path):
+    from seeds.dry_run import DryRunner
+
+    pipeline = SeedPipeline(offline_provider(), dry_run=DryRunner(tmp_path / "store", cache_dir=tmp_path / "c"))
+    outcome = pipeline.seed_idea(IDEAS[2], source="ideas.txt", index=3)  # MES
+    assert not outcome.accepted and outcome.attempts == 1  # offline: a rejection, no fixer round
+    error = outcome.errors[0]
+    assert "no future data for MES" in error and "search data ingest" in error and "--synth-missing" in error
+    assert "search data synth" in error and "--tickers MES" in error
+    assert not (tmp_path / "c").exists()  # nothing generated unless asked
+
+
+def test_zero_trades_is_an_error_not_a_space():
+    pipeline = SeedPipeline(offline_provider(), dry_run=lambda space: {"n_trades": 0.0, "sessions": 10.0})
+    outcome = pipeline.seed_idea(IDEAS[2], source="ideas.txt", index=3)
+    assert not outcome.accepted and outcome.space is None
+    assert "0 trades on MES" in outcome.errors[0]
+
+
+def test_offline_rejects_an_idea_it_cannot_read_and_names_its_clauses():
+    idea = "IDEA: fade the gap\nWhen TSLA gaps up more than 2% sell it short. Stop 1%, target 2%."
+    outcome = SeedPipeline(offline_provider(), dry_run=_no_dry_run).seed_idea(idea, source="x", index=1)
+    assert not outcome.accepted and outcome.space is None
+    assert any("no entry rule" in e for e in outcome.errors)
+    assert any("gap" in e and "prior close" in e for e in outcome.errors)
+
+
+def test_critic_lists_unmapped_clauses():
+    space = json.loads(json.dumps(parse_idea(IDEAS[4], name="s").space, default=str))
+    messages = [i["message"] for i in critique(space, trials=500)]
+    assert any(m.startswith("not mapped: 'Check it against buy and hold.'") for m in messages)
+
+
+def test_a_model_that_drops_a_clause_is_sent_back_with_the_clause_named(vendor: VendorKit):
+    dropped = _good_space()
+    record = dropped["provenance"]
+    record["clause_map"] = [c for c in record["clause_map"] if c["clause"] != "SL 7%."]
+    vendor.server.enqueue(vendor.ok(_research_answer()), vendor.ok(dropped), vendor.ok(_good_space()),
+                          vendor.ok({"issues": []}))
+    outcome = SeedPipeline(vendor.make(), dry_run=_no_dry_run).seed_idea(ZRCE, source="x", index=1)
+    assert outcome.accepted and outcome.attempts == 2
+    assert "'SL 7%.'" in outcome.errors[0] and "neither" in outcome.errors[0]
+    _, fix_prompt = vendor.texts_sent(vendor.server.requests[2])
+    assert "SL 7%." in fix_prompt and "<error>" in fix_prompt
+    # the architect was asked for the record: the numbered clauses went out, the schema requires it
+    _, architect_prompt = vendor.texts_sent(vendor.server.requests[1])
+    assert "<clauses>\n1. ZRCE second chance on SPY 0DTE\n" in architect_prompt
+    assert "provenance" in vendor.schema_sent(vendor.server.requests[1])["required"]
+
+
+def test_a_symbol_the_idea_does_not_name_is_an_error(vendor: VendorKit):
+    invented = _good_space()
+    invented["spec"]["instrument"]["symbol"] = "IDEA"
+    vendor.server.enqueue(vendor.ok(_research_answer()), vendor.ok(invented), vendor.ok(invented))
+    outcome = SeedPipeline(vendor.make(), dry_run=_no_dry_run).seed_idea(ZRCE, source="x", index=1)
+    assert not outcome.accepted
+    assert "instrument 'IDEA' is not named in the idea (it names SPY)" in outcome.errors[0]
+
+
+def test_an_unmapped_entry_clause_is_an_error(vendor: VendorKit):
+    lazy = _good_space()
+    record = lazy["provenance"]
+    moved = [c for c in record["clause_map"] if c["clause"].startswith("After 10:30")]
+    record["clause_map"] = [c for c in record["clause_map"] if c not in moved]
+    record["unmapped"] += [{"clause": c["clause"], "reason": "too hard"} for c in moved]
+    vendor.server.enqueue(vendor.ok(_research_answer()), vendor.ok(lazy), vendor.ok(_good_space()),
+                          vendor.ok({"issues": []}))
+    outcome = SeedPipeline(vendor.make(), dry_run=_no_dry_run).seed_idea(ZRCE, source="x", index=1)
+    assert outcome.accepted and "reads as an entry rule but is unmapped" in outcome.errors[0]
+
+
+def test_zero_trades_on_daily_bars_says_when_the_look_back_outruns_the_data():
+    pipeline = SeedPipeline(offline_provider(), dry_run=lambda space: {"n_trades": 0.0, "sessions": 125.0})
+    outcome = pipeline.seed_idea(IDEAS[4], source="ideas.txt", index=5)  # the 50/200-day SMA cross
+    assert not outcome.accepted
+    assert "0 trades on SPY in 125 session(s)" in outcome.errors[0] and "(200 daily bars)" in outcome.errors[0]

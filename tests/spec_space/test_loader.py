@@ -9,7 +9,7 @@ import pytest
 
 from spec_space import catalogue
 from spec_space.expressions import ExpressionError, parse_expression
-from spec_space.loader import SpecError, load_space, load_spec, spec_json_schema
+from spec_space.loader import SpecError, load_space, load_spec, read_yaml, spec_json_schema
 from spec_space.space import DefaultSource, FixedSource, RandomSource
 
 SPACE_DIR = Path(__file__).resolve().parents[2] / "spec_space"
@@ -79,11 +79,32 @@ def test_bad_value_points_at_its_line(tmp_path):
 
 def test_bad_distribution_and_undefined_reference(tmp_path):
     path = _write(tmp_path, GOOD.replace("fast: {int: [5, 30], default: 10}", "fast: {int: [30, 5]}"))
-    with pytest.raises(SpecError, match=r"params\.fast.*low must not exceed high"):
+    with pytest.raises(SpecError, match=r"params\.fast: low 30 is above high 5; write \[5, 30\]"):
         load_space(path)
     path = _write(tmp_path, GOOD.replace("sma(close, $slow))\"\n    window", "sma(close, $slowest))\"\n    window"))
     with pytest.raises(SpecError, match=r"undefined params: \$slowest"):
         load_space(path)
+
+
+@pytest.mark.parametrize(
+    ("param", "expected"),
+    [
+        ("{int: [5, 1]}", "params.a: low 5 is above high 1; write [1, 5]"),
+        ("{float: [0.5, 0.1]}", "params.a: low 0.5 is above high 0.1; write [0.1, 0.5]"),
+        ("{int: [1, 5], stp: 2}", "params.a.stp: Extra inputs are not permitted (got 2); remove it"),
+        ("{choice: []}", "params.a.choice: List should have at least 1 item"),
+        ("{foo: 1}", "params.a: a parameter is one mapping with exactly one of the keys int: [low, high]"),
+        ("{int: [1, 5], float: [0.1, 0.2]}", "params.a: a parameter is one mapping with exactly one of the keys"),
+        ("7", "params.a: a parameter is one mapping"),
+    ],
+)
+def test_a_bad_parameter_is_one_line_naming_the_field_and_the_fix(tmp_path, param, expected):
+    text = GOOD.replace("params:\n", f"params:\n  a: {param}\n", 1)
+    with pytest.raises(SpecError) as info:
+        load_space(_write(tmp_path, text))
+    line = text.splitlines().index(f"  a: {param}") + 1
+    (message,) = str(info.value).splitlines()  # one problem, one line: no error per union member
+    assert message.startswith(f"{tmp_path / 'bad.yaml'}:{line}: {expected}"), message
 
 
 def test_bad_expression_is_located(tmp_path):
@@ -98,6 +119,12 @@ def test_bad_expression_is_located(tmp_path):
 def test_yaml_syntax_error_and_missing_file(tmp_path):
     with pytest.raises(SpecError, match=r"bad.yaml:\d+: .*not valid YAML"):
         load_space(_write(tmp_path, "name: [unclosed\n"))
+    text = GOOD.replace("params:\n", "params:\n  a: {int: [5, 1]\n", 1)
+    with pytest.raises(SpecError) as info:
+        read_yaml(_write(tmp_path, text))
+    line = text.splitlines().index("  a: {int: [5, 1]") + 2  # PyYAML notices at the next key
+    assert str(info.value).startswith(f"{tmp_path / 'bad.yaml'}:{line}: (top level): not valid YAML: expected ',' or '}}'")
+    assert "<unicode string>" not in str(info.value)
     with pytest.raises(SpecError, match="file not found"):
         load_spec(tmp_path / "missing.yaml")
 
@@ -237,3 +264,15 @@ def test_zrce_space_orders_its_targets_and_ratios_by_construction():
         full = space.resolved(values)
         assert "volume_ratio" not in values and full["relaxed_ratio"] <= full["volume_ratio"]
         assert all(p.pct < spec.exits.take_profit.pct for p in spec.exits.partial_take_profits)
+
+
+def test_spec_validate_names_the_file_of_a_yaml_syntax_error(tmp_path):
+    from click.testing import CliRunner
+
+    from search.spec_cli import validate
+
+    path = _write(tmp_path, GOOD.replace("params:\n", "params:\n  a: {int: [5, 1]\n", 1))
+    result = CliRunner().invoke(validate, [str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:" in result.output and "not valid YAML" in result.output
+    assert "<unicode string>" not in result.output and "Traceback" not in result.output

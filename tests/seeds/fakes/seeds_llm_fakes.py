@@ -3,8 +3,10 @@
 Each fake is a threaded ``http.server`` bound to 127.0.0.1 on a free port. Tests script a queue of
 replies (status, JSON body, headers): 429-then-200, persistent 500, a schema-breaking answer...
 Every request received is recorded (path, headers, parsed body) so tests can assert that the API
-key was sent and the JSON schema was passed. When the queue runs dry the fake answers HTTP 418
-with a message saying so: a status no client retries, so an unexpected extra call fails loudly.
+key was sent and the JSON schema was passed. When the queue runs dry the fake asks its ``responder``
+(a function of the request body, like a local model server answering any prompt) if it has one, and
+otherwise answers HTTP 418 with a message saying so: a status no client retries, so an unexpected
+extra call fails loudly.
 
 The module name is deliberately specific: pytest puts test folders on ``sys.path`` and other
 test packages have fakes of their own.
@@ -17,7 +19,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -46,8 +48,9 @@ class _FakeServer:
     #: Regex of the one path this fake answers; anything else is a 404 in the vendor's error format.
     path_re: re.Pattern[str]
 
-    def __init__(self, replies: Iterable[Reply] = ()) -> None:
+    def __init__(self, replies: Iterable[Reply] = (), *, responder: Callable[[Any], Reply] | None = None) -> None:
         self._replies: deque[Reply] = deque(replies)
+        self.responder = responder
         self._lock = threading.Lock()
         self.requests: list[RecordedRequest] = []
         self._httpd: ThreadingHTTPServer | None = None
@@ -58,10 +61,12 @@ class _FakeServer:
         with self._lock:
             self._replies.extend(replies)
 
-    def _next_reply(self) -> Reply:
+    def _next_reply(self, body: Any = None) -> Reply:
         with self._lock:
             if self._replies:
                 return self._replies.popleft()
+        if self.responder is not None:
+            return self.responder(body)
         return Reply(418, self.error_body(418, "fake server: no scripted reply left for this request"))
 
     def error_body(self, status: int, message: str) -> dict[str, Any]:
@@ -101,7 +106,7 @@ class _FakeServer:
                 if not fake.path_re.fullmatch(path):
                     reply = Reply(404, fake.error_body(404, f"fake server: no route for POST {path}"))
                 else:
-                    reply = fake._next_reply()
+                    reply = fake._next_reply(body)
                 payload = reply.body if isinstance(reply.body, str) else json.dumps(fake.fill_model(reply.body, path, body))
                 data = payload.encode("utf-8")
                 self.send_response(reply.status)

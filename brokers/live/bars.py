@@ -1,4 +1,5 @@
-"""Broker data for SpecStrategy's live mode, shaped like the backtests' data.
+"""Broker data for the live strategy (:class:`brokers.live.LiveSpecStrategy`), shaped like the backtests' data,
+and the live calendar (sessions left to an expiry, clock times).
 
 * :func:`closed_bars` / :func:`frame_market`: a broker's recent bars (a Lumibot ``Bars`` frame) as the
   closed bars of the spec's timeframe, in a :class:`~evaluator.market.Market` built by the same
@@ -24,7 +25,9 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from data.calendar import DAY_START_MINUTE, trading_dates
+from data.calendar import DAY_START_MINUTE, nyse_session_dates, trading_dates
+from data.flatfiles import occ_ticker
+from data.safe import finite_float
 from evaluator.market import BAR_MINUTES, NY, Market, OptionArrays, bars_from_frame
 from spec_space.models import StrategySpec
 
@@ -201,27 +204,18 @@ class Contract:
 
     @property
     def ticker(self) -> str:
-        right = "C" if self.call else "P"
-        return f"O:{self.symbol}{self.expiry:%y%m%d}{right}{round(self.strike * 1000):08d}"
+        return occ_ticker(self.symbol, self.expiry, "C" if self.call else "P", self.strike)
 
 
 def chain_price(row: dict[str, Any]) -> float:
     """A contract's live price for selection and marks: the bid/ask mid when both sides quote, else the
     last trade, else NaN (the backtests' "no trade within the staleness limit")."""
-    bid, ask, last = (_num(row.get(k)) for k in ("bid", "ask", "last"))
+    bid, ask, last = (finite_float(row.get(k)) for k in ("bid", "ask", "last"))
     if bid is not None and ask is not None and bid > 0 and ask >= bid:
         return (bid + ask) / 2
     if last is not None and last > 0:
         return last
     return float("nan")
-
-
-def _num(value: Any) -> float | None:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
 
 
 def chain_arrays(contracts: list[Contract]) -> tuple[np.ndarray, ...]:
@@ -234,3 +228,23 @@ def chain_arrays(contracts: list[Contract]) -> tuple[np.ndarray, ...]:
         np.arange(n, dtype=np.int64),
         np.array([c.price for c in contracts], dtype=np.float64),
     )
+
+
+def sessions_left(today: dt.date, expiry_ord: int) -> int:
+    """Live: NYSE sessions after ``today`` up to and including the expiry (``evaluator._kernel.sessions_left`` in a
+    backtest), for ``close_days_before_expiry``."""
+    expiry = _EPOCH + dt.timedelta(days=int(expiry_ord))
+    if expiry <= today:
+        return 0
+    return len(nyse_session_dates(today + dt.timedelta(days=1), expiry))
+
+
+def clock_minutes(text: str | None) -> int | None:
+    if text is None:
+        return None
+    t = dt.time.fromisoformat(text)
+    return t.hour * 60 + t.minute
+
+
+def stamp(ns: Any) -> str:
+    return pd.Timestamp(int(ns), tz="UTC").tz_convert(NY).strftime("%Y-%m-%d %H:%M")

@@ -1,0 +1,96 @@
+"""What the live strategy trades and on which broker (:func:`live_problem`), and the factory that builds it
+for a deployment (:func:`live_strategy`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from brokers.live import bars as live_data
+from brokers.live.strategy import LiveSpecStrategy
+from spec_space.models import StrategySpec
+
+
+class UnsupportedLive(ValueError):
+    """SpecStrategy cannot trade this spec live (or not on this broker); the message says why."""
+
+
+# the instruments each broker's Lumibot glue trades live
+_LIVE_BROKERS = {"tradier": ("stock", "option"), "tradelocker": ("forex",)}
+
+
+def _broker_kind(broker: Any) -> str:
+    """``tradier``, ``tradelocker`` or the lower-cased name of another Lumibot broker."""
+    name = str(getattr(broker, "name", "") or getattr(broker, "NAME", "") or type(broker).__name__).lower()
+    for kind in _LIVE_BROKERS:
+        if kind in name:
+            return kind
+    return name
+
+
+def live_problem(spec: StrategySpec, broker: Any = None) -> str | None:
+    """Why SpecStrategy cannot trade ``spec`` live (on ``broker``: a Lumibot broker or its name), or None."""
+    inst = spec.instrument
+    problems = []
+    if inst.type == "future":
+        problems.append(
+            "futures (neither broker trades them here: Tradier's futures API is behind a feature flag and "
+            "TradeLocker accounts hold FX and CFDs); trade the underlying index ETF or backtest only"
+        )
+    if inst.type == "option" and inst.staged is not None:
+        problems.append(
+            "instrument.staged (a staged conversion is backtested only; remove it to trade the spec's legs)"
+        )
+    pcts = [p.pct for p in spec.exits.partial_take_profits]
+    if pcts != sorted(pcts) and (inst.type != "option" or len(inst.legs) == 1):
+        problems.append(
+            f"exits.partial_take_profits must have ascending pct (they rest together), got {pcts}"
+        )
+    if broker is not None:
+        kind = broker if isinstance(broker, str) else _broker_kind(broker)
+        allowed = _LIVE_BROKERS.get(kind.lower())
+        if allowed is not None and inst.type not in allowed:
+            problems.append(f"{inst.type} instruments on {kind} ({kind} trades {' and '.join(allowed)} here)")
+    if not problems:
+        return None
+    return f"spec {spec.name!r} cannot trade live: " + "; ".join(problems)
+
+
+def live_strategy(
+    broker: Any,
+    spec: StrategySpec,
+    *,
+    name: str,
+    sleeptime: str | None = None,
+    lookback: int | None = None,
+    fill_wait: float = 10.0,
+    clock: Callable[[], int] = time.time_ns,
+) -> LiveSpecStrategy:
+    """A :class:`LiveSpecStrategy` trading ``spec`` live (paper or real money: the broker decides) on a Lumibot
+    ``broker``, ready for ``Trader.add_strategy``.
+
+    ``sleeptime``: Lumibot's iteration interval (default by timeframe: one minute for intraday bars);
+    ``lookback``: signal bars fetched per decision (default :func:`evaluator.live_data.default_lookback`);
+    ``fill_wait``: seconds an entry waits in its iteration for the broker's fills before its resting exits
+    go out (they follow at a later iteration otherwise); ``clock``: now in ns since the epoch (the wall
+    clock; a test drives decisions bar by bar with its own). Raises :class:`UnsupportedLive` (a ValueError) for
+    what the live mode does not trade (:func:`live_problem`).
+    """
+    problem = live_problem(spec, broker)
+    if problem is not None:
+        raise UnsupportedLive(problem)
+    strategy = LiveSpecStrategy(
+        broker=broker,
+        name=name,
+        sleeptime=sleeptime or live_data.DEFAULT_SLEEPTIME[spec.timeframe],
+        minutes_before_closing=0,
+        risk_free_rate=0.0,  # else Lumibot fetches ^IRX from Yahoo
+        benchmark_asset=None,
+        should_backup_variables_to_database=False,
+        should_send_summary_to_discord=False,
+    )
+    strategy.configure_live(
+        spec, _broker_kind(broker), sleeptime=sleeptime, lookback=lookback, fill_wait=fill_wait, clock=clock
+    )
+    return strategy

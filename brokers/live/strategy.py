@@ -1,0 +1,875 @@
+"""The live strategy: a StrategySpec traded on a live Lumibot broker (paper or real money) under the fill
+model's rules, with the broker's fills, positions and cash (see :mod:`brokers.live`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from brokers.live import assets as live_assets
+from brokers.live import bars as live_data
+from evaluator import _kernel as K
+from evaluator.fast import signal_arrays
+from evaluator.fill_model import EXIT_REASONS
+from evaluator.lumibot._lumibot import Asset
+from evaluator.lumibot.core import Action, Resting, SpecCore
+from evaluator.lumibot.plan import NS_PER_MIN, Plan, spec_plan
+from evaluator.market import BAR_MINUTES, NY, Market, signal_symbol
+from spec_space.models import StrategySpec
+
+_NO_END = 1 << 62  # live plans have no window end
+
+
+@dataclass(frozen=True)
+class LiveSettings:
+    """How a live SpecStrategy reads and trades its broker (see :meth:`LiveSpecStrategy.configure_live`)."""
+
+    broker: str  # tradier | tradelocker | another Lumibot broker's name
+    exits: str  # resting: single-instrument levels rest at the broker; watch: checked at each iteration
+    bar_minutes: int
+    timestep: str  # the Lumibot timestep fetched
+    factor: int  # fetched bars per signal bar
+    lookback: int  # signal bars per decision
+    sleeptime: str
+    include_after_hours: bool
+    fill_wait: float  # seconds an entry waits for its fills inside the iteration
+    clock: Callable[[], int] = time.time_ns  # now, in ns since the epoch (the bar whose open is now)
+
+
+def live_plan(spec: StrategySpec) -> Plan:
+    """The static part of a plan for live trading; ``market`` and ``sig`` are set at each decision."""
+    return spec_plan(
+        spec,
+        market=None,  # the first decision's market
+        i0=0,
+        i1=_NO_END,
+        sig={},
+        p_last=np.zeros(0),
+        bar_at={},
+        sentinel_at={},
+        close_days=set(),
+    )
+
+
+class LiveSpecStrategy(SpecCore):
+    """SpecStrategy's live counterpart: the same position state and rules (:class:`SpecCore`), decisions
+    from the broker's bars and fills from its order states. Built by :func:`brokers.live.live_strategy`,
+    which calls :meth:`configure_live`.
+
+    One decision per closed bar of the broker's data, in the kernel's order: step 7 on bar i's close, then
+    steps 1-5 at bar i + 1's open, which is now (:mod:`brokers.live`). Fills, positions and cash are the
+    broker's; the state follows them.
+    """
+
+    live: LiveSettings
+
+    def configure_live(
+        self,
+        spec: StrategySpec,
+        broker_kind: str,
+        *,
+        sleeptime: str | None = None,
+        lookback: int | None = None,
+        fill_wait: float = 10.0,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        """Live mode: decisions from the broker's bars, fills from the broker's order states."""
+        plan = live_plan(spec)
+        self._init_state(plan)
+        fetch, factor = live_data.FETCH[spec.timeframe]
+        minutes = BAR_MINUTES[spec.timeframe]
+        self.live = LiveSettings(
+            broker=broker_kind,
+            # a TradeLocker account hedges: a resting sell stop opens a short next to the long instead of
+            # closing it, so its levels are watched here and closed with market orders (module notes)
+            exits="watch" if broker_kind == "tradelocker" else "resting",
+            bar_minutes=minutes,
+            timestep=fetch,
+            factor=factor,
+            lookback=lookback or live_data.default_lookback(spec),
+            sleeptime=sleeptime or live_data.DEFAULT_SLEEPTIME[spec.timeframe],
+            include_after_hours=spec.session == "extended" or spec.instrument.type == "forex",
+            fill_wait=fill_wait,
+            clock=clock,
+        )
+        self.live_lock = threading.RLock()
+        self.decided_ns = -1  # start of the last bar decided on
+        self.entry_pending = False  # entry orders out, not all filled yet
+        self.entry_bar_ns = 0  # start of the bar the position entered in (its best price counts from it)
+        self.live_orders: dict[int, tuple[Any, Action, int]] = {}  # id(order) -> (order, action, leg)
+        self.live_pend_legs: list[live_data.Contract] = []
+        self.deferred: dict[str, Any] | None = None  # a reversal's entry, sent once its exit has filled
+        self.settle = False  # fills were just processed: positions are compared from the next iteration
+        self.live_day: dt.date | None = None
+        self.live_warned: set[str] = set()
+        self.live_cancelled: set[int] = set()  # id() of orders this run asked the broker to cancel
+        self.set_parameters({"spec": spec.model_dump(mode="json")})
+
+    def on_filled_order(
+        self, position: Any, order: Any, price: float, quantity: float, multiplier: float
+    ) -> None:
+        with self.live_lock:
+            self._live_sync()
+
+    def on_canceled_order(self, order: Any) -> None:
+        with self.live_lock:
+            self._live_sync()
+
+    def on_error_order(self, order: Any, error: Any = None) -> None:
+        with self.live_lock:
+            self._live_sync()
+
+    def initialize(self) -> None:
+        self.sleeptime = self.live.sleeptime
+
+    def on_trading_iteration(self) -> None:
+        live = self.live
+        with self.live_lock:
+            self._live_sync()
+            if self._live_busy():
+                return  # market orders still working: the next decision waits for their fills
+            if self.deferred is not None:
+                deferred, self.deferred = self.deferred, None
+                if self.direction == 0:  # the reversal's exit filled (a refused one keeps the position)
+                    self._live_enter(**deferred)
+                return
+            if self.settle:
+                self.settle = False
+            else:
+                self._live_reconcile()
+            if self.direction != 0 and live.exits == "watch" and self._live_watch():
+                return
+            market = self._live_market()
+            if market is None:
+                return
+            i = len(market.bars) - 1
+            ts_i = int(market.bars.ts[i])
+            if ts_i <= self.decided_ns:
+                return
+            self.decided_ns = ts_i
+            self._live_decide(market, i)
+
+    # ------------------------------------------------------------------ live: data
+
+    def _live_market(self) -> Market | None:
+        live = self.live
+        spec = self.plan.spec
+        try:
+            bars = self.get_historical_prices(
+                self.plan.underlying,
+                live.lookback * live.factor,
+                live.timestep,
+                include_after_hours=live.include_after_hours,
+            )
+        except Exception as exc:  # a data outage skips this iteration's decision, not the deployment
+            self.log_message(f"no bars of {self.plan.underlying} from the broker: {exc}", color="yellow")
+            return None
+        if bars is None or getattr(bars, "df", None) is None or bars.df.empty:
+            self._live_warn("bars", f"no {live.timestep} bars of {self.plan.underlying} from the broker yet")
+            return None
+        frame = live_data.closed_bars(bars.df, spec, pd.Timestamp(live.clock(), tz="UTC"))
+        if len(frame) < 2:
+            return None
+        return live_data.frame_market(signal_symbol(spec), frame, intraday=live.bar_minutes < 1440)
+
+    def _live_price(self, asset: Any) -> float | None:
+        try:
+            price = self.get_last_price(asset)
+        except Exception as exc:  # a data hiccup must not end the deployment; the caller falls back
+            self.log_message(f"no last price for {asset}: {exc}", color="yellow")
+            return None
+        if price is None:
+            return None
+        value = float(price)
+        return value if math.isfinite(value) and value > 0 else None
+
+    def _live_warn(self, key: str, message: str) -> None:
+        if key not in self.live_warned:
+            self.live_warned.add(key)
+            self.log_message(message, color="yellow")
+
+    # ------------------------------------------------------------------ live: one decision
+
+    def _live_decide(self, market: Market, i: int) -> None:
+        live = self.live
+        plan = self.plan
+        prm = self.prm
+        spec = plan.spec
+        plan.market = market
+        plan.sig = sig = signal_arrays(spec, market)
+        bars = market.bars
+        bar_ns = live.bar_minutes * NS_PER_MIN
+        ts_i = int(bars.ts[i])
+        # bar j, whose open is now: the bar after i, or the bar now forming when the data lag the clock
+        ts_j = max(ts_i + bar_ns, live.clock() // bar_ns * bar_ns)
+        minute_i = int(bars.minute[i])
+        day_i = bars.session_dates[int(bars.day[i])]
+        minute_j, day_j = live_data.ny_minute_and_date(ts_j)
+        # the arrays' own window and flat flags treat the last bar as its session's last (the backtest
+        # knows; live, the next bar does not exist yet), so these two come from the calendar
+        flat = live_data.clock_minutes(spec.exits.eod_flat_time)
+        ff_i = flat is not None and (minute_i >= flat or live_data.is_last_bar(spec, ts_i, live.bar_minutes))
+        ff_j = flat is not None and (minute_j >= flat or live_data.is_last_bar(spec, ts_j, live.bar_minutes))
+        w0, w1 = (
+            live_data.clock_minutes(spec.entry.window_start),
+            live_data.clock_minutes(spec.entry.window_end),
+        )
+        entry_ok = (w0 is None or minute_i >= w0) and (w1 is None or minute_i < w1) and not (ff_i or ff_j)
+
+        # ---- 7. decisions on bar i's close
+        if self.direction != 0:
+            v_close, v_best, priced = self._live_marks(i)
+            if priced and ts_i >= self.entry_bar_ns:
+                bar_best = v_best if self.single else v_close
+                if bar_best > self.best_v:
+                    self.best_v = bar_best
+            if not self.single and priced:
+                self._close_mark_levels(v_close)
+            exit_signal = sig["exit_long"][i] if self.direction > 0 else sig["exit_short"][i]
+            if self.pend_exit_frac == 0.0 and exit_signal:
+                self.pend_exit_frac, self.pend_exit_reason = 1.0, 0
+        want = 0
+        dirp = prm[K.P_DIRECTION]
+        if entry_ok and (prm[K.P_MAX_TRADES_DAY] <= 0 or self.trades_today < prm[K.P_MAX_TRADES_DAY]):
+            if sig["long"][i] and dirp >= 0:
+                want = 1
+            elif sig["short"][i] and dirp <= 0:
+                want = -1
+        if want != 0 and sig["sig_event"][i] >= 0 and sig["sig_event"][i] == self.traded_event:
+            want = 0  # an external signal event is traded at most once (rule 13)
+        if want != 0 and self.direction == -want and dirp == 0:
+            self.pend_exit_frac, self.pend_exit_reason = 1.0, 10  # reversal (rule 9)
+        if want != 0 and (self.direction == 0 or (self.direction == -want and dirp == 0)):
+            legs = self._live_select(want, i) if plan.is_option else []
+            if legs is not None:
+                self.pend_entry, self.live_pend_legs = want, legs
+
+        # ---- 1-5 at bar j's open
+        if day_j != self.live_day:
+            self.live_day = day_j
+            self.trades_today = 0
+        if self.direction != 0 and self.pend_exit_frac > 0.0:
+            frac = self.pend_exit_frac
+            exit_qty = min(self.orig_qty * frac if frac < 1.0 else self.qty, self.qty)
+            if frac < 1.0:  # a partial closes whole contracts (rule 12)
+                exit_qty = float(K._floor_step(exit_qty, prm[K.P_QTY_STEP]))
+            if exit_qty > 0.0:
+                self._live_exit(exit_qty, self.pend_exit_reason)
+        self.pend_exit_frac = 0.0
+        entered = False
+        # an option entry decided on one session never fills on the next (rule 2)
+        if self.pend_entry != 0 and self.direction == 0 and not (plan.is_option and day_i != day_j):
+            order = {"direction": self.pend_entry, "i": i, "legs": self.live_pend_legs, "ts_j": ts_j}
+            if self._live_busy():
+                self.deferred = order  # a reversal: the new position opens once the old one is closed
+            else:
+                entered = self._live_enter(**order)
+        self.pend_entry = 0
+        if self.direction != 0 and not entered and not self.entry_pending:
+            reason = -1
+            day_ord = live_data.day_ordinal(day_j)
+            later = self.entry_bar_ns < ts_j  # not the bar the position entered in
+            if ff_j:
+                reason = 7
+            elif later and prm[K.P_MAX_HOLD_NS] > 0 and ts_j - self.entry_ts >= prm[K.P_MAX_HOLD_NS]:
+                reason = 6
+            elif (
+                later
+                and plan.is_option
+                and prm[K.P_CLOSE_BEFORE_EXP] >= 0
+                and live_data.sessions_left(day_j, self.pos_exp[0]) <= prm[K.P_CLOSE_BEFORE_EXP]
+            ):
+                reason = 11
+            elif (
+                plan.is_option
+                and self.pos_exp[0] <= day_ord
+                and live_data.is_last_bar(spec, ts_j, live.bar_minutes)
+            ):
+                # rule 8 closes at the expiry session's last close; live that close cannot be traded,
+                # so the position closes at its last bar's open instead of being left to expire
+                reason = 8
+            if reason >= 0:
+                self._live_exit(self.qty, reason)
+        self._live_place_resting()
+
+    def _live_marks(self, i: int) -> tuple[float, float, bool]:
+        """(value at bar i's close, best value inside it, priced) of the position."""
+        plan = self.plan
+        bars = plan.market.bars
+        if not plan.is_option:
+            s = self.pos_sign[0] * self.pos_mult[0]
+            h, lo, c = float(bars.high[i]), float(bars.low[i]), float(bars.close[i])
+            return s * c, (s * h if s > 0 else s * lo), True
+        v_close = v_best = 0.0
+        priced = True
+        for k in range(self.pos_n):
+            h, lo, c = self._live_contract_bar(k, int(bars.ts[i]))
+            if c != c:
+                priced = False
+                c = h = lo = self.last_mark[k]
+            self.last_mark[k] = c
+            s = self.pos_sign[k] * self.pos_mult[k]
+            v_close += s * c
+            v_best += s * h if s > 0 else s * lo
+        return v_close, v_best, priced
+
+    def _live_contract_bar(self, k: int, ts_i: int) -> tuple[float, float, float]:
+        """(high, low, close) of leg ``k``'s contract in the signal bar starting ``ts_i``: its own trades
+        there, else its last trade within the staleness limit (rule 10), else the quote's mid (live only:
+        a position must not lose its marks because an option did not trade), else NaN."""
+        live = self.live
+        asset = self.pos_asset[k]
+        stale = self.plan.spec.instrument.max_staleness_minutes
+        end = ts_i + live.bar_minutes * NS_PER_MIN
+        nan = float("nan")
+        try:
+            bars = self.get_historical_prices(asset, live.bar_minutes + stale + 5, "minute")
+        except Exception as exc:  # a data hiccup: fall back to the quote
+            self.log_message(f"no bars for {asset}: {exc}", color="yellow")
+            bars = None
+        if bars is not None and getattr(bars, "df", None) is not None and not bars.df.empty:
+            df = bars.df
+            index = pd.DatetimeIndex(df.index)
+            ns = (
+                index.tz_convert("UTC") if index.tz is not None else index.tz_localize(NY).tz_convert("UTC")
+            ).asi8
+            inside = (ns >= ts_i) & (ns < end)
+            if inside.any():
+                rows = df[inside]
+                return float(rows["high"].max()), float(rows["low"].min()), float(rows["close"].iloc[-1])
+            before = (ns < ts_i) & (ns >= end - (stale + live.bar_minutes) * NS_PER_MIN)
+            if before.any():
+                c = float(df[before]["close"].iloc[-1])
+                return c, c, c
+        price = self._live_price(asset)
+        return (price, price, price) if price is not None else (nan, nan, nan)
+
+    def _live_select(self, want: int, i: int) -> list[live_data.Contract] | None:
+        """Rule 2 live: each leg's contract from the broker's chain, by the kernel's own selection rule
+        (``select_contract``) on the chain's prices; None when a leg finds no priced contract."""
+        plan = self.plan
+        prm = self.prm
+        bars = plan.market.bars
+        spot = float(bars.close[i])
+        day = bars.session_dates[int(bars.day[i])]
+        today = live_data.day_ordinal(day)
+        underlying = plan.underlying
+        try:
+            chains = self.get_chains(underlying)
+            expiries = sorted(dt.date.fromisoformat(str(e)[:10]) for e in chains["Chains"]["CALL"])
+        except Exception as exc:  # no chain: no entry this bar
+            self.log_message(f"no option chain for {underlying.symbol}: {exc}", color="yellow")
+            return None
+        snapshot: dict[dt.date, list[live_data.Contract]] = {}
+        legs: list[live_data.Contract] = []
+        for k in range(self.n_legs):
+            right = int(plan.leg_right[k])
+            want_call = right == 0 or (right == 2 and want > 0)
+            dte = int(plan.leg_dte[k])
+            contracts: list[live_data.Contract] = []
+            for expiry in [e for e in expiries if (e - day).days >= dte][:3]:
+                if expiry not in snapshot:
+                    try:
+                        snapshot[expiry] = self._live_chain(expiry, spot)
+                    except Exception as exc:  # that expiry's chain is unavailable: select from the others
+                        self.log_message(f"no {underlying.symbol} chain for {expiry}: {exc}", color="yellow")
+                        snapshot[expiry] = []
+                contracts.extend(snapshot[expiry])
+            if not contracts:
+                self.log_message(f"no {underlying.symbol} expiry at least {dte} days out", color="yellow")
+                return None
+            c_exp, c_strike, c_call, c_off, p_last = live_data.chain_arrays(contracts)
+            c = int(
+                K.select_contract(
+                    0,
+                    len(contracts),
+                    0,
+                    spot,
+                    int(bars.minute[i]),
+                    today,
+                    want_call,
+                    dte,
+                    int(plan.leg_select[k]),
+                    float(plan.leg_value[k]),
+                    prm[K.P_RATE],
+                    c_exp,
+                    c_strike,
+                    c_call,
+                    c_off,
+                    p_last,
+                )
+            )
+            if c < 0:
+                self.log_message(
+                    f"leg {k + 1}: no priced {underlying.symbol} contract in the chain", color="yellow"
+                )
+                return None
+            legs.append(contracts[c])
+        return legs
+
+    def _live_chain(self, expiry: dt.date, spot: float) -> list[live_data.Contract]:
+        underlying = self.plan.underlying
+        frame = self.get_chain_full_info(underlying, expiry, underlying_price=spot, risk_free_rate=0.0)
+        out = []
+        for row in frame.to_dict("records") if frame is not None else []:
+            kind = str(row.get("option_type") or row.get("right") or "").lower()
+            if kind not in ("call", "put") or row.get("strike") is None:
+                continue
+            out.append(
+                live_data.Contract(
+                    expiry,
+                    float(row["strike"]),
+                    kind == "call",
+                    live_data.chain_price(row),
+                    underlying.symbol,
+                )
+            )
+        return out
+
+    # ------------------------------------------------------------------ live: orders
+
+    def _live_submit(self, orders: list[Any], action: Action, *, what: str) -> Any:
+        """Submit one order, or a multi-leg order, and track it: the order Lumibot tracks (the parent of
+        a multi-leg order), or None when it never reached the broker (refused by the deployment's risk
+        guard, or by the broker at once)."""
+        try:
+            if len(orders) == 1:
+                result = self.submit_order(orders[0])
+            else:
+                result = self.submit_order(orders, is_multileg=True, order_type="market", duration="day")
+        except Exception as exc:  # the broker client raised: nothing is working at the broker
+            self.log_message(f"{what}: submitting failed: {exc}", color="red")
+            return None
+        placed = result[0] if isinstance(result, list) and result else result
+        if placed is None or isinstance(placed, list):
+            self.log_message(f"{what}: refused before reaching the broker", color="red")
+            return None
+        if getattr(placed, "identifier", None) is None or placed.is_canceled():
+            self.log_message(f"{what}: the broker refused it ({getattr(placed, 'status', '?')})", color="red")
+            return None
+        self.live_orders[id(placed)] = (placed, action, 0 if len(orders) == 1 else -1)
+        return placed
+
+    def _live_order(self, asset: Any, units: float, side: str, **kwargs: Any) -> Any:
+        quantity = round(units, 8)
+        # whole shares and contracts go out as integers ("3", not "3.0"), forex units as they are
+        return self.create_order(asset, int(quantity) if quantity.is_integer() else quantity, side, **kwargs)
+
+    def _live_enter(self, direction: int, i: int, legs: list[live_data.Contract], ts_j: int) -> bool:
+        """Steps 3 live: size from the broker's equity and current prices, market orders for every leg."""
+        plan = self.plan
+        prm = self.prm
+        bars = plan.market.bars
+        sig = plan.sig
+        rows: list[tuple[float, float, Any, float]] = []  # sign, mult, asset, price
+        if plan.is_option:
+            for k, contract in enumerate(legs):
+                if not math.isfinite(contract.price):
+                    return False
+                asset = Asset(
+                    plan.spec.instrument.symbol,
+                    asset_type="option",
+                    expiration=contract.expiry,
+                    strike=contract.strike,
+                    right="CALL" if contract.call else "PUT",
+                    multiplier=int(K.OPTION_MULT),
+                )
+                rows.append((float(plan.leg_sign[k]), K.OPTION_MULT, asset, contract.price))
+                self.pos_exp[k] = live_data.day_ordinal(contract.expiry)
+                self.pos_strike[k] = contract.strike
+                self.pos_call[k] = contract.call
+                self.pos_ticker[k] = contract.ticker
+        else:
+            price = self._live_price(plan.underlying) or float(bars.close[i])
+            rows.append((float(direction), plan.mult, plan.underlying, price))
+        for k, (sgn, mult, asset, px) in enumerate(rows):
+            self.pos_sign[k], self.pos_mult[k], self.pos_asset[k] = sgn, mult, asset
+            self.pos_legs[k] = k if plan.is_option else -1
+            self.pos_units[k] = abs(sgn) if plan.is_option else plan.lumi_units
+            self.last_mark[k] = px
+            if not plan.is_option:
+                self.pos_ticker[k] = ""
+        self.pos_n = len(rows)
+        self.single = self.pos_n == 1
+        prm[K.P_COMM_UNIT] = self.comm_unit_entry
+        fresh = self._trade()
+        v_fill = sum(sgn * mult * px for sgn, mult, _, px in rows)
+        v_pay = v_fill + self._cost(fresh, rows[0][3])
+        value = self.get_portfolio_value()
+        if value is None and prm[K.P_SIZE_MODE] != 0:  # sized from equity the broker did not report
+            self.log_message("no account value from the broker: entry skipped", color="yellow")
+            return False
+        equity = float(value or 0.0)
+        context = (float(sig["atr"][i]), float(sig["sig_stop_dist"][i]), float(sig["sig_tp_dist"][i]))
+        stop_dist = self._stop_distance(v_pay, context[0], context[1])
+        q = self._size(fresh, v_fill, v_pay, stop_dist, equity)
+        label = "long" if direction > 0 else "short"
+        if q < float(prm[K.P_QTY_STEP]) - 1e-12:
+            self.log_message(
+                f"{label} entry signal at bar {live_data.stamp(bars.ts[i])}, but the size rounds to zero"
+            )
+            return False
+        action = Action("entry", 0, self.pos_n, exit_qty=q, context=context)
+        orders = [
+            self._live_order(self.pos_asset[k], q * self.pos_units[k], self._side(rows[k][0], opening=True))
+            for k in range(self.pos_n)
+        ]
+        what = f"{label} entry of {q:g} {self._live_label()}"
+        if self._live_submit(orders, action, what=what) is None:
+            self.pos_n = 0
+            return False
+        self.qty = self.orig_qty = q
+        self.direction = direction
+        self.v_entry = self.v_entry_trade = self.best_v = v_pay  # until the fills arrive
+        self.stop_v, self.tp_v = self._entry_levels(v_pay, stop_dist, context[0], context[2])
+        self.entry_bar_ns = self.entry_ts = ts_j
+        self.traded_event = int(sig["sig_event"][i])
+        self.next_partial = 0
+        self.converted = False
+        self.trades_today += 1
+        self.entry_pending = True
+        self.log_message(f"{what}: signal at bar {live_data.stamp(bars.ts[i])}")
+        self._live_wait_for_fills()
+        return True
+
+    def _live_wait_for_fills(self) -> None:
+        """Wait (briefly) for a market entry's fills, so its resting exits go out within seconds rather
+        than at the next iteration; the broker's polling thread updates the orders meanwhile."""
+        live = self.live
+        deadline = time.monotonic() + live.fill_wait
+        while self.entry_pending and time.monotonic() < deadline:
+            time.sleep(0.1)
+            self._live_sync()
+
+    def _live_exit(self, exit_qty: float, reason: int) -> None:
+        """Close ``exit_qty`` units with market orders (steps 1 and 4 live)."""
+        self._live_cancel_resting()
+        trade = self._trade()
+        action = Action("exit", 0, trade.n, trade=trade, reason=reason, exit_qty=exit_qty)
+        action.restore = (self.direction, self.qty)
+        orders = [
+            self._live_order(
+                self.pos_asset[k], exit_qty * trade.units[k], self._side(float(trade.sign[k]), opening=False)
+            )
+            for k in range(trade.n)
+        ]
+        what = f"{EXIT_REASONS[reason]} exit of {exit_qty:g} {self._live_label()}"
+        if self._live_submit(orders, action, what=what) is None:
+            return
+        self.log_message(what)
+        self._leave(exit_qty)
+
+    def _live_value_text(self, v: float) -> str:
+        """A unit's value as a trader reads it: the price of a single instrument, else the net value."""
+        if self.pos_n == 1 and not self.plan.is_option:
+            return f"at {v / (self.pos_sign[0] * self.pos_mult[0]):.6g}"
+        if self.pos_n == 1:
+            return f"at {v / (self.pos_sign[0] * self.pos_mult[0]):.4g} a share"
+        return f"net value {v:,.2f} a unit"
+
+    def _live_label(self) -> str:
+        plan = self.plan
+        if plan.is_option:
+            return "+".join(t.removeprefix("O:") for t in self.pos_ticker[: self.pos_n] if t)
+        return str(plan.underlying.symbol)
+
+    def _live_place_resting(self) -> None:
+        """Rules 4, 6, 7 live: the stop, partial targets and target of a single-instrument position rest
+        at the broker (GTC), re-placed when a level moves; prices on the broker's tick grid."""
+        live = self.live
+        if live.exits != "resting" or self.direction == 0 or not self.single or self.entry_pending:
+            if self.resting and (self.direction == 0 or not self.single):
+                self._live_cancel_resting()
+            return
+        rises = self.pos_sign[0] < 0  # a short leg's stop and a long leg's targets trigger on a rise
+        wanted = []
+        for kind, price, units, reason, n in self._wanted_resting():
+            if price > 0.0:
+                up = rises == (kind == "stop")
+                tick = live_data.price_tick(
+                    self.plan.spec.instrument.type, price, str(self.plan.underlying.symbol)
+                )
+                price = live_data.round_to_tick(price, tick, up=up)
+            wanted.append((kind, price, round(units, 8), reason, n))
+        if wanted == [r.key() for r in self.resting]:
+            return
+        self._live_cancel_resting()
+        side = self._side(self.pos_sign[0], opening=False)
+        for kind, price, units, reason, n in wanted:
+            if price <= 0.0:
+                if rises == (kind == "stop"):
+                    self._live_exit(units / self.pos_units[0], reason)  # every price touches it
+                    return
+                continue
+            action = Action("resting", 0, 1, reason=reason, rest_kind=kind, partial_index=n)
+            level = {"stop_price": price} if kind == "stop" else {"limit_price": price}
+            order = self._live_order(self.pos_asset[0], units, side, time_in_force="gtc", **level)
+            placed = self._live_submit([order], action, what=f"resting {kind} at {price:g}")
+            if placed is not None:
+                self.resting.append(Resting(placed, kind, price, units, reason, n))
+
+    def _live_cancel(self, order: Any) -> None:
+        if id(order) in self.live_cancelled or not order.is_active():
+            return  # asked once already: the broker's answer arrives with a poll
+        self.live_cancelled.add(id(order))
+        try:
+            self.cancel_order(order)
+        except Exception as exc:  # already final at the broker: its state arrives with the next poll
+            self.log_message(f"cancelling {order}: {exc}", color="yellow")
+
+    def _live_cancel_resting(self) -> None:
+        for rest in self.resting:
+            self.live_orders.pop(id(rest.order), None)
+            self._live_cancel(rest.order)
+        self.resting = []
+
+    def _live_watch(self) -> bool:
+        """Watch mode (rules 4, 6, 7 where resting exits cannot rest): the resting levels against the
+        broker's current price, closed with a market order when touched. True if an exit went out."""
+        if self.entry_pending or not self.single:
+            return False
+        price = self._live_price(self.pos_asset[0])
+        if price is None:
+            return False
+        rises = self.pos_sign[0] < 0
+        for kind, level, units, reason, n in self._wanted_resting():
+            up = rises == (kind == "stop")
+            if (price >= level) if up else (price <= level):
+                if kind == "partial":
+                    self.next_partial = n + 1
+                self.log_message(f"{kind} level {level:g} touched at {price:g}")
+                self._live_exit(units / self.pos_units[0], reason)
+                return True
+        return False
+
+    # ------------------------------------------------------------------ live: the broker's answers
+
+    def _live_busy(self) -> bool:
+        return any(action.kind in ("entry", "exit") for _, action, _ in self.live_orders.values())
+
+    def _live_sync(self) -> None:
+        """Apply every tracked order that reached a final state (filled, canceled, refused)."""
+        for key, (order, action, k) in list(self.live_orders.items()):
+            if order.is_filled():
+                del self.live_orders[key]
+                self.settle = True
+                self._live_filled(order, action, k)
+            elif order.is_canceled():
+                del self.live_orders[key]
+                self.settle = True
+                self._live_dead(order, action)
+
+    def _live_filled(self, order: Any, action: Action, k: int) -> None:
+        qty = abs(float(order.quantity or 0.0))
+        price = live_assets.fill_price(order)
+        if action.kind == "resting":
+            self._live_resting_filled(order, action, price if price is not None else 0.0, qty)
+            return
+        if k >= 0:
+            action.prices[k] = price if price is not None else self.last_mark[k]
+        else:  # a multi-leg order: its legs' prices, else the quotes
+            children = list(getattr(order, "child_orders", None) or [])
+            for leg in range(action.n_legs):
+                child = next((c for c in children if live_assets.same_asset(c.asset, self.pos_asset[leg])), None)
+                px = live_assets.fill_price(child) if child is not None else None
+                action.prices[leg] = px if px is not None else (self._live_price(self.pos_asset[leg]) or 0.0)
+        if len(action.prices) < action.n_legs:
+            return
+        trade = action.trade if action.trade is not None else self._trade()
+        v_fill = sum(float(trade.sign[j]) * float(trade.mult[j]) * action.prices[j] for j in range(trade.n))
+        if action.kind == "exit":
+            pnl = action.exit_qty * (v_fill - trade.entry_v)
+            self.log_message(
+                f"closed {action.exit_qty:g} units ({EXIT_REASONS[action.reason]}, {self._live_value_text(v_fill)}): "
+                f"about {pnl:+,.2f} before commissions"
+            )
+            return
+        for j in range(trade.n):
+            self.last_mark[j] = action.prices[j]
+        atr, sig_stop, sig_tp = action.context
+        stop_dist = self._stop_distance(v_fill, atr, sig_stop)
+        self.v_entry = self.v_entry_trade = self.best_v = v_fill
+        self.stop_v, self.tp_v = self._entry_levels(v_fill, stop_dist, atr, sig_tp)
+        self.entry_pending = False
+        self.log_message(
+            f"entered {self.direction * self.qty:+g} {self._live_label()} ({self._live_value_text(v_fill)})"
+        )
+        self._live_place_resting()
+
+    def _live_resting_filled(self, order: Any, action: Action, price: float, quantity: float) -> None:
+        exit_qty = min(quantity / self.pos_units[0], self.qty)
+        self.resting = [r for r in self.resting if r.order is not order]
+        self.log_message(f"{action.rest_kind} filled: {exit_qty:g} {self._live_label()} at {price:g}")
+        self._leave(exit_qty)
+        if action.rest_kind == "partial":
+            self.next_partial = action.partial_index + 1
+        if self.direction == 0 or action.rest_kind != "partial":
+            self._live_cancel_resting()
+            if self.direction != 0:
+                self.log_message(f"a {action.rest_kind} left {self.qty:g} units open", color="yellow")
+            return
+        # a partial filled: the stop and the final target behind it now close only what is left
+        self._live_cancel_resting()
+        self._live_place_resting()
+
+    def _live_dead(self, order: Any, action: Action) -> None:
+        why = getattr(order, "error_message", None) or getattr(order, "status", "canceled")
+        if action.kind == "entry":
+            self.log_message(f"the entry order {order} did not fill ({why}); staying flat", color="red")
+            for other, other_action, _ in list(self.live_orders.values()):
+                if other_action is action:
+                    self._live_cancel(other)
+            self.direction, self.qty, self.orig_qty, self.pos_n = 0, 0.0, 0.0, 0
+            self.entry_pending = False
+        elif action.kind == "exit":
+            direction, qty = action.restore
+            self.log_message(
+                f"the exit order {order} did not fill ({why}); retrying at the next bar", color="red"
+            )
+            if self.direction == 0:
+                self.direction, self.qty = direction, qty
+            self.pend_exit_frac, self.pend_exit_reason = 1.0, action.reason
+        else:
+            self.resting = [r for r in self.resting if r.order is not order]  # re-placed at the next bar
+
+    def _live_reconcile(self) -> None:
+        """The broker's position is the truth: adopt one this strategy does not know (a restart, a manual
+        trade), forget one that is gone (a resting exit filled unseen, a manual close)."""
+        plan = self.plan
+        if plan.is_option:
+            held = self._live_option_positions()
+            units = 0.0 if not held else 1.0
+        else:
+            position = self.get_position(plan.underlying)
+            units = float(position.quantity) if position is not None and position.quantity else 0.0
+            held = [(plan.underlying, units, getattr(position, "avg_fill_price", None))] if units else []
+        if self.direction == 0 and held:
+            self._live_adopt(held)
+        elif self.direction != 0 and not held:
+            self.log_message(f"{self._live_label()} is flat at the broker; forgetting the position")
+            self._live_cancel_resting()
+            self.direction, self.qty, self.pos_n = 0, 0.0, 0
+        if self.direction != 0:
+            self._live_cancel_foreign()
+        if self.direction != 0 and not plan.is_option:
+            qty = abs(units) / self.pos_units[0]
+            if (units > 0) != (self.direction > 0):
+                self.log_message(
+                    f"the broker holds {units:+g} {self._live_label()}, opposite to this strategy's position"
+                )
+                self._live_cancel_resting()
+                self.direction, self.qty, self.pos_n = 0, 0.0, 0
+                self._live_adopt(held)
+            elif abs(qty - self.qty) > 1e-9:
+                self.log_message(f"the broker holds {units:+g} {self._live_label()}; following it")
+                self.qty = qty
+                self._live_place_resting()
+
+    def _live_cancel_foreign(self) -> None:
+        """Cancel working orders on the position's instruments that this run did not place (an earlier
+        run's resting exits after a restart): the deployment owns the instrument, and a second set of
+        exits would close the position twice."""
+        mine = {id(order) for order, _, _ in self.live_orders.values()}
+        assets = [self.pos_asset[k] for k in range(self.pos_n)]
+        for order in self.get_orders():
+            if id(order) in mine or not order.is_active() or order.order_type == "market":
+                continue  # an earlier run's market orders fill (or fail) on their own
+            if any(live_assets.same_asset(order.asset, asset) for asset in assets):
+                self.log_message(f"cancelling {order}: left working by an earlier run")
+                self._live_cancel(order)
+
+    def _live_option_positions(self) -> list[tuple[Any, float, float | None]]:
+        symbol = str(self.plan.underlying.symbol)
+        out = []
+        for position in self.get_positions():
+            asset = position.asset
+            if (
+                str(asset.asset_type) == "option"
+                and str(asset.symbol) == symbol
+                and float(position.quantity or 0)
+            ):
+                out.append((asset, float(position.quantity), getattr(position, "avg_fill_price", None)))
+        return out
+
+    def _live_cost_basis(self) -> dict[str, float]:
+        """Average price per share of each position as the broker books it, by broker symbol (OCC for
+        options). Lumibot's Tradier positions carry no average price; Tradier's cost basis has it."""
+        tradier = getattr(self.broker, "tradier", None)
+        if tradier is None:
+            return {}
+        try:
+            frame = tradier.account.get_positions()
+        except Exception as exc:  # the levels then start from the current price
+            self.log_message(f"no cost basis from the broker: {exc}", color="yellow")
+            return {}
+        out = {}
+        for row in frame.to_dict("records") if frame is not None else []:
+            symbol, qty, basis = str(row.get("symbol") or ""), row.get("quantity"), row.get("cost_basis")
+            if not symbol or not qty or basis is None:
+                continue
+            mult = K.OPTION_MULT if len(symbol) > 15 and symbol[-9] in "CP" else 1.0
+            out[symbol] = abs(float(basis) / (float(qty) * mult))
+        return out
+
+    def _live_adopt(self, held: list[tuple[Any, float, float | None]]) -> None:
+        """Take over positions found at the broker: levels from their average prices."""
+        plan = self.plan
+        if any(not avg for _, _, avg in held):
+            basis = self._live_cost_basis()
+            held = [
+                (asset, q, avg or basis.get(live_assets.broker_symbol(asset)) or None) for asset, q, avg in held
+            ]
+        if plan.is_option:
+            size = min(abs(q) for _, q, _ in held)
+            for k, (asset, q, avg) in enumerate(held[:4]):
+                self.pos_sign[k] = (1.0 if q > 0 else -1.0) * abs(q) / size
+                self.pos_mult[k] = K.OPTION_MULT
+                self.pos_asset[k] = asset
+                self.pos_legs[k] = k
+                self.pos_units[k] = abs(q) / size
+                self.pos_exp[k] = live_data.day_ordinal(asset.expiration)
+                self.pos_strike[k] = float(asset.strike)
+                self.pos_call[k] = str(asset.right).upper().startswith("C")
+                self.pos_ticker[k] = live_data.Contract(
+                    asset.expiration, float(asset.strike), self.pos_call[k], 0.0, str(asset.symbol)
+                ).ticker
+                self.last_mark[k] = float(avg) if avg else (self._live_price(asset) or 0.0)
+            self.pos_n = min(len(held), 4)
+            self.qty = self.orig_qty = size
+            self.direction = 1
+        else:
+            asset, units, avg = held[0]
+            self.direction = 1 if units > 0 else -1
+            self.pos_sign[0], self.pos_mult[0], self.pos_asset[0] = float(self.direction), plan.mult, asset
+            self.pos_legs[0], self.pos_units[0], self.pos_ticker[0] = -1, plan.lumi_units, ""
+            self.pos_n = 1
+            self.qty = self.orig_qty = abs(units) / plan.lumi_units
+            self.last_mark[0] = float(avg) if avg else (self._live_price(asset) or 0.0)
+        self.single = self.pos_n == 1
+        v = sum(self.pos_sign[k] * self.pos_mult[k] * self.last_mark[k] for k in range(self.pos_n))
+        atr = float(self.plan.sig["atr"][-1]) if self.plan.sig else float("nan")
+        stop_dist = self._stop_distance(v, atr, float("nan"))
+        self.v_entry = self.v_entry_trade = self.best_v = v
+        self.stop_v, self.tp_v = self._entry_levels(v, stop_dist, atr, float("nan"))
+        bar_ns = self.live.bar_minutes * NS_PER_MIN
+        now = self.live.clock()
+        self.entry_bar_ns = self.entry_ts = now // bar_ns * bar_ns  # held from this bar on
+        self.next_partial = 0
+        self.entry_pending = False
+        # a position found at the broker is one of today's trades: a restart must not add one more
+        self.live_day = pd.Timestamp(now, tz="UTC").tz_convert(NY).date()
+        self.trades_today = max(self.trades_today, 1)
+        self.log_message(
+            f"holding {self.direction * self.qty:+g} {self._live_label()} found at the broker; levels from its "
+            f"average price ({self._live_value_text(v)})"
+        )
+        self._live_cancel_foreign()
+        self._live_place_resting()
