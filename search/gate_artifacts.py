@@ -92,7 +92,7 @@ def gates_csv(candidates: Sequence[CandidateResult], objective: str) -> pl.DataF
             # a KPI of a rejected candidate stays blank: it was never read
             row[r.name] = finite_float(r.value) if r.evaluated else None
             row[f"{r.name}_status"] = result_status(r)
-        for extra in ("dsr_raw", "max_drawdown_p95", "stability_ratio"):
+        for extra in ("dsr_raw", "dsr_spread", "max_drawdown_p95", "stability_ratio"):
             row.setdefault(extra, finite_float(c.values[extra]))
         row["rerun_matches_record"] = c.rerun.get("matches_record")
         row["params"] = json.dumps(json_safe(c.params), sort_keys=True)
@@ -184,6 +184,7 @@ def gates_json(
             "n_trials_raw": stats.n_trials_raw,
             "n_trials_eff": stats.n_trials_eff,
             "sr_variance": stats.sr_variance,
+            "sr_variance_null": stats.sr_variance_null,
             "periods_per_year": PERIODS_PER_YEAR,
             "trial_sharpes": [{"trial": n, "sr": v} for n, v in sorted(stats.trial_sharpes.items())],
             "val_dropped": {str(k): v for k, v in stats.val_dropped.items()},

@@ -11,7 +11,12 @@ from typing import Any
 import numpy as np
 
 from evaluator.metrics import sharpe_ratio
-from evaluator.overfitting import PBOResult, effective_number_of_trials, probability_of_backtest_overfitting
+from evaluator.overfitting import (
+    PBOResult,
+    effective_number_of_trials,
+    null_sharpe_variance,
+    probability_of_backtest_overfitting,
+)
 from evaluator.wfo import TrialRecord
 from search.return_series import MIN_COVERAGE, align, session_returns, stitched_validation
 
@@ -24,7 +29,8 @@ PERIODS_PER_YEAR = 252
 class StudyStats:
     n_trials_raw: int
     n_trials_eff: float
-    sr_variance: float
+    sr_variance: float  # the spread of the trials' validation Sharpes (``dsr_spread``)
+    sr_variance_null: float  # 1 / (T - 1) for the trials' median validation length T (``dsr``)
     trial_sharpes: dict[int, float]  # per period, from stitched validation returns
     val_dropped: dict[int, str]
     pbo: PBOResult | None
@@ -44,6 +50,7 @@ def study_stats(
         n_trials_raw=len(records),
         n_trials_eff=n_eff,
         sr_variance=float(np.var(finite, ddof=1)) if finite.size >= 2 else 0.0,
+        sr_variance_null=null_sharpe_variance(max(2, int(np.median([s.returns.size for s in validation.values()])))),
         trial_sharpes=sharpes,
         val_dropped=aligned.dropped,
         pbo=pbo,

@@ -415,6 +415,9 @@ def promote_candidates(
                 f"would deploy {label} ({cand.spec.name}, {cand.spec.instrument.type} {cand.spec.instrument.symbol}) "
                 f"on {broker} as {mode.value}, market {market}; backtest: {_expected_text(cand.expected)}"
             )
+            from search.order_preview import preview_lines
+
+            result.planned.extend(preview_lines(study, cand.spec, tag=f"{options.study}-{cand.trial}"))
             continue
         if broker not in accounts:
             try:
