@@ -70,7 +70,9 @@ step "search: $TRIALS walk-forward trials of spec_space/zrce.yaml (study $STUDY)
 S run --space spec_space/zrce.yaml --trials "$TRIALS" --study "$STUDY" --data "$STORE"
 
 step "gates: the top 5 candidates on the holdout the search never saw"
-S gate --study "$STUDY" --top 5
+GATE_STATUS=0
+S gate --study "$STUDY" --top 5 || GATE_STATUS=$?   # 0 some passed, 1 none passed, 2 an error
+[ "$GATE_STATUS" -le 1 ] || exit "$GATE_STATUS"
 S report --study "$STUDY"
 GATES="${FARM_STUDIES:-studies}/$STUDY/gates/gates.csv"
 PASSED=$("$PY" -c "
