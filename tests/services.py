@@ -123,11 +123,12 @@ def ray_head(num_cpus: int = 2) -> Iterator[str]:
     if not Path(ray).exists():
         missing("the ray CLI is not installed")
     port = free_port()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
     temp = tempfile.mkdtemp(prefix="farm-ray-")
     proc = subprocess.Popen(
         [ray, "start", "--head", "--block", f"--port={port}", f"--num-cpus={num_cpus}",
          "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}",
+         "--object-store-memory=200000000", "--node-ip-address=127.0.0.1",
          f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
          f"--min-worker-port={free_port()}", "--max-worker-port=0"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
@@ -143,12 +144,17 @@ def ray_head(num_cpus: int = 2) -> Iterator[str]:
             time.sleep(0.5)
         yield address
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
+        # the head's processes (GCS, raylet, workers) all descend from this one process we started
+        import psutil
+
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+            tree = psutil.Process(proc.pid).children(recursive=True)
+        except psutil.Error:
+            tree = []
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        for child in tree:
+            with contextlib.suppress(psutil.Error):
+                child.kill()
+        proc.wait(timeout=30)
         shutil.rmtree(temp, ignore_errors=True)
