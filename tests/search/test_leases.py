@@ -47,3 +47,15 @@ def test_the_budget_race_is_settled_by_trial_number(tmp_path):
     withdraw(study, b._trial_id)
     study.tell(a, 0.5)
     assert count_finished(study.trials) == 4
+
+
+def test_another_hosts_driver_is_dead_only_once_its_heartbeat_is_older_than_the_grace(tmp_path):
+    import time
+
+    study = _study(tmp_path)
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    lease = {"host": "elsewhere", "pid": 1, "started": None, "running": [trial.number]}
+    study.set_user_attr("driver:elsewhere:1:abc", {**lease, "beat": time.time() - 5})
+    assert stale_running(study, study.trials, grace_s=60) == []
+    study.set_user_attr("driver:elsewhere:1:abc", {**lease, "beat": time.time() - 120})
+    assert [t.number for t in stale_running(study, study.trials, grace_s=60)] == [trial.number]
