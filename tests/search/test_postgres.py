@@ -48,7 +48,7 @@ def test_an_unreachable_server_is_one_line_naming_the_host_with_the_password_mas
 
 
 def test_two_drivers_on_one_study_finish_exactly_n_trials(tmp_path, postgres_url, space_file, sample_store):
-    n = 40
+    n = 100  # long enough (several seconds) that both drivers are surely running together
     storage = postgres_url
     command = [
         *RUN, "--space", str(space_file), "--trials", str(n), "--no-ray", "--workers", "1", "--study", "two",
