@@ -74,13 +74,13 @@ class ZeroCostExecutor:
 
 
 def driver_cost(space_path: Path, store: str, root: Path, storage: str | None, trials: int, outcome: Any,
-                name: str) -> float:
+                name: str, sampler: str = "tpe") -> float:
     """Milliseconds of driver per trial over ``trials`` zero-cost trials (after a one-batch warm-up)."""
     original = run_module.make_executor
     run_module.make_executor = lambda *a, **k: ZeroCostExecutor(outcome)
     try:
         def config(n: int) -> RunConfig:
-            return RunConfig(space_path=space_path, trials=n, study=name, sampler="tpe", seed=0, use_ray=False,
+            return RunConfig(space_path=space_path, trials=n, study=name, sampler=sampler, seed=0, use_ray=False,
                              data_root=store, studies_root=root, storage=storage, progress=False)
 
         run_search(config(run_module.BATCH_SIZE), echo=lambda _: None)  # creates the study, warms caches
@@ -95,6 +95,7 @@ def driver_cost(space_path: Path, store: str, root: Path, storage: str | None, t
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=400)
+    parser.add_argument("--sampler", default="tpe", help="Sampler of the timed study (default tpe).")
     parser.add_argument("--postgres", default=None, help="A PostgreSQL URL, or 'auto' to start a local one.")
     parser.add_argument("--workers-cost-ms", type=float, default=None,
                         help="Worker cost per trial (default: measured in-process + Ray's per-task cost).")
@@ -128,8 +129,8 @@ def main() -> None:
         costs = {}
         for label, url in storages.items():
             costs[label] = driver_cost(space_path, store, work / "studies", url, args.trials, outcome,
-                                       f"zero_{label.lower()}")
-    print(f"driver cost per trial, zero-cost objective, TPE, {args.trials} trials after a warm-up batch:")
+                                       f"zero_{label.lower()}", args.sampler)
+    print(f"driver cost per trial, zero-cost objective, {args.sampler}, {args.trials} trials after a warm-up batch:")
     for label, ms in costs.items():
         print(f"  {label:<11} {ms:7.2f} ms/trial  (caps the study at {1000 / ms:7.0f} trials/s)")
     source = "given" if args.workers_cost_ms is not None else f"{eval_ms:.1f} ms evaluation + {RAY_TASK_MS} ms Ray task"
