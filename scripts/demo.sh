@@ -12,6 +12,7 @@ if [ ! -x .venv/bin/search ]; then
   .venv/bin/python -m pip install -q -e '.[dev]'
 fi
 S=.venv/bin/search
+$S warmup                                         # compile + cache the numba kernels once (~15 s, then ~1 s)
 
 $S data synth --root sample_data/flat             # SPY, QQQ, AMD (+ options), EURUSD, XAUUSD, MES; 2024H1
 $S data ingest --src sample_data/flat --dst sample_data/store
