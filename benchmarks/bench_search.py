@@ -1,6 +1,6 @@
 """Search throughput: trials per second inline and on Ray with 1 and 2 workers, printed side by side.
 
-    python -m benchmarks.bench_search [--trials 96] [--months 3] [--keep DIR]
+    python -m benchmarks.bench_search [--trials 96] [--months 4] [--keep DIR]
 
 Generates synthetic SPY minute bars (options off), ingests them, writes an sma-cross space with three
 walk-forward folds (so one trial = six backtests), then runs the same study settings (random sampler,
@@ -13,7 +13,10 @@ seed 0, SQLite storage) four ways:
 * ``inline journal`` and ``ray x2 journal``: the same with Optuna's journal file storage instead of SQLite.
 
 For each it prints the total loop time, trials/s over the whole loop and in steady state (searches:
-trials after the first two batches, when every worker has loaded its market), and Ray's start-up time.
+trials after the first two batches, when every worker has loaded its market), and Ray's start-up time;
+then the throughput the same study would reach on 8, 32 and 128 workers,
+``min(workers / worker cost, 1 / driver cost)``, and which one caps it (``bench_driver`` measures the
+driver alone, PostgreSQL included).
 """
 
 from __future__ import annotations
@@ -182,7 +185,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--trials", type=int, default=96)
-    parser.add_argument("--months", type=int, default=3)
+    # 4: three folds of 30 + 1 + 8 sessions plus the default holdout (16 sessions and an embargo) fit
+    parser.add_argument("--months", type=int, default=4)
     parser.add_argument(
         "--keep", type=Path, default=None, help="Work folder to keep (default: a temporary one)."
     )
@@ -233,6 +237,16 @@ def main() -> None:
         f"trial with SQLite and {1000 / rows['inline journal']['steady'] - floor:.1f} ms with the journal file; "
         f"a search runs at most at the driver's rate, whatever the workers."
     )
+    worker_ms = 1000 / rows["ray x1 eval"]["steady"]  # evaluation + Ray's per-task cost, one worker
+    print(f"projected trials/s from the measured costs (worker {worker_ms:.1f} ms/trial on Ray):")
+    for label, key in (("SQLite", "inline x1"), ("journal", "inline journal")):
+        driver_ms = max(1000 / rows[key]["steady"] - floor, 1e-3)
+        cells = []
+        for workers in (8, 32, 128):
+            by_workers, by_driver = workers * 1000 / worker_ms, 1000 / driver_ms
+            cells.append(f"{workers} workers {min(by_workers, by_driver):.0f}"
+                         f" ({'driver' if by_driver < by_workers else 'workers'}-bound)")
+        print(f"  {label:<8} driver {driver_ms:.1f} ms/trial: " + ", ".join(cells))
 
 
 if __name__ == "__main__":

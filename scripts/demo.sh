@@ -50,6 +50,7 @@ if [ -z "${PY:-}" ]; then
 fi
 S() { "$PY" -m search.cli "$@"; }
 step() { printf '\n== %s\n' "$*"; }
+S warmup                                 # compile + cache the numba kernels once (~15 s, then ~1 s)
 
 TAG="${PLANT/:/-}"                       # zrce-1, zrce-0.5, none
 FLAT="$SAMPLE_DATA/$TAG/flat"

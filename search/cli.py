@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "deployments": "search.promote_cli:deployments",
     "stop": "search.promote_cli:stop",
     "approve": "search.promote_cli:approve",
+    "warmup": "search.warmup:warmup_command",
 }
 
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
@@ -42,6 +43,7 @@ from evaluator.trial import DIRECTIONS, TrialOutcome, check_metrics
 from evaluator.walkforward import Fold, Holdout, make_layout
 from evaluator.wfo import WFOResult, walk_forward_optimise
 from search.executor import Executor, TaskResult, WorkContext, make_executor
+from search.leases import DriverLease, live_leases, ranked_over_budget, withdraw
 from search.paths import default_data_root, studies_root
 from search.provenance import (
     data_files,
@@ -55,6 +57,7 @@ from search.provenance import (
 )
 from search.records import load_records, study_dir, write_record
 from search.study import (
+    SEED_PERSISTS,
     StudyMismatch,
     check_same,
     count_finished,
@@ -300,8 +303,9 @@ def provenance(prep: _Prepared, config: RunConfig, *, seed: int, records_dir: Pa
 
 def _open_study(
     config: RunConfig, prep: _Prepared, url: str, root: Path
-) -> tuple[optuna.Study, int, Path, str, int]:
-    """Create or resume the study; returns (study, study seed, records folder, sampler name, sampler seed)."""
+) -> tuple[optuna.Study, int, Path, str, int, DriverLease]:
+    """Create or resume the study; returns (study, study seed, records folder, sampler name, sampler seed,
+    this driver's lease)."""
     name = config.study or prep.space.name
     storage = open_storage(url)
     directions = [o.direction for o in prep.space.objectives]
@@ -314,6 +318,9 @@ def _open_study(
         load_if_exists=True,
         sampler=optuna.samplers.RandomSampler(seed=0),  # replaced below once the seed is known
     )
+    # registered before the seed is chosen: of two drivers starting together, at least one sees the other
+    lease = DriverLease(study)
+    lease.beat(force=True)
     existing = study.get_trials(deepcopy=False)
     fresh = "space_hash" not in study.user_attrs
     if directions_of(study) != directions:
@@ -367,10 +374,14 @@ def _open_study(
         records_dir = Path(stored_dir) if stored_dir else study_dir(root, name)
     sampler_name = config.sampler or study.user_attrs.get("sampler") or default_sampler(len(directions))
     sampler_seed = session_seed(seed, sampler_name, len(existing))
+    if live_leases(study, own_key=lease.key) and sampler_name not in SEED_PERSISTS:
+        # another driver is on this study: the same seed would replay its draws (one driver alone keeps
+        # the determinism contract; several together are not reproducible anyway)
+        sampler_seed = int(np.random.SeedSequence([sampler_seed, os.getpid()]).generate_state(1)[0])
     study.sampler = make_sampler(sampler_name, seed=sampler_seed, n_objectives=len(directions))
     if fresh:
         study.set_user_attr("sampler", sampler_name)
-    return study, seed, records_dir, sampler_name, sampler_seed
+    return study, seed, records_dir, sampler_name, sampler_seed, lease
 
 
 # ------------------------------------------------------------------------------------------ telling
@@ -541,37 +552,64 @@ def _drive(
     executor: Executor,
     teller: _Teller,
     *,
-    to_ask: int,
+    target: int,
+    lease: DriverLease,
     batch_size: int,
     deadline: float | None,
     bar: Any,
     stop: _StopRequest,
 ) -> str:
-    """Ask / evaluate / tell until ``to_ask`` trials are told, the deadline or a stop; returns why it stopped."""
+    """Ask / evaluate / tell until the study holds ``target`` trials (this driver's and any other's), the
+    deadline or a stop; returns why it stopped. See :mod:`search.leases` for the shared budget."""
     asked: dict[int, Trial] = {}
     order: list[int] = []  # asked, not yet told, ascending
     batch_last: set[int] = set()
     held: dict[int, TaskResult] = {}
-    remaining = to_ask
+    full = False  # the study's budget is taken (finished + running everywhere)
     stopped = "budget"
     first_batch: list[int] = []
 
+    def room() -> int:
+        """Trials still to ask study-wide: stale trials of dead drivers recovered first."""
+        trials = study.get_trials(deepcopy=False)
+        if recover_interrupted(study, teller.records_dir, own_key=lease.key, trials=trials):
+            trials = study.get_trials(deepcopy=False)
+        running = sum(t.state == TrialState.RUNNING for t in trials)
+        return target - count_finished(trials) - running
+
     def ask_batch() -> None:
-        nonlocal remaining
-        count = min(batch_size, remaining)
-        numbers = []
+        nonlocal full
+        count = min(batch_size, room())
+        if count <= 0:
+            full = True
+            return
+        new: list[tuple[Trial, Any]] = []
         for _ in range(count):
             trial = study.ask()
             try:
-                values = space.suggest(trial)
+                values: Any = space.suggest(trial)
             except Exception as exc:  # noqa: BLE001 - e.g. an enqueued value outside the space's range
-                held[trial.number] = TaskResult(trial.number, error=f"{type(exc).__name__}: {exc}")
-            else:
-                executor.submit(trial.number, values)
+                values = TaskResult(trial.number, error=f"{type(exc).__name__}: {exc}")
+            new.append((trial, values))
+        # another driver may have asked at the same moment: the trial numbers settle who is in budget
+        over = ranked_over_budget(study.get_trials(deepcopy=False), [t.number for t, _ in new], target)
+        numbers = []
+        for trial, _values in new:
+            if trial.number in over:
+                withdraw(study, trial._trial_id)
+                full = True
+                continue
             asked[trial.number] = trial
             order.append(trial.number)
             numbers.append(trial.number)
-        remaining -= count
+        lease.beat(order, force=True)
+        for trial, values in new:
+            if trial.number in over:
+                continue
+            if isinstance(values, TaskResult):
+                held[trial.number] = values
+            else:
+                executor.submit(trial.number, values)
         if numbers:
             batch_last.add(numbers[-1])
             if not first_batch:
@@ -579,7 +617,7 @@ def _drive(
 
     def may_ask() -> bool:
         nonlocal stopped
-        if remaining <= 0 or stop:
+        if full or stop:
             return False
         if deadline is not None and time.monotonic() >= deadline:
             stopped = "timeout"
@@ -606,8 +644,11 @@ def _drive(
                     )
                 if number in batch_last and may_ask():
                     ask_batch()
+            if not order and may_ask():
+                ask_batch()  # a dead driver's trials came back, or a withdrawn race left room
             if not order:
                 break
+            lease.beat(order)
             if stop:
                 stopped = "interrupted"
                 executor.cancel()
@@ -646,11 +687,12 @@ def run_search(config: RunConfig, *, echo: Callable[[str], None] = print) -> Run
     root = Path(config.studies_root) if config.studies_root is not None else studies_root()
     prep = _prepare(config)
     url = storage_url(config.storage, root)
-    study, seed, records_dir, sampler_name, sampler_seed = _open_study(config, prep, url, root)
-    recovered = recover_interrupted(study, records_dir)
+    study, seed, records_dir, sampler_name, sampler_seed, lease = _open_study(config, prep, url, root)
+    recovered = recover_interrupted(study, records_dir, own_key=lease.key)
     trials = study.get_trials(deepcopy=False)
     finished_before = count_finished(trials)
-    to_ask = max(0, config.trials - finished_before)
+    running_elsewhere = sum(t.state == TrialState.RUNNING for t in trials)  # live drivers' trials
+    to_ask = max(0, config.trials - finished_before - running_elsewhere)
     summary = RunSummary(
         study_name=study.study_name,
         storage=mask_url(url),
@@ -738,7 +780,8 @@ def run_search(config: RunConfig, *, echo: Callable[[str], None] = print) -> Run
                     prep.space,
                     executor,
                     teller,
-                    to_ask=to_ask,
+                    target=config.trials,
+                    lease=lease,
                     batch_size=config.batch_size,
                     deadline=deadline,
                     bar=bar,
@@ -749,12 +792,15 @@ def run_search(config: RunConfig, *, echo: Callable[[str], None] = print) -> Run
         finally:
             bar.close()
             executor.close()
+            with contextlib.suppress(Exception):
+                lease.end()
             if summary.stopped == "interrupted" or sys.exc_info()[0] is not None:
-                recover_interrupted(study, records_dir)
+                recover_interrupted(study, records_dir)  # this driver's trials (its lease has ended)
         summary.timings["loop_s"] = time.monotonic() - t0
         summary.complete, summary.failed = teller.complete, teller.failed
         summary.new_trials = teller.complete + teller.failed
         summary.first_error = teller.first_error
+    lease.end()
     summary.finished = count_finished(study.get_trials(deepcopy=False))
     summary.wfo = compute_wfo(study, records_dir)
     if summary.wfo is not None:

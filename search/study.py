@@ -6,10 +6,15 @@ Storage (``--storage``):
 * any SQLAlchemy URL Optuna's ``RDBStorage`` takes (``sqlite:///path.db``, ``postgresql://...``);
 * ``journal:PATH``: Optuna's journal file (one host only; use an RDB for several hosts).
 
-Resume: the driver owns the study, so a trial still RUNNING when a driver starts was left by a driver
-that died (SIGKILL, power loss). :func:`recover_interrupted` marks such trials FAIL with
-``user_attrs["interrupted"] = True`` and enqueues their parameters again, so the budget of N trials
-counts only trials that really finished (:func:`count_finished`).
+* ``postgresql://`` (and ``postgres://``) URLs use psycopg2 (``postgresql+psycopg2://``), the driver the
+  project installs; SQLAlchemy would otherwise pick psycopg 3. A server that cannot be reached is a
+  :class:`StorageUnreachable` naming the host (password masked).
+
+Resume: a trial still RUNNING whose driver is gone (SIGKILL, power loss; see :mod:`search.leases` for how
+a dead driver is told from one still running on another host) is recovered by
+:func:`recover_interrupted`: marked FAIL with ``user_attrs["interrupted"] = True`` and its parameters
+enqueued again, so the budget of N trials counts only trials that really finished
+(:func:`count_finished`). Several drivers may run one study at once (see :mod:`search.leases`).
 
 Seeds: the sampler of a fresh study is seeded with the study seed; a resumed session derives its seed
 from ``(seed, trials already in the study)`` so it does not replay the first session's draws. The QMC
@@ -19,6 +24,7 @@ sampler keeps the study seed (it continues its sequence from a counter kept in t
 from __future__ import annotations
 
 import importlib.util
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,11 +48,13 @@ from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from data.safe import mask_url
+from search.leases import is_discounted, stale_running
 
 __all__ = [
     "SAMPLERS",
     "SEED_PERSISTS",
     "SamplerInfo",
+    "StorageUnreachable",
     "StudyMismatch",
     "count_finished",
     "default_sampler",
@@ -59,6 +67,10 @@ __all__ = [
 ]
 
 JOURNAL_PREFIX = "journal:"
+
+
+class StorageUnreachable(ValueError):
+    """The study storage's database server cannot be reached (one line: host, masked URL, reason)."""
 
 
 class StudyMismatch(ValueError):
@@ -97,7 +109,40 @@ def open_storage(url: str) -> BaseStorage:
         sqlalchemy.event.listen(storage.engine, "connect", _sqlite_pragmas)
         storage.engine.dispose()  # connections opened while Optuna set up the schema lack the pragmas
         return storage
-    return RDBStorage(url)
+    url = _with_driver(url)
+    kwargs: dict[str, Any] = {}
+    if url.startswith("postgresql+psycopg2://"):
+        kwargs["engine_kwargs"] = {"connect_args": {"connect_timeout": 10}}
+    for attempt in range(5):
+        try:
+            return RDBStorage(url, **kwargs)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
+            raise StorageUnreachable(_unreachable(url, exc)) from None
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            # two drivers creating the schema of a new database at once: the loser finds it made
+            if attempt == 4:
+                raise
+            time.sleep(0.2 + 0.3 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _with_driver(url: str) -> str:
+    """``postgresql://`` / ``postgres://`` -> ``postgresql+psycopg2://`` (psycopg 3 is not installed)."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg2://" + url[len(plain) :]
+    return url
+
+
+def _unreachable(url: str, exc: Exception) -> str:
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+        where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}"
+    except Exception:  # noqa: BLE001 - the message still names the masked URL
+        where = "?"
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    first = reason[0] if reason else type(exc).__name__
+    return f"cannot reach the study storage at {where} ({mask_url(url)}): {mask_url(first)}"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
@@ -219,28 +264,42 @@ def is_interrupted(trial: FrozenTrial) -> bool:
 
 
 def count_finished(trials: Sequence[FrozenTrial]) -> int:
-    """Trials that count toward the budget: COMPLETE, PRUNED and evaluation failures, not interrupted ones."""
+    """Trials that count toward the budget: COMPLETE, PRUNED and evaluation failures, not interrupted (or
+    withdrawn, see :mod:`search.leases`) ones."""
     return sum(
         1
         for t in trials
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-        or (t.state == TrialState.FAIL and not is_interrupted(t))
+        or (t.state == TrialState.FAIL and not is_discounted(t))
     )
 
 
-def recover_interrupted(study: optuna.Study, records_folder: Path | None = None) -> list[int]:
+def recover_interrupted(
+    study: optuna.Study,
+    records_folder: Path | None = None,
+    *,
+    own_key: str | None = None,
+    trials: Sequence[FrozenTrial] | None = None,
+) -> list[int]:
     """Mark trials left RUNNING by a dead driver FAIL (``interrupted``) and enqueue their parameters again.
 
-    Returns the numbers of the recovered trials. Assumes no other driver is running this study.
+    Only stale trials are touched (:func:`search.leases.stale_running`): another live driver's trials, and
+    ``own_key``'s, are left alone. Returns the numbers of the recovered trials.
     """
     recovered = []
     storage = study._storage
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
-        storage.set_trial_user_attr(
-            trial._trial_id, "fail_reason", "the driver stopped before this trial finished; re-enqueued"
-        )
-        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    if trials is None:
+        trials = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in stale_running(study, trials, own_key=own_key):
+        try:
+            storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
+            storage.set_trial_user_attr(
+                trial._trial_id, "fail_reason", "the driver stopped before this trial finished; re-enqueued"
+            )
+            if not storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another driver recovered it first (or it was told meanwhile)
         study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number})
         if records_folder is not None:
             # a record written just before the crash belongs to a trial that was never told

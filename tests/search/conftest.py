@@ -87,3 +87,12 @@ def space_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def space_file(space_dir: Path) -> Path:
     return write_space(space_dir)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Any:
+    """A real local PostgreSQL (Debian's package) for the session: ``postgresql://farm:...@127.0.0.1:PORT/farm``."""
+    from tests.services import postgres_server
+
+    with postgres_server() as url:
+        yield url
