@@ -255,7 +255,7 @@ def _call(node: ast.Call, bars: BarSeries) -> np.ndarray:
             bars.high, bars.low, bars.day, bars.session_minute, _minutes(args[1].value)
         )  # type: ignore[attr-defined]
         full_ratio, relaxed_ratio = _float_arg(args[3], name), _float_arg(args[4], name)
-        if relaxed_ratio > full_ratio:  # parse_expression refuses this too; kept for trees built by hand
+        if relaxed_ratio > full_ratio + 1e-9:  # parse_expression refuses this too; kept for trees built by hand
             raise ValueError(
                 f"zone_breakout: relaxed_ratio {relaxed_ratio:g} exceeds volume_ratio {full_ratio:g}; "
                 "the second chance relaxes the volume check, so use relaxed_ratio <= volume_ratio"

@@ -283,7 +283,8 @@ def _check_zone_breakout(text: str, node: ast.Call) -> None:
             direction.col_offset,
         )
     full, relaxed = _number(node.args[3]), _number(node.args[4])
-    if full is not None and relaxed is not None and relaxed > full:
+    # 1e-9: a sampled 1.4000000000000001 against its sum rounded to 1.4 is equal, not above
+    if full is not None and relaxed is not None and relaxed > full + 1e-9:
         raise ExpressionError(
             text,
             f"zone_breakout: relaxed_ratio {relaxed:g} (argument 5) exceeds volume_ratio {full:g} (argument 4); "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -268,6 +269,16 @@ def test_zone_breakout_bad_arguments_are_refused_at_parse_time(text, message):
 
 def test_zone_breakout_equal_ratios_are_allowed():
     parse_expression("zone_breakout('up', '10:30', 0.1, 1.5, 1.5, 20, 1, 1)")
+    # a sampled 1.4000000000000001 (0.1 steps in binary) against a sum rounded to 1.4 is equal, not above
+    parse_expression("zone_breakout('up', '10:30', 0.1, 1.4, 1.4000000000000001, 20, 1, 1)")
+
+
+def test_the_shipped_zrce_space_never_draws_a_relaxed_ratio_above_the_full_one():
+    from spec_space.loader import load_space
+
+    space = load_space(Path(__file__).resolve().parents[2] / "spec_space" / "zrce.yaml")
+    for seed in range(200):
+        space.sample(seed)  # build() parses the entry expressions: a refused ratio raises here
 
 
 # --------------------------------------------------------------------------- time, day, crosses, events
