@@ -25,7 +25,11 @@ Study level (every COMPLETE trial with a record; all of it validation data, chos
 Per candidate (the ``top`` feasible COMPLETE trials by the first objective, an in-sample mean):
 
 * DSR of its **holdout** daily returns with N = the raw trial count (``dsr_raw``) and N = the effective
-  count (``dsr``, the default gate): the holdout Sharpe must beat what the best of N noise trials shows;
+  count: the holdout Sharpe must beat what the best of N noise trials shows. Every candidate judged on
+  the holdout is one more test of it (``--top 50`` would be fifty chances for noise to pass), so the
+  gated ``dsr`` is Bonferroni-adjusted over the m candidates the study's holdout has judged so far
+  (this run's and earlier runs', the study attribute ``holdout_opened``): ``dsr = 1 - m (1 - DSR)``,
+  floored at 0; the unadjusted value is ``dsr_single``;
 * WFE: annualised mean holdout return / annualised mean in-sample return over its folds;
 * parameter stability: the study's trials within 10 % of each numeric parameter's range (log-scale
   parameters measured in log space) with equal categorical values (in-sample objective values);
@@ -254,6 +258,7 @@ def _evaluate_candidate(
     config: GateConfig,
     bootstrap_samples: int,
     seed: int,
+    holdout_tests: int = 1,
 ) -> CandidateResult:
     spec = space.build(record.params)
     market = markets.get(spec)
@@ -293,8 +298,10 @@ def _evaluate_candidate(
     holdout_metrics = dict(held.metrics)
     pbo = stats.pbo.pbo if stats.pbo is not None else math.nan
     values: dict[str, float] = {
-        "dsr": dsr_eff.dsr,
-        "dsr_raw": dsr_raw.dsr,
+        "dsr": bonferroni(dsr_eff.dsr, holdout_tests),
+        "dsr_single": dsr_eff.dsr,
+        "holdout_tests": float(holdout_tests),
+        "dsr_raw": bonferroni(dsr_raw.dsr, holdout_tests),
         "dsr_spread": dsr_spread.dsr,
         "psr": dsr_eff.psr,
         "pbo": pbo,
@@ -323,6 +330,14 @@ def _evaluate_candidate(
         daily=fold_daily_frame(record, spec.initial_cash, held),
         rerun=check,
     )
+
+
+def bonferroni(probability: float, tests: int) -> float:
+    """A probability of skill (DSR, PSR) held to a family of ``tests``: 1 - tests x (1 - p), floored at 0, so
+    that the threshold 0.95 keeps a 5 % chance of any false pass across all of them."""
+    if not math.isfinite(probability):
+        return probability
+    return max(0.0, 1.0 - max(1, tests) * (1.0 - probability))
 
 
 def _trade_pnls(trades: pl.DataFrame) -> np.ndarray:
@@ -446,6 +461,13 @@ def run_gates(config: GateRunConfig, *, echo: Callable[[str], None] = print) -> 
     notes.append(
         f"holdout (out-of-sample, unseen by the search): {holdout['start']} to {holdout['end']}, {holdout['days']} sessions"
     )
+    # every distinct candidate ever judged on this holdout counts as one test of it (Bonferroni)
+    opened = sorted({*(study.user_attrs.get("holdout_opened") or []), *(t.number for t in chosen)})
+    study.set_user_attr("holdout_opened", opened)
+    notes.append(
+        f"the holdout has judged {len(opened)} distinct candidate(s) of this study so far: the gated DSR is "
+        f"Bonferroni-adjusted for {len(opened)} tests"
+    )
     markets = _Markets(store, space)
     results: list[CandidateResult] = []
     for rank, trial in enumerate(chosen, start=1):
@@ -463,6 +485,7 @@ def run_gates(config: GateRunConfig, *, echo: Callable[[str], None] = print) -> 
             config=gate_config,
             bootstrap_samples=config.bootstrap_samples,
             seed=config.seed,
+            holdout_tests=len(opened),
         )
         if not result.rerun["matches_record"]:
             notes.append(

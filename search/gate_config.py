@@ -21,8 +21,12 @@ __all__ = ["GATE_METRICS", "apply_overrides", "resolve_gate_config"]
 
 #: Metrics a gate may test, with what ``search gate`` puts behind each name.
 GATE_METRICS: dict[str, str] = {
-    "dsr": "deflated Sharpe ratio of the holdout returns, N = effective number of trials, V[SR] = 1/(T-1)",
-    "dsr_raw": "deflated Sharpe ratio of the holdout returns, N = raw count of COMPLETE trials, V[SR] = 1/(T-1)",
+    "dsr": "deflated Sharpe ratio of the holdout returns, N = effective number of trials, V[SR] = 1/(T-1), "
+    "Bonferroni-adjusted for the candidates judged on the holdout",
+    "dsr_single": "dsr before the Bonferroni adjustment (this candidate alone)",
+    "holdout_tests": "distinct candidates of the study judged on its holdout so far",
+    "dsr_raw": "deflated Sharpe ratio of the holdout returns, N = raw count of COMPLETE trials, V[SR] = 1/(T-1), "
+    "Bonferroni-adjusted",
     "dsr_spread": "deflated Sharpe ratio of the holdout returns, N effective, V[SR] = the trials' Sharpe spread",
     "psr": "probabilistic Sharpe ratio P(true Sharpe > 0) of the holdout returns",
     "pbo": "probability of backtest overfitting of the study (CSCV); the same for every candidate",

@@ -168,7 +168,10 @@ def test_dsr_wfe_and_kpis_read_the_holdout_and_the_records_reproduce(gated):
         assert dsr_file["effective"]["dsr"] == pytest.approx(expected.dsr, rel=1e-12, abs=1e-15)
         assert dsr_file["raw"]["dsr"] == pytest.approx(expected_raw.dsr, rel=1e-12, abs=1e-15)
         assert dsr_file["raw"]["dsr"] <= dsr_file["effective"]["dsr"]  # more trials, higher bar
-        assert c.values["dsr"] == pytest.approx(expected.dsr, rel=1e-12, abs=1e-15)
+        assert c.values["dsr_single"] == pytest.approx(expected.dsr, rel=1e-12, abs=1e-15)
+        # three candidates judged on the holdout: the gated DSR is held to a family of three tests
+        assert c.values["holdout_tests"] == 3
+        assert c.values["dsr"] == pytest.approx(max(0.0, 1.0 - 3 * (1.0 - expected.dsr)), rel=1e-12, abs=1e-15)
         is_returns = np.concatenate([f.is_returns for f in records[c.number].folds])
         assert c.values["wfe"] == pytest.approx(walk_forward_efficiency(is_returns, held_returns), nan_ok=True)
 
@@ -191,6 +194,15 @@ def test_dsr_wfe_and_kpis_read_the_holdout_and_the_records_reproduce(gated):
         boot = json.loads((folder / "bootstrap.json").read_text())
         assert len(boot["max_drawdowns"]) == 2000 and boot["n_trades"] == held_trades
         assert boot["p50"] <= boot["p95"] <= boot["p99"]
+
+
+def test_bonferroni_holds_a_probability_to_its_family():
+    from search.gate import bonferroni
+
+    assert bonferroni(0.99, 1) == pytest.approx(0.99)
+    assert bonferroni(0.99, 5) == pytest.approx(0.95)  # five tests at 0.99 each keep 5 % family-wise
+    assert bonferroni(0.9, 5) == pytest.approx(0.5) and bonferroni(0.9, 20) == 0.0
+    assert bonferroni(0.99, 0) == pytest.approx(0.99)
 
 
 def test_pbo_matrix_built_from_the_records(gated):

@@ -149,4 +149,4 @@ def test_scrambled_holdout_changes_no_search_decision_only_the_holdout_figures(t
     held_a = [c.daily.filter(pl.col("window") == "holdout").get_column("return").to_list() for c in gate_a.candidates]
     held_b = [c.daily.filter(pl.col("window") == "holdout").get_column("return").to_list() for c in gate_b.candidates]
     assert held_a != held_b
-    assert [c.values["dsr"] for c in gate_a.candidates] != [c.values["dsr"] for c in gate_b.candidates]
+    assert [c.values["dsr_single"] for c in gate_a.candidates] != [c.values["dsr_single"] for c in gate_b.candidates]
