@@ -150,14 +150,14 @@ def evaluate_params(
     records: list[FoldRecord] = []
     for fold in folds:
         in_sample = run(spec, market, fold.train_start, fold.train_end)
-        out_of_sample = run(spec, market, fold.test_start, fold.test_end)
+        validation = run(spec, market, fold.test_start, fold.test_end)
         is_dates, is_returns = _segment(in_sample)
-        val_dates, val_returns = _segment(out_of_sample)
+        val_dates, val_returns = _segment(validation)
         records.append(
             FoldRecord(
                 fold.index,
                 dict(in_sample.metrics),
-                dict(out_of_sample.metrics),
+                dict(validation.metrics),
                 is_dates,
                 is_returns,
                 val_dates,

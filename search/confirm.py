@@ -1,7 +1,7 @@
 """``search confirm`` as a function: re-run a trial's walk-forward windows in Lumibot and compare with the fast engine.
 
-For trial N of a study made by ``search run``, every fold's in-sample and out-of-sample window is
-backtested by the fast engine and by the Lumibot engine (:mod:`evaluator.lumibot`, the same fill
+For trial N of a study made by ``search run``, every fold's in-sample and validation window, and the
+holdout the KPI gates read, is backtested by the fast engine and by the Lumibot engine (:mod:`evaluator.lumibot`, the same fill
 model) on the data store the study used, and the two results are compared trade for trade with
 :func:`evaluator.parity.compare_results`. The trial is confirmed when every window agrees.
 
@@ -42,7 +42,7 @@ __all__ = ["ConfirmResult", "WindowCheck", "confirm_trial"]
 @dataclass
 class WindowCheck:
     fold: int
-    window: str  # "in_sample" | "out_of_sample"
+    window: str  # "in_sample" | "validation"
     start: dt.date
     end: dt.date
     report: ParityReport
@@ -101,22 +101,29 @@ def confirm_trial(
     store = store_for(study, data_root)
     market = load_market(store, spec, space.data.start, space.data.end)
     result = ConfirmResult(study.study_name, trial_number)
-    for fold in folds:
+    windows = [
+        (int(fold["index"]), window, fold[start_key], fold[end_key])
+        for fold in folds
         for window, start_key, end_key in (
             ("in_sample", "train_start", "train_end"),
-            ("out_of_sample", "test_start", "test_end"),
-        ):
-            start, end = dt.date.fromisoformat(fold[start_key]), dt.date.fromisoformat(fold[end_key])
-            began = time.perf_counter()
-            report = compare_results(
-                fast.run(spec, market, start, end), lumibot.run(spec, market, start, end)
-            )
-            check = WindowCheck(int(fold["index"]), window, start, end, report, time.perf_counter() - began)
-            result.windows.append(check)
-            echo(
-                f"fold {check.fold} {window:<13} {start}..{end}: "
-                f"{'parity' if report.ok else 'DIFFERENT'} ({report.n_trades[1]} trades, {check.seconds:.1f} s)"
-            )
+            ("validation", "test_start", "test_end"),
+        )
+    ]
+    holdout = study.user_attrs.get("holdout")
+    if holdout:  # the KPI gates read the holdout run: its trades must agree too (fold -1, as in daily.csv)
+        windows.append((-1, "holdout", holdout["start"], holdout["end"]))
+    for index, window, first, last in windows:
+        start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
+        began = time.perf_counter()
+        report = compare_results(
+            fast.run(spec, market, start, end), lumibot.run(spec, market, start, end)
+        )
+        check = WindowCheck(index, window, start, end, report, time.perf_counter() - began)
+        result.windows.append(check)
+        echo(
+            f"fold {check.fold} {window:<13} {start}..{end}: "
+            f"{'parity' if report.ok else 'DIFFERENT'} ({report.n_trades[1]} trades, {check.seconds:.1f} s)"
+        )
     _store_verdict(study, result, records_folder(study, root), spec.model_dump_json())
     return result
 

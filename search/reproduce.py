@@ -110,7 +110,7 @@ class WindowCheck:
     """One fold window re-run: its trade counts and what differs from the record."""
 
     fold: int
-    window: str  # "in_sample" | "out_of_sample"
+    window: str  # "in_sample" | "validation"
     start: dt.date
     end: dt.date
     trades: tuple[float, float]  # stored, now
@@ -329,7 +329,7 @@ def compare_outcome(
         windows.append(
             _compare_window(
                 fold,
-                "out_of_sample",
+                "validation",
                 old.val_metrics,
                 new.val_metrics,
                 (old.val_dates, old.val_returns),

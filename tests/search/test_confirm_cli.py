@@ -50,17 +50,20 @@ def test_confirm_records_parity_per_window(small_study: tuple[str, Path]) -> Non
     assert result.passed, [w.report.summary() for w in result.windows]
     assert [(w.fold, w.window) for w in result.windows] == [
         (0, "in_sample"),
-        (0, "out_of_sample"),
+        (0, "validation"),
         (1, "in_sample"),
-        (1, "out_of_sample"),
+        (1, "validation"),
+        (-1, "holdout"),  # the window the KPI gates read
     ]
-    assert len(lines) == 4 and all("parity" in line for line in lines)
+    holdout = optuna.load_study(study_name=name, storage=f"sqlite:///{root / 'farm.db'}").user_attrs["holdout"]
+    assert (str(result.windows[-1].start), str(result.windows[-1].end)) == (holdout["start"], holdout["end"])
+    assert len(lines) == 5 and all("parity" in line for line in lines)
     assert sum(w.report.n_trades[1] for w in result.windows) > 0
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{root / 'farm.db'}")
     (entry,) = study.user_attrs[CONFIRM_ATTR]["candidates"]
     assert (entry["trial"], entry["passed"]) == (1, True)
     detail = json.loads(Path(entry["file"]).read_text())
-    assert detail["passed"] is True and len(detail["windows"]) == 4
+    assert detail["passed"] is True and len(detail["windows"]) == 5
     assert detail["windows"][0]["report"]["ok"] is True
 
 

@@ -202,7 +202,7 @@ def test_a_code_version_change_warns_and_is_named_when_results_differ(study_env:
     finally:
         path.write_bytes(original)
     assert not differs.passed and not differs.causes
-    assert "fold 1 out_of_sample" in differs.summary and "trades" in differs.summary
+    assert "fold 1 validation" in differs.summary and "trades" in differs.summary
     assert "likely cause: code: project version 0.0.1 then" in differs.summary
 
 
