@@ -106,6 +106,7 @@ from data.store import (
     SYNTHETIC_KEY,
     data_origin_label,
     partition_relpath,
+    read_json_file,
     read_manifest,
     resolve_root,
 )
@@ -623,17 +624,15 @@ def _discover(
 def _read_synthetic_info(fs: pafs.FileSystem, base: str, src: str) -> dict | None:
     """``<src>/_synthetic.json`` written by ``data.synth.generate`` (seed, window, planted edge), or None."""
     path = f"{base}/{SYNTHETIC_INFO_NAME}"
-    if fs.get_file_info(path).type != pafs.FileType.File:
-        return None
-    with fs.open_input_stream(path) as f:
-        text = f.read().decode("utf-8")
     try:
-        info = json.loads(text)
+        info = read_json_file(fs, path)
     except json.JSONDecodeError as exc:
         raise ValueError(
             f"{_display(src, path)}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); it describes "
             "generated sample data: re-run `search data synth` for this root, or delete the file for real flat files"
         ) from exc
+    if info is None:
+        return None  # real flat files: no generator wrote this root
     if not isinstance(info, dict) or "seed" not in info or "plant" not in info:
         raise ValueError(
             f"{_display(src, path)}: expected an object with 'seed' and 'plant' as `search data synth` writes it; "

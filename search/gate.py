@@ -278,7 +278,7 @@ def _evaluate_candidate(
     )
     stability = _stability(space, trial, complete)
     boot = bootstrap_max_drawdown(
-        _trade_pnls(held.trades), initial_cash=spec.initial_cash, n_samples=bootstrap_samples, seed=seed
+        position_pnls(held.trades), initial_cash=spec.initial_cash, n_samples=bootstrap_samples, seed=seed
     )
     validation_trades, results, check = _rerun(spec, market, folds, record)
     validation = stitched_validation(record)
@@ -290,7 +290,7 @@ def _evaluate_candidate(
     val_metrics = compute_metrics(
         spec.initial_cash * np.cumprod(1.0 + validation.returns),
         validation.dates,
-        _trade_pnls(validation_trades),
+        position_pnls(validation_trades),  # one PnL per position: the KPIs count positions
         initial_cash=spec.initial_cash,
         exposure=min(1.0, max(0.0, exposure)),
         bar_equity=bar_equity,
@@ -338,11 +338,6 @@ def bonferroni(probability: float, tests: int) -> float:
     if not math.isfinite(probability):
         return probability
     return max(0.0, 1.0 - max(1, tests) * (1.0 - probability))
-
-
-def _trade_pnls(trades: pl.DataFrame) -> np.ndarray:
-    """One net PnL per position (partial exits summed): the bootstrap reorders and the KPIs count positions."""
-    return position_pnls(trades)
 
 
 # ---------------------------------------------------------------------------------------- run
