@@ -194,19 +194,25 @@ def _reason(gate: GateSpec, value: float, passed: bool) -> str:
     return f"{gate.name} {v} {_FAILED_AS[gate.op]} {t} (must be {gate.op} {t})"
 
 
+def _gate_result(
+    gate: GateSpec, value: float | None, passed: bool, reason: str, *, evaluated: bool = True
+) -> GateResult:
+    return GateResult(
+        name=gate.name,
+        metric=gate.metric,
+        stage=gate.stage,
+        op=gate.op,
+        threshold=gate.threshold,
+        value=value,
+        passed=passed,
+        evaluated=evaluated,
+        reason=reason,
+    )
+
+
 def _check(gate: GateSpec, values: Mapping[str, float]) -> GateResult:
     def result(value: float | None, passed: bool, reason: str) -> GateResult:
-        return GateResult(
-            name=gate.name,
-            metric=gate.metric,
-            stage=gate.stage,
-            op=gate.op,
-            threshold=gate.threshold,
-            value=value,
-            passed=passed,
-            evaluated=True,
-            reason=reason,
-        )
+        return _gate_result(gate, value, passed, reason)
 
     try:
         raw = values[gate.metric]
@@ -238,19 +244,7 @@ def evaluate_gates(config: GateConfig, values: Mapping[str, float]) -> Verdict:
             if gate.stage != stage:
                 continue
             if rejected is not None:
-                results.append(
-                    GateResult(
-                        name=gate.name,
-                        metric=gate.metric,
-                        stage=gate.stage,
-                        op=gate.op,
-                        threshold=gate.threshold,
-                        value=None,
-                        passed=False,
-                        evaluated=False,
-                        reason=NOT_EVALUATED,
-                    )
-                )
+                results.append(_gate_result(gate, None, False, NOT_EVALUATED, evaluated=False))
                 continue
             results.append(_check(gate, values))
         if rejected is None and any(r.stage == stage and not r.passed for r in results):

@@ -175,22 +175,21 @@ def _validate(
         raise ValueError(
             f"daily_equity has {equity.size} values but days has {days.size}: pass one day per equity value"
         )
-    bad = np.flatnonzero(~np.isfinite(equity))
-    if bad.size:
-        i = int(bad[0])
+    if (i := _first(~np.isfinite(equity))) is not None:
         raise ValueError(f"daily_equity[{i}] is {equity[i]} (day {days[i]}); equity must be finite")
-    if days.size > 1:
-        steps = np.diff(days.astype("int64"))
-        bad = np.flatnonzero(steps <= 0)
-        if bad.size:
-            i = int(bad[0]) + 1
-            raise ValueError(
-                f"days must be strictly increasing: days[{i}] = {days[i]} follows days[{i - 1}] = {days[i - 1]}"
-            )
-    bad = np.flatnonzero(~np.isfinite(pnls))
-    if bad.size:
-        i = int(bad[0])
+    if days.size > 1 and (i := _first(np.diff(days.astype("int64")) <= 0)) is not None:
+        i += 1  # the day that does not follow its predecessor
+        raise ValueError(
+            f"days must be strictly increasing: days[{i}] = {days[i]} follows days[{i - 1}] = {days[i - 1]}"
+        )
+    if (i := _first(~np.isfinite(pnls))) is not None:
         raise ValueError(f"trade_pnls[{i}] is {pnls[i]}; every closed trade needs a finite net PnL")
+
+
+def _first(mask: np.ndarray) -> int | None:
+    """The index of the first True in ``mask``, or None."""
+    hits = np.flatnonzero(mask)
+    return int(hits[0]) if hits.size else None
 
 
 def compute_metrics(
