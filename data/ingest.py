@@ -624,13 +624,13 @@ def _discover(
 def _read_synthetic_info(fs: pafs.FileSystem, base: str, src: str) -> dict | None:
     """``<src>/_synthetic.json`` written by ``data.synth.generate`` (seed, window, planted edge), or None."""
     path = f"{base}/{SYNTHETIC_INFO_NAME}"
-    try:
-        info = read_json_file(fs, path)
-    except json.JSONDecodeError as exc:
-        raise ValueError(
-            f"{_display(src, path)}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); it describes "
-            "generated sample data: re-run `search data synth` for this root, or delete the file for real flat files"
-        ) from exc
+    info = read_json_file(
+        fs,
+        path,
+        name=_display(src, path),
+        mend="it describes generated sample data: re-run `search data synth` for this root, or delete the file "
+        "for real flat files",
+    )
     if info is None:
         return None  # real flat files: no generator wrote this root
     if not isinstance(info, dict) or "seed" not in info or "plant" not in info:

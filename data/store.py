@@ -127,25 +127,29 @@ def _periods(asset: AssetClass, timeframe: Timeframe, first: dt.date, last: dt.d
     return out
 
 
-def read_json_file(fs: pafs.FileSystem, path: str) -> Any:
-    """The JSON value in ``path`` on ``fs``, or None when there is no such file; a malformed file raises
-    ``json.JSONDecodeError`` for the caller to name what the file is and how to mend it."""
+def read_json_file(fs: pafs.FileSystem, path: str, *, name: str, mend: str) -> Any:
+    """The JSON value in ``path`` on ``fs``, or None when there is no such file. A malformed file raises a
+    ValueError that starts with ``name`` (how messages name the file), says where the JSON breaks, and ends
+    with ``mend`` (how to mend it)."""
     if fs.get_file_info(path).type != pafs.FileType.File:
         return None
     with fs.open_input_stream(path) as f:
-        return json.loads(f.read().decode("utf-8"))
+        text = f.read().decode("utf-8")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{name}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); {mend}") from exc
 
 
 def read_manifest(fs: pafs.FileSystem, base: str) -> dict:
     """The store manifest (``{"format": 1, "files": {relpath: entry}}``); empty if none was written yet."""
     path = f"{base}/{MANIFEST_NAME}"
-    try:
-        manifest = read_json_file(fs, path)
-    except json.JSONDecodeError as exc:
-        raise ValueError(
-            f"{path}: the store manifest is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-            "delete it and re-run `search data ingest` to rebuild it (stored data is re-ingested, not lost)"
-        ) from exc
+    manifest = read_json_file(
+        fs,
+        path,
+        name=f"{path} (the store manifest)",
+        mend="delete it and re-run `search data ingest` to rebuild it (stored data is re-ingested, not lost)",
+    )
     if manifest is None:
         return {"format": STORE_FORMAT, "files": {}}
     manifest.setdefault("files", {})
