@@ -268,6 +268,94 @@ def test_compare_results_tolerances(store: Store) -> None:
     assert set(compare_results(a, dataclasses.replace(a, metrics=metrics)).metric_mismatches) == {"sharpe"}
 
 
+# --------------------------------------------------------------------------- forex and futures
+
+# Four weeks of EURUSD (24x5, days rolling at 17:00) and MES / MYM (Globex, the 17:00-18:00 break, the
+# continuous front month rolling from H24 to M24 around 2024-03-07), after two weeks of indicator warm-up.
+FX_START, FX_END = dt.date(2024, 2, 12), dt.date(2024, 3, 8)
+
+
+@pytest.fixture(scope="module")
+def fx_futures_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    root = tmp_path_factory.mktemp("fx_futures")
+    generate(root / "flat", tickers=["C:EURUSD", "MES", "MYM"], start=dt.date(2024, 1, 29), end=FX_END, seed=7)
+    report = ingest(root / "flat", root / "store", workers=1)
+    assert not report.failed, report.summary()
+    return Store(root / "store")
+
+
+def _extended(spec: StrategySpec, flat: str | None = None) -> StrategySpec:
+    """Around the clock from the 18:00 Globex open, without the cash-session entry window; with ``flat``
+    None positions are held through the daily break and the roll, else flat at that session time."""
+    return spec.model_copy(
+        update={
+            "session": "extended",
+            "entry": spec.entry.model_copy(update={"window_end": None}),
+            "exits": spec.exits.model_copy(update={"eod_flat_time": flat}),
+        }
+    )
+
+
+def _extended_flat_before_break(spec: StrategySpec) -> StrategySpec:
+    return _extended(spec, "16:55")
+
+
+def _london_morning_flat_before_roll(spec: StrategySpec) -> StrategySpec:
+    return spec.model_copy(
+        update={
+            "entry": spec.entry.model_copy(update={"window_start": "02:00", "window_end": "12:00"}),
+            "exits": spec.exits.model_copy(update={"eod_flat_time": "16:55"}),
+        }
+    )
+
+
+def _mym(spec: StrategySpec) -> StrategySpec:
+    return spec.model_copy(update={"instrument": spec.instrument.model_copy(update={"symbol": "MYM"})})
+
+
+@pytest.mark.parametrize(
+    ("space", "overrides", "change", "min_trades"),
+    [
+        pytest.param("forex_trend", {}, None, 40, id="forex_trend"),
+        pytest.param("forex_trend", {}, _london_morning_flat_before_roll, 10, id="forex_trend-window-eod-flat"),
+        pytest.param("mes_orb", {}, None, 5, id="mes_orb"),
+        pytest.param("mes_orb", {"volume_ratio": 0.8, "buffer": 0.0}, None, 15, id="mes_orb-more-breakouts"),
+        pytest.param("mes_orb", {}, _extended, 10, id="mes_orb-extended-held-through-break-and-roll"),
+        pytest.param("mes_orb", {}, _extended_flat_before_break, 10, id="mes_orb-extended-flat-before-break"),
+        pytest.param("mes_orb", {"volume_ratio": 0.8}, _mym, 10, id="mym_orb-half-dollar-point"),
+    ],
+)
+def test_forex_and_futures_parity_on_sample_data(
+    space: str,
+    overrides: dict[str, Any],
+    change: Callable[[StrategySpec], StrategySpec] | None,
+    min_trades: int,
+    fx_futures_store: Store,
+) -> None:
+    spec = space_spec(space, **overrides)
+    if change is not None:
+        spec = change(spec)
+    market = load_market(fx_futures_store, spec, FX_START, FX_END)
+    a = fast.run(spec, market, FX_START, FX_END)
+    lumi = lumibot.run(spec, market, FX_START, FX_END)
+    assert a.trades.height >= min_trades, a.trades.height
+    report = compare_results(a, lumi)
+    assert report.ok, report.summary()
+    assert report.max_price_diff <= 0.01
+    assert a.trades.select("entry_bar", "exit_bar", "quantity", "exit_reason").equals(
+        lumi.trades.select("entry_bar", "exit_bar", "quantity", "exit_reason")
+    )
+    reasons = set(a.trades.get_column("exit_reason"))
+    if change is not None and spec.exits.eod_flat_time is not None:
+        assert "eod_flat" in reasons, reasons
+    if spec.session == "extended":
+        # without a flat time, Lumibot's continuous clock carried positions across the daily break into
+        # the next session
+        days = market.bars.day
+        held = any(days[t["entry_bar"]] != days[t["exit_bar"]] for t in a.trades.iter_rows(named=True))
+        assert held == (spec.exits.eod_flat_time is None)
+
+
 # --------------------------------------------------------------------------- isolation
 
 
