@@ -407,3 +407,22 @@ def test_an_entry_window_empty_within_one_session_is_refused(kind: str, symbol: 
             instrument={"type": kind, "symbol": symbol},
             entry={"long": "close > 0", "window_start": window[0], "window_end": window[1]},
         )
+
+
+@engines
+def test_a_forex_stop_held_over_the_weekend_fills_at_the_sunday_open_gap(engine: str) -> None:
+    """Friday's position keeps its 30-pip stop (1.0820) over the weekend; the week opens Sunday 17:00 at
+    1.0800, through the stop: filled at that open (rule 4's gap), not at the level."""
+    friday = b.minutes("2024-03-08", "16:50", _quiet(10, 1.085))
+    sunday = b.minutes("2024-03-10", "17:00", [(1.0800, 1.0805, 1.0795, 1.0802), *_quiet(3, 1.0802)])
+    rows = friday + sunday
+    strategy = b.spec(
+        instrument={"type": "forex", "symbol": "EURUSD"},
+        entry={"long": b.at(rows, 0)},
+        exits={"stop_loss": {"pips": 30}},
+        sizing={"mode": "fixed", "quantity": 1},
+    )
+    (trade,) = b.trades(run(engine, strategy, b.market(rows, symbol="C:EURUSD", kind="forex")))
+    assert (trade["entry_bar"], trade["exit_bar"], trade["exit_reason"]) == (1, 10, "stop_loss")
+    assert trade["exit_price"] == approx(1.0800)
+    assert trade["pnl"] == approx(100_000 * (1.0800 - 1.0850))
