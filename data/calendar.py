@@ -11,6 +11,10 @@ What a trading day is, per market (every time New York clock time):
     forex            the day rolls at 17:00: a bar at or after 17:00 belongs to the next date (the week
                      opens Sunday 17:00, so Sunday evening is Monday's day); no regular hours, every
                      bar counts
+
+A bar's session minute (``BarSeries.session_minute``, :func:`session_minute`) counts from the midnight that
+starts its trading date, so a session's opening evening is negative. Spec times (entry window, flat time)
+are read on that scale (:func:`spec_session_minute`) by the backtests and live trading alike.
 """
 
 from __future__ import annotations

@@ -44,7 +44,8 @@ class Plan:
     underlying: Any  # lumibot Asset of the traded (or option underlying) instrument
     lumi_units: float  # Lumibot quantity of one unit of the underlying instrument
     bar_at: dict[int, int]  # minute timestamp (ns) -> bar index
-    sentinel_at: dict[int, int]  # first sentinel's timestamp (ns) -> the session's last bar
+    # first sentinel's timestamp (ns) -> the session's last bar (on the continuous clock: the window's last bar only)
+    sentinel_at: dict[int, int]
     close_days: set[int]  # sessions whose option sentinels carry marks (besides each expiry session)
     # True when the sessions run into each other (forex, extended-hours futures): Lumibot's clock then runs
     # as one 24/7 market and visits only ``visits`` (module note 1 of evaluator.lumibot)
