@@ -34,6 +34,7 @@ from evaluator.market import Market, load_market
 from evaluator.metrics import METRIC_KEYS
 from evaluator.parity import compare_results
 from evaluator.results import BacktestResult
+from spec_space.instruments import FUTURES
 from spec_space.loader import load_space
 from spec_space.models import StrategySpec
 from spec_space.space import DefaultSource
@@ -270,15 +271,16 @@ def test_compare_results_tolerances(store: Store) -> None:
 
 # --------------------------------------------------------------------------- forex and futures
 
-# Four weeks of EURUSD (24x5, days rolling at 17:00) and MES / MYM (Globex, the 17:00-18:00 break, the
-# continuous front month rolling from H24 to M24 around 2024-03-07), after two weeks of indicator warm-up.
+# Four weeks of EURUSD (24x5, days rolling at 17:00) and every futures root of the instrument table (Globex,
+# the 17:00-18:00 break, the continuous front month rolling from H24 to M24 around 2024-03-07), after two
+# weeks of indicator warm-up.
 FX_START, FX_END = dt.date(2024, 2, 12), dt.date(2024, 3, 8)
 
 
 @pytest.fixture(scope="module")
 def fx_futures_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     root = tmp_path_factory.mktemp("fx_futures")
-    generate(root / "flat", tickers=["C:EURUSD", "MES", "MYM"], start=dt.date(2024, 1, 29), end=FX_END, seed=7)
+    generate(root / "flat", tickers=["C:EURUSD", *FUTURES], start=dt.date(2024, 1, 29), end=FX_END, seed=7)
     report = ingest(root / "flat", root / "store", workers=1)
     assert not report.failed, report.summary()
     return Store(root / "store")
@@ -362,6 +364,27 @@ def test_forex_and_futures_parity_on_sample_data(
         days = market.bars.day
         held = any(days[t["entry_bar"]] != days[t["exit_bar"]] for t in a.trades.iter_rows(named=True))
         assert held == (spec.exits.eod_flat_time is None)
+
+
+@pytest.mark.parametrize("session", ["regular", "extended"])
+@pytest.mark.parametrize("root", sorted(FUTURES))
+def test_every_futures_root_of_the_instrument_table_in_both_sessions(
+    root: str, session: str, fx_futures_store: Store
+) -> None:
+    """The micros and their minis: each root's multiplier and tick (slippage_ticks), Lumibot's margin for
+    it, its regular hours (MGC/GC 08:20-13:30) and, around the clock, the continuous clock."""
+    spec = space_spec("mes_orb", volume_ratio=0.8, buffer=0.0)
+    spec = spec.model_copy(update={"instrument": spec.instrument.model_copy(update={"symbol": root})})
+    if session == "extended":
+        spec = _extended_flat_before_break(spec)
+    start = dt.date(2024, 3, 4)
+    market = load_market(fx_futures_store, spec, start, FX_END)
+    a = fast.run(spec, market, start, FX_END)
+    lumi = lumibot.run(spec, market, start, FX_END)
+    assert a.trades.height > 0
+    report = compare_results(a, lumi)
+    assert report.ok, report.summary()
+    assert set(lumi.trades.get_column("instrument")) == {root}
 
 
 # --------------------------------------------------------------------------- isolation
