@@ -1,6 +1,7 @@
 """Speed of the fast engine against Lumibot and backtesting.py on the same data and strategy.
 
-    python -m benchmarks.bench_engines [--days 250] [--lumibot-days 10] [--option-days 3] [--repeats 5]
+    python -m benchmarks.bench_engines [--days 250] [--lumibot-days 10] [--option-days 3] [--fx-futures-days 20]
+        [--repeats 5]
 
 Generates ``--days`` sessions of synthetic SPY minute bars (and ``--option-days`` sessions with the
 option chain) with ``data.synth``, ingests them, and times, side by side:
@@ -12,7 +13,10 @@ option chain) with ``data.synth``, ingests them, and times, side by side:
   independent implementation: next-bar-open fills, ``buy(size=0.5)``; a reference for speed, its
   trades are not expected to match ours exactly);
 * a ZRCE-like option spec (``spec_space/zrce.yaml`` defaults: 0DTE SPY calls and puts by delta with
-  stop, target, trailing, partial, time exits) in the fast engine and in Lumibot.
+  stop, target, trailing, partial, time exits) in the fast engine and in Lumibot;
+* over the first ``--fx-futures-days`` sessions, ``forex_trend`` (15-minute and 1-minute EURUSD bars) and
+  ``mes_orb`` (regular hours, and around the clock on 1-minute bars) in both engines: sessions that run
+  into each other, which Lumibot runs on its continuous clock.
 
 Every Lumibot run is also compared with the fast engine (evaluator.parity) and the result printed.
 """
@@ -112,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=250, help="sessions of SPY minute bars (default 250)")
     parser.add_argument("--lumibot-days", type=int, default=10, help="sessions Lumibot runs the SMA cross on")
     parser.add_argument("--option-days", type=int, default=3, help="sessions with options for the ZRCE spec")
+    parser.add_argument(
+        "--fx-futures-days", type=int, default=20, help="sessions of EURUSD and MES for forex_trend and mes_orb"
+    )
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats of the fast engine (median)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
@@ -189,6 +196,36 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(("zrce (0DTE)", "lumibot", "1min", _bars(r_lo), r_lo.trades.height, t_lo, t_lo / t_fo))
         notes.append(f"zrce parity: {compare_results(r_fo, r_lo).summary(3)}")
 
+        # ---- forex and futures: sessions that run into each other (Lumibot's continuous clock)
+        fx_days = days[: args.fx_futures_days]
+        fx_start, fx_end = fx_days[0], fx_days[-1]
+        warm = fx_start - dt.timedelta(days=14)
+        generate(root / "flat", tickers=["C:EURUSD", "MES"], start=warm, end=fx_end, seed=args.seed, options=False)
+        ingest(root / "flat", root / "store", workers=1)
+        mes = _space_spec("mes_orb")
+        extended = mes.model_copy(
+            update={
+                "session": "extended",
+                "timeframe": "1min",
+                "entry": mes.entry.model_copy(update={"window_end": None}),
+                "exits": mes.exits.model_copy(update={"eod_flat_time": None}),
+            }
+        )
+        fx = _space_spec("forex_trend")
+        cases = [
+            ("forex_trend", fx),
+            ("forex_trend", fx.model_copy(update={"timeframe": "1min"})),
+            ("mes_orb", mes),
+            ("mes_orb ext", extended),
+        ]
+        for name, spec in cases:
+            fx_market = load_market(store, spec, fx_start, fx_end)
+            t_f, r_f = _median_seconds(lambda s=spec, m=fx_market: fast.run(s, m, fx_start, fx_end), args.repeats)
+            rows.append((name, "fast (numba)", spec.timeframe, _bars(r_f), r_f.trades.height, t_f, None))
+            t_l, r_l = _timed(lambda s=spec, m=fx_market: lumibot.run(s, m, fx_start, fx_end))
+            rows.append((name, "lumibot", spec.timeframe, _bars(r_l), r_l.trades.height, t_l, t_l / t_f))
+            notes.append(f"{name} {spec.timeframe} parity: {compare_results(r_f, r_l).summary(3)}")
+
     print()
     print(
         f"{'case':<12} {'engine':<15} {'bars':>5} {'n bars':>8} {'trades':>7} {'seconds':>9} {'us/bar':>9} {'x fast':>9}"
@@ -202,11 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("x fast: time over the fast engine's time on the same bars (lumibot rows: the fast row just above")
     print("with the same window; backtesting.py: the fast engine on the same daily bars).")
-    lumi_rate = rows[2][3] / rows[2][5]
-    print(
-        f"Lumibot: {lumi_rate:,.0f} bars/s on the SMA cross, {rows[-1][3] / rows[-1][5]:,.0f} bars/s on ZRCE "
-        "(whole run, start-up included)."
+    rates = ", ".join(
+        f"{n / seconds:,.0f} on {case} {tf}" for case, engine, tf, n, _, seconds, _ in rows if engine == "lumibot"
     )
+    print(f"Lumibot bars/s (whole run, start-up included): {rates}.")
     for note in notes:
         print(note)
     return 0

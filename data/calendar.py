@@ -11,6 +11,10 @@ What a trading day is, per market (every time New York clock time):
     forex            the day rolls at 17:00: a bar at or after 17:00 belongs to the next date (the week
                      opens Sunday 17:00, so Sunday evening is Monday's day); no regular hours, every
                      bar counts
+
+A bar's session minute (``BarSeries.session_minute``, :func:`session_minute`) counts from the midnight that
+starts its trading date, so a session's opening evening is negative. Spec times (entry window, flat time)
+are read on that scale (:func:`spec_session_minute`) by the backtests and live trading alike.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from functools import lru_cache
 import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
+
+from spec_space.instruments import TRADING_DAY_START_MINUTE, InstrumentType, clock_session_minute
 
 NY = "America/New_York"
 
@@ -85,7 +91,7 @@ def weekly_option_expiries(start: dt.date, end: dt.date) -> list[dt.date]:
 # --------------------------------------------------------------------------- trading days per market
 
 #: New York clock minute at which each market's next trading day starts (0: the calendar date).
-DAY_START_MINUTE: dict[str, int] = {"stock": 0, "option": 0, "future": 18 * 60, "forex": 17 * 60}
+DAY_START_MINUTE: dict[str, int] = dict(TRADING_DAY_START_MINUTE)
 
 #: Regular hours of futures roots, [open, close) in New York minutes. Equity-index futures follow the
 #: cash session their index is made of; COMEX metals their day (formerly pit) session.
@@ -123,3 +129,29 @@ def trading_dates(dates: np.ndarray, minutes: np.ndarray, market: str) -> np.nda
         )
         day = moved[np.searchsorted(unique, day)]
     return day
+
+
+def session_minute(ts: dt.datetime | pd.Timestamp, market: str) -> int:
+    """The minute of its trading session at which ``ts`` falls: minutes since the midnight (New York) that
+    starts the trading day ``ts`` belongs to (:func:`trading_dates`), so negative on the evening a forex or
+    Globex session opens. The same scale as ``BarSeries.session_minute`` of a bar starting at ``ts``
+    and as :func:`spec_session_minute`, so live trading compares ``exits.eod_flat_time`` and the entry
+    window exactly as the backtests do. ``ts`` must carry a time zone."""
+    if ts.tzinfo is None:
+        raise ValueError(f"session_minute needs a time-zone-aware timestamp, got {ts!r}; localise it first")
+    local = pd.Timestamp(ts).tz_convert(NY)
+    clock = local.hour * 60 + local.minute
+    date = np.array([local.date()], dtype="datetime64[D]")
+    trade_date = trading_dates(date, np.array([clock]), market)[0]
+    return clock - 1440 * int((trade_date - date[0]).astype(np.int64))
+
+
+def spec_session_minute(clock: str, market: str) -> int:
+    """The session minute a spec's New York clock time (``'16:55'``) names on ``market`` (see
+    :func:`spec_space.instruments.clock_session_minute`): forex times from 17:00 and futures times from 18:00
+    are the evening that opens the session."""
+    if market not in DAY_START_MINUTE:
+        raise ValueError(f"market {market!r} is not one of {', '.join(DAY_START_MINUTE)}")
+    t = dt.time.fromisoformat(clock)
+    kind: InstrumentType = market  # type: ignore[assignment]
+    return clock_session_minute(t.hour * 60 + t.minute, kind)

@@ -10,15 +10,16 @@ from evaluator import _kernel as K
 from evaluator.market import Market, attach_signals, option_last_prices
 from evaluator.results import BacktestResult, build_result, trades_frame
 from evaluator.signals import BarSeries, atr, evaluate_bool
-from spec_space.instruments import FUTURES, forex_pair
+from spec_space.instruments import FUTURES, InstrumentType, clock_session_minute, forex_pair
 from spec_space.models import Level, StrategySpec
 
 
-def _minutes(text: str | None) -> int | None:
+def _session_minutes(text: str | None, instrument_type: InstrumentType) -> int | None:
+    """A spec's clock time as a minute of the trading session (None stays None)."""
     if text is None:
         return None
     t = dt.time.fromisoformat(text)
-    return t.hour * 60 + t.minute
+    return clock_session_minute(t.hour * 60 + t.minute, instrument_type)
 
 
 def underlying_multiplier(spec: StrategySpec) -> tuple[float, float, float]:
@@ -118,15 +119,19 @@ def signal_arrays(spec: StrategySpec, market: Market) -> dict[str, np.ndarray]:
     bars = market.bars
     n = len(bars)
     entry_ok = np.ones(n, dtype=np.bool_)
-    start, end = _minutes(spec.entry.window_start), _minutes(spec.entry.window_end)
+    # spec times are minutes of the trading session (data.calendar.spec_session_minute): on forex and
+    # futures a session opens the evening before its date, so clock minutes would put the evening after
+    # a 16:55 flat time and before a 03:00 window start
+    kind = spec.instrument.type
+    start, end = _session_minutes(spec.entry.window_start, kind), _session_minutes(spec.entry.window_end, kind)
     if start is not None:
-        entry_ok &= bars.minute >= start
+        entry_ok &= bars.session_minute >= start
     if end is not None:
-        entry_ok &= bars.minute < end
+        entry_ok &= bars.session_minute < end
     force_flat = np.zeros(n, dtype=np.bool_)
-    flat = _minutes(spec.exits.eod_flat_time)
+    flat = _session_minutes(spec.exits.eod_flat_time, kind)
     if flat is not None:
-        force_flat = bars.minute >= flat
+        force_flat = bars.session_minute >= flat
         last_of_day = np.ones(n, dtype=np.bool_)
         last_of_day[:-1] = bars.day[1:] != bars.day[:-1]
         force_flat |= last_of_day  # half days close before the flat time: flat at their last bar

@@ -37,6 +37,10 @@ Exits
      session, 0 on the expiry session itself. Options still held at their expiry session's last
      bar close at that bar's mark (0DTE). Everything open at the end of the backtest window closes
      at the last bar's close. No entry is taken whose fill bar would already be at or past the flat time.
+     ``eod_flat_time`` and the entry window (``window_start``/``window_end``) are times of the trading
+     session (:func:`data.calendar.spec_session_minute`): a forex day rolls at 17:00 and a Globex day
+     opens at 18:00 the evening before its date, so a time at or after that is the session's opening
+     evening and an earlier one its date (forex 16:55 flats before the roll; 20:00-02:00 is one window).
      Time exits always close: a leg with no trade within the staleness limit closes at its last known
      price and the exit row is marked ``stale`` (an expiring leg without one settles at intrinsic value,
      also marked stale), so a quiet leg never carries a 0DTE or a spread overnight. Exits that are not
@@ -69,7 +73,9 @@ External signals
       fill.
 """
 
-FILL_MODEL_VERSION = "3"  # 3: round-trip trades, price-ordered exits, closing time exits, bar-marked drawdown
+# 3: round-trip trades, price-ordered exits, closing time exits, bar-marked drawdown; 4: flat time and entry
+# window as times of the trading session (forex and futures evenings), rule 8
+FILL_MODEL_VERSION = "4"
 
 # Exit reasons, shared by both engines' trade records.
 EXIT_REASONS: dict[int, str] = {

@@ -38,6 +38,7 @@ from seeds.clause_check import CLAUSE_RECORD_SCHEMA, check_clause_record, number
 from seeds.idea_parser import named_symbols, parse_idea, split_clauses
 from seeds.providers import LLMProvider, LLMResult, OfflineProvider, OfflineRequest, extract_numbers
 from spec_space.catalogue import render as render_catalogue
+from spec_space.instruments import InstrumentType, clock_session_minute
 from spec_space.space import DefaultSource, SpecSpace, check_space
 
 RESEARCH_SCHEMA: dict[str, Any] = {
@@ -217,12 +218,18 @@ def critique(space_dict: dict[str, Any], trials: int) -> list[dict[str, str]]:
     if spec.instrument.type == "option" and spec.costs.option_half_spread == 0 and spec.costs.commission_per_contract == 0:
         issues.append({"severity": "warning", "message": "option trades without spread or commission: costs ignored"})
     window_end, flat = spec.entry.window_end, spec.exits.eod_flat_time
-    if window_end and flat and window_end > flat:
+    # compared as times of the trading session: on forex a 20:00 window end is the evening before a 16:55 flat
+    if window_end and flat and _session_minute(window_end, spec.instrument.type) > _session_minute(flat, spec.instrument.type):
         issues.append({"severity": "warning", "message": f"entries allowed until {window_end} but flat at {flat}"})
     for item in (space.provenance or {}).get("unmapped") or []:
         if isinstance(item, dict):
             issues.append({"severity": "info", "message": f"not mapped: {item.get('clause')!r} ({item.get('reason')})"})
     return issues
+
+
+def _session_minute(clock: str, instrument_type: InstrumentType) -> int:
+    t = dt.time.fromisoformat(clock)
+    return clock_session_minute(t.hour * 60 + t.minute, instrument_type)
 
 
 # --------------------------------------------------------------------------- the pipeline

@@ -16,6 +16,26 @@ InstrumentType = Literal["stock", "option", "future", "forex"]
 INSTRUMENT_TYPES: tuple[InstrumentType, ...] = get_args(InstrumentType)
 
 
+#: New York clock minute at which each instrument type's next trading day starts (0: at midnight). A forex
+#: day rolls at 17:00 and a CME Globex day opens at 18:00, so their sessions begin the evening before their
+#: trading date (data.calendar explains the trading days).
+TRADING_DAY_START_MINUTE: dict[InstrumentType, int] = {"stock": 0, "option": 0, "future": 18 * 60, "forex": 17 * 60}
+
+
+def clock_session_minute(clock_minute: int, instrument_type: InstrumentType) -> int:
+    """The session minute a New York clock time names in a spec (``entry.window_start``/``window_end``,
+    ``exits.eod_flat_time``): minutes since the midnight that starts the trading date, the scale of
+    ``BarSeries.session_minute``.
+
+    A clock time at or after the instrument's day start (forex 17:00, futures 18:00) is the evening that
+    opens the session, the day before its trading date (a negative session minute); an earlier time is
+    on the trading date itself. So on forex 16:55 is the end of the session (before the 17:00 roll),
+    03:00-11:00 the London morning of that session and 20:00 its Asian evening.
+    """
+    start = TRADING_DAY_START_MINUTE[instrument_type]
+    return clock_minute - 1440 if start and clock_minute >= start else clock_minute
+
+
 @dataclass(frozen=True, slots=True)
 class FutureContract:
     root: str

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from spec_space.expressions import parse_expression
-from spec_space.instruments import FUTURES, InstrumentType
+from spec_space.instruments import FUTURES, TRADING_DAY_START_MINUTE, InstrumentType, clock_session_minute
 
 
 class _Strict(BaseModel):
@@ -24,6 +24,11 @@ def _check_expression(value: str | None) -> str | None:
     if value is not None:
         parse_expression(value)
     return value
+
+
+def _session_minute(value: str, instrument_type: InstrumentType) -> int:
+    t = dt.time.fromisoformat(value)
+    return clock_session_minute(t.hour * 60 + t.minute, instrument_type)
 
 
 def _check_time(value: str) -> str:
@@ -118,9 +123,17 @@ class Entry(_Strict):
         None, description="expression: enter long (or buy the 'auto' option legs as calls)"
     )
     short: str | None = Field(None, description="expression: enter short (or buy the 'auto' legs as puts)")
-    window_start: str | None = Field(None, description="no entries before this exchange time, e.g. '09:45'")
+    window_start: str | None = Field(
+        None,
+        description="no entries before this New York time of the trading session, e.g. '09:45'. Forex days "
+        "roll at 17:00 and futures days open at 18:00 the evening before their date: a time at or after "
+        "that is the session's opening evening, an earlier one its trading date (forex '03:00'-'11:00' is "
+        "the London morning, '20:00'-'02:00' the Asian session)",
+    )
     window_end: str | None = Field(
-        None, description="no entries at or after this exchange time, e.g. '15:30'"
+        None,
+        description="no entries at or after this New York time of the trading session, e.g. '15:30' (read "
+        "like window_start; the window must end after it starts within one session)",
     )
 
     _check_long = field_validator("long", "short")(_check_expression)
@@ -200,7 +213,12 @@ class Exits(_Strict):
     partial_take_profits: list[PartialTakeProfit] = Field(default_factory=list)
     max_hold_minutes: int | None = Field(None, ge=1, description="time exit")
     eod_flat_time: str | None = Field(
-        None, description="close everything at this exchange time each day, e.g. '15:55'"
+        None,
+        description="close everything at the first bar starting at or after this New York time of the "
+        "trading session (or at a session's last bar if it ends earlier), e.g. '15:55'. Forex and futures "
+        "sessions open the evening before their date (17:00 / 18:00): a time at or after that is the "
+        "opening evening, so forex '16:55' closes before the 17:00 roll and '22:00' on the evening the "
+        "session opens",
     )
     close_days_before_expiry: int | None = Field(
         None,
@@ -319,6 +337,16 @@ class StrategySpec(_Strict):
             raise ValueError("sizing mode 'risk' needs exits.stop_loss to know the risk per unit")
         if self.exits.close_days_before_expiry is not None and not is_option:
             raise ValueError("exits.close_days_before_expiry applies to options only")
+        start, end = self.entry.window_start, self.entry.window_end
+        if start is not None and end is not None:
+            kind = self.instrument.type
+            if _session_minute(start, kind) >= _session_minute(end, kind):
+                day_start = TRADING_DAY_START_MINUTE[kind]
+                rolls = f" (its trading day starts at {day_start // 60:02d}:00 the evening before)" if day_start else ""
+                raise ValueError(
+                    f"entry window {start}-{end} is empty for a {kind} session{rolls}: window_end must come "
+                    "after window_start within one session"
+                )
         if self.timeframe == "1d" and (self.exits.max_hold_minutes or self.exits.eod_flat_time):
             raise ValueError("daily bars cannot use minute-based exits (max_hold_minutes, eod_flat_time)")
         return self

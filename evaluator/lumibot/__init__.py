@@ -22,13 +22,24 @@ strategy decides on bar ``i``'s close at the iteration of bar ``i + 1``, and
 
 Where Lumibot needed help (each point is a Lumibot behaviour, not a choice of the fill model):
 
-1. Lumibot never processes a session's last bar (its loop stops when the clock reaches the last
-   timestamp of the day), and has no way to fill at a bar's close. Every session's data gets two
-   sentinel rows one and two minutes after its last bar, at that bar's close: the iteration at the
-   first sentinel is where the last bar's close is decided on, and a market order placed there fills
-   at the sentinel's open, i.e. the last bar's close (expiry and end-of-window closes, rule 8). The
-   strategy maps Lumibot's clock to Market bars, so sentinels and the minutes Lumibot pads between
-   sparse bars (copies of the previous bar) are never taken for real bars.
+1. Lumibot never processes a session's last bar (with ``PandasData`` it takes each New York calendar
+   date of the data as one session and its loop stops when the clock reaches that date's last
+   timestamp), and has no way to fill at a bar's close. Where every session lies within one date
+   and pauses after its last bar (stocks, options, regular-hours futures), every session's data gets
+   two sentinel rows one and two minutes after its last bar, at that bar's close: the iteration at
+   the first sentinel is where the last bar's close is decided on, and a market order placed there
+   fills at the sentinel's open, i.e. the last bar's close (expiry and end-of-window closes, rule 8).
+   Forex (the day rolls at 17:00) and extended-hours futures (Globex reopens at 18:00 for the next
+   trade date) have sessions that start the evening before their date and run into each other, so
+   no calendar date is a session and no pause fits two sentinels (``plan.sessions_run_together``).
+   Those run on Lumibot's continuous clock instead (``set_market("24/7")``): the strategy sleeps
+   from each bar straight to the next one (Lumibot moves its clock only while sleeping and checks
+   orders only at iterations, so nights, weekends and the padding between sparse bars are skipped
+   and fill nothing), a session's last bar is decided on at the next session's first bar like any
+   other bar (the fill model has no pause there either: resting exits stay in place across it), and
+   only the window's last bar gets the two sentinels. The strategy maps Lumibot's clock to Market
+   bars, so sentinels and the minutes Lumibot pads between sparse bars (copies of the previous bar)
+   are never taken for real bars.
 2. Lumibot forward-fills missing rows from the previous bar (open included) and forward-fills a
    missing close without limit. Option contracts therefore get rows at every bar of their
    sessions, built by the fill model: the bar's own open/high/low/close when the contract traded,
@@ -51,7 +62,8 @@ Where Lumibot needed help (each point is a Lumibot behaviour, not a choice of th
 5. Lumibot checks working orders when its clock jumps to the next session's open, before that
    session's first iteration, while the fill model checks levels only after the open's exits and
    entries. The resting exits are cancelled at each session's end and placed again at the next
-   session's first bar; they are GTC (Lumibot's default DAY orders expire at the close).
+   session's first bar; they are GTC (Lumibot's default DAY orders expire at the close). On the
+   continuous clock (note 1) nothing is checked between iterations, so they simply stay.
 6. Lumibot compares a stop or limit price with the bar's prices; the fill model compares the
    position's value (price x signed multiplier) with a value level. The two differ by rounding right
    at a level (100 x 0.07 is 7.000000000000001 > 7.0), so each order price is the last float on the
@@ -61,10 +73,18 @@ Where Lumibot needed help (each point is a Lumibot behaviour, not a choice of th
 8. After the run the broker's stream thread and the data source's thread pool are stopped (Lumibot
    leaves them running).
 
-Not supported (``NotImplementedError`` with the reason): futures and forex (they trade around the
-clock: the store's sessions run into each other at midnight and Lumibot backtests them as a
-continuous market without session closes), and partial take-profits not in ascending order (they
-rest together; the fill model takes them strictly in list order).
+Futures: the store's continuous front month (rolled by volume, :meth:`data.store.Store.bars`) is one
+Lumibot ``cont_future`` Asset with the instrument table's multiplier, so a position held through the
+roll sees the same stitched prices as the fast engine. Lumibot books futures on margin (opening a lot
+takes its margin from cash; closing returns it with the realised P&L), the fill model on the notional;
+``SpecStrategy.model_cash`` converts Lumibot's cash to the fill model's for sizing and the equity marks.
+Forex quantities are units of the base currency (``Plan.lumi_units``: 100,000 a lot).
+
+Entry windows and ``eod_flat_time`` are times of the trading session
+(:func:`data.calendar.spec_session_minute`): both engines read the same ``signal_arrays``.
+
+Not supported (``NotImplementedError`` with the reason): partial take-profits not in ascending order
+(they rest together; the fill model takes them strictly in list order).
 
 Signals: in a backtest the strategy reads the precomputed, causal arrays of
 :func:`evaluator.fast.signal_arrays` and picks contracts with the fast engine's own

@@ -9,6 +9,7 @@ from evaluator.lumibot.env import lumibot_environment
 with lumibot_environment():  # no .env discovery, no startup banner, no error reporting on import
     import lumibot.strategies.strategy as _lumibot_strategy_module
     from lumibot.backtesting import BacktestingBroker, PandasDataBacktesting
+    from lumibot.backtesting.backtesting_broker import get_futures_margin_requirement
     from lumibot.entities import Asset, Data, TradingFee
     from lumibot.strategies import Strategy
     from lumibot.traders import Trader
@@ -30,4 +31,5 @@ __all__ = [
     "Strategy",
     "Trader",
     "TradingFee",
+    "get_futures_margin_requirement",
 ]

@@ -12,7 +12,7 @@ import numpy as np
 from evaluator.fast import _legs, kernel_params, session_ordinals, signal_arrays, underlying_multiplier
 from evaluator.lumibot._lumibot import Asset
 from evaluator.market import Market, option_last_prices
-from spec_space.instruments import forex_pair
+from spec_space.instruments import FUTURES, forex_pair
 from spec_space.models import StrategySpec
 
 EPOCH = dt.date(1970, 1, 1)
@@ -44,8 +44,13 @@ class Plan:
     underlying: Any  # lumibot Asset of the traded (or option underlying) instrument
     lumi_units: float  # Lumibot quantity of one unit of the underlying instrument
     bar_at: dict[int, int]  # minute timestamp (ns) -> bar index
-    sentinel_at: dict[int, int]  # first sentinel's timestamp (ns) -> the session's last bar
+    # first sentinel's timestamp (ns) -> the session's last bar (on the continuous clock: the window's last bar only)
+    sentinel_at: dict[int, int]
     close_days: set[int]  # sessions whose option sentinels carry marks (besides each expiry session)
+    # True when the sessions run into each other (forex, extended-hours futures): Lumibot's clock then runs
+    # as one 24/7 market and visits only ``visits`` (module note 1 of evaluator.lumibot)
+    continuous: bool = False
+    visits: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # ns, sorted
     # day ordinals of the trading sessions up to the options' last expiry (close_days_before_expiry)
     sessions: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
@@ -90,31 +95,20 @@ def build_plan(spec: StrategySpec, market: Market, start: dt.date, end: dt.date)
             "the lumibot engine rests all partial take-profits at once, so their pct must be in "
             f"ascending order; got {pcts} in exits.partial_take_profits"
         )
-    if inst.type in ("future", "forex"):
-        raise NotImplementedError(
-            f"the lumibot engine runs stock and option specs; {inst.type} ({inst.symbol}) trades around "
-            "the clock, which Lumibot backtests as a continuous market without session closes; use the "
-            "fast engine for it"
-        )
     i0, i1 = market.index_range(start, end)
     bars = market.bars
     p_last = option_last_prices(spec, market)
-    n = len(bars.ts)
-    last_of_day = np.ones(n, dtype=np.bool_)
-    last_of_day[:-1] = bars.day[1:] != bars.day[:-1]
     ts = bars.ts
     bar_at = {int(ts[i]): i for i in range(i0, i1 + 1)}
-    sentinel_at: dict[int, int] = {}
-    for i in range(i0, i1 + 1):
-        if last_of_day[i] or i == i1:
-            nxt = ts[i] + NS_PER_MIN
-            if i < n - 1 and ts[i + 1] <= ts[i] + 2 * NS_PER_MIN:
-                raise NotImplementedError(
-                    f"session {bars.session_dates[bars.day[i]]} of {market.spec_symbol} runs into the next one "
-                    "without a break; the lumibot engine needs a pause after each session's last bar"
-                )
-            sentinel_at[int(nxt)] = i
-    return spec_plan(
+    continuous = sessions_run_together(market, i0, i1)
+    sentinel_at: dict[int, int] = {int(ts[i1] + NS_PER_MIN): i1}
+    if not continuous:
+        last_of_day = np.flatnonzero(bars.day[i0 + 1 : i1 + 1] != bars.day[i0:i1]) + i0
+        sentinel_at.update({int(ts[i] + NS_PER_MIN): int(i) for i in last_of_day})
+    visits = np.zeros(0, np.int64)
+    if continuous:
+        visits = np.concatenate([ts[i0 : i1 + 1], ts[i1] + np.array([1, 2]) * NS_PER_MIN]).astype(np.int64)
+    plan = spec_plan(
         spec,
         market=market,
         i0=i0,
@@ -125,4 +119,29 @@ def build_plan(spec: StrategySpec, market: Market, start: dt.date, end: dt.date)
         sentinel_at=sentinel_at,
         close_days={int(bars.day[i1])},  # the window's end closes everything at the close
         sessions=session_ordinals(spec, market),
+        continuous=continuous,
+        visits=visits,
     )
+    if inst.type == "future":
+        # the store's continuous front month is one Lumibot continuous future with the contract's
+        # multiplier; Lumibot books futures on margin (cash moves by the margin and the realised P&L, not
+        # the notional: SpecStrategy.model_cash)
+        contract = FUTURES[inst.symbol]
+        plan.underlying = Asset(contract.root, asset_type="cont_future", multiplier=contract.multiplier)
+    return plan
+
+
+def sessions_run_together(market: Market, i0: int, i1: int) -> bool:
+    """Whether bars ``i0..i1`` need Lumibot's continuous clock (module note 1 of :mod:`evaluator.lumibot`).
+
+    With ``PandasData`` Lumibot takes each New York calendar date of the data as one session and never
+    iterates a date's last timestamp; the sentinel rows after each session's last bar then stand in for
+    it. That needs every session to lie within one calendar date (no bar before its trading date, as a
+    forex or Globex evening has: ``session_minute != minute``) and a pause of more than two minutes after
+    it for the two sentinels."""
+    bars = market.bars
+    sl = slice(i0, i1 + 1)
+    if not np.array_equal(bars.session_minute[sl], bars.minute[sl]):
+        return True
+    ends = np.flatnonzero(bars.day[i0 + 1 : i1 + 1] != bars.day[i0:i1]) + i0
+    return bool(np.any(bars.ts[ends + 1] <= bars.ts[ends] + 2 * NS_PER_MIN))

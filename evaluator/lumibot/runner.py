@@ -60,7 +60,8 @@ def _run_here(
     first = pd.Timestamp(int(bars.ts[plan.i0]), tz="UTC").tz_convert(NY)
     last = pd.Timestamp(int(bars.ts[plan.i1]) + 2 * NS_PER_MIN, tz="UTC").tz_convert(NY)
     t_start = dt.datetime.combine(first.date(), dt.time(0, 0))
-    t_end = dt.datetime.combine(last.date(), dt.time(23, 59))
+    # the session clock stops at the last sentinel's day end; the continuous one at the last sentinel
+    t_end = last.tz_localize(None).to_pydatetime() if plan.continuous else dt.datetime.combine(last.date(), dt.time(23, 59))
     with lumibot_environment(run_dir):
         data = Data(plan.underlying, frame, timestep="minute", quote=USD)
         source = PandasDataBacktesting(

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 
 from evaluator import _kernel as K
-from evaluator.lumibot._lumibot import USD, Asset, Data
+from evaluator.lumibot._lumibot import USD, Asset, Data, get_futures_margin_requirement
 from evaluator.lumibot.core import Action, Resting, SpecCore, Trade
 from evaluator.lumibot.data import contract_frame
-from evaluator.lumibot.plan import EPOCH, Plan
+from evaluator.lumibot.plan import EPOCH, NS_PER_MIN, Plan
 
 
 class SpecStrategy(SpecCore):
@@ -42,12 +42,30 @@ class SpecStrategy(SpecCore):
 
     def initialize(self) -> None:
         self.sleeptime = "1M"  # Lumibot pads the data to a one-minute grid; padding minutes are skipped
+        if self.plan.continuous:
+            # sessions that run into each other (module note 1): one continuous market whose clock
+            # visits the window's bars and the final sentinels only (_sleep_to_next_visit)
+            self.set_market("24/7")
 
     # ------------------------------------------------------------------ Lumibot's clock -> bars
 
     def on_trading_iteration(self) -> None:
-        plan = self.plan
         ns = int(round(self.get_datetime().timestamp())) * 1_000_000_000
+        self._on_minute(ns)
+        if self.plan.continuous:
+            self._sleep_to_next_visit(ns)
+
+    def _sleep_to_next_visit(self, ns: int) -> None:
+        """On the continuous clock, sleep straight to the next bar or sentinel: Lumibot only moves its clock
+        while sleeping (orders are checked at iterations), so the padding minutes, nights and weekends
+        in between cost nothing and can fill nothing."""
+        visits = self.plan.visits
+        k = int(np.searchsorted(visits, ns, side="right"))
+        gap = int(visits[k] - ns) // NS_PER_MIN if k < len(visits) else 1
+        self.sleeptime = f"{max(gap, 1)}M"
+
+    def _on_minute(self, ns: int) -> None:
+        plan = self.plan
         j = plan.bar_at.get(ns)
         if j is None:
             last = plan.sentinel_at.get(ns)
@@ -67,7 +85,7 @@ class SpecStrategy(SpecCore):
         if self.pending_mark is None:
             return
         i, v_close = self.pending_mark
-        self.equity[i] = float(self.cash) + (self.qty * v_close if self.direction != 0 else 0.0)
+        self.equity[i] = self.model_cash() + (self.qty * v_close if self.direction != 0 else 0.0)
         self.pending_mark = None
 
     def _check_unfilled(self) -> None:
@@ -129,6 +147,22 @@ class SpecStrategy(SpecCore):
         self.submit_order(order)
         self.actions[order.identifier] = (action, leg)
         return order
+
+    def model_cash(self) -> float:
+        """Lumibot's cash as the fill model counts it (the notional of every position paid in full).
+
+        Lumibot books a future on margin: opening a lot takes its margin from cash, closing it returns the
+        margin plus the realised P&L. For each open lot the fill model's cash has instead paid
+        ``qty * multiplier * fill price`` and holds no margin, so those two are swapped back here."""
+        cash = float(self.cash)
+        asset = self.plan.underlying
+        if getattr(asset, "asset_type", None) != Asset.AssetType.CONT_FUTURE:
+            return cash
+        broker = self.broker
+        lots = broker._futures_lot_ledgers.get(broker._get_futures_ledger_key(self, asset), [])
+        margin = get_futures_margin_requirement(asset)
+        mult = float(asset.multiplier)
+        return cash + sum(margin * abs(lot["qty"]) - lot["qty"] * mult * lot["price"] for lot in lots)
 
     def _book(self, amount: float) -> None:
         """Add ``amount`` (negative: a cost) to Lumibot's cash (module note 4)."""
@@ -330,7 +364,7 @@ class SpecStrategy(SpecCore):
         fresh = self._trade()
         cost = self._cost(fresh, float(bars.open[j]))
         v_pay = v_fill + cost  # what one unit costs, costs included
-        eq = float(self.cash) + self.cash_pending
+        eq = self.model_cash() + self.cash_pending
         stop_dist = self._stop_distance(v_pay, plan.sig["atr"][j - 1], plan.sig["sig_stop_dist"][j - 1])
         q = self._size(fresh, v_fill, v_pay, stop_dist, eq)
         step = float(prm[K.P_QTY_STEP])

@@ -34,6 +34,7 @@ from evaluator.market import Market, load_market
 from evaluator.metrics import METRIC_KEYS
 from evaluator.parity import compare_results
 from evaluator.results import BacktestResult
+from spec_space.instruments import FUTURES
 from spec_space.loader import load_space
 from spec_space.models import StrategySpec
 from spec_space.space import DefaultSource
@@ -268,15 +269,147 @@ def test_compare_results_tolerances(store: Store) -> None:
     assert set(compare_results(a, dataclasses.replace(a, metrics=metrics)).metric_mismatches) == {"sharpe"}
 
 
+# --------------------------------------------------------------------------- forex and futures
+
+# Four weeks of EURUSD (24x5, days rolling at 17:00) and every futures root of the instrument table (Globex,
+# the 17:00-18:00 break, the continuous front month rolling from H24 to M24 around 2024-03-07), after two
+# weeks of indicator warm-up.
+FX_START, FX_END = dt.date(2024, 2, 12), dt.date(2024, 3, 8)
+
+
+@pytest.fixture(scope="module")
+def fx_futures_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    root = tmp_path_factory.mktemp("fx_futures")
+    generate(root / "flat", tickers=["C:EURUSD", *FUTURES], start=dt.date(2024, 1, 29), end=FX_END, seed=7)
+    report = ingest(root / "flat", root / "store", workers=1)
+    assert not report.failed, report.summary()
+    return Store(root / "store")
+
+
+def _extended(spec: StrategySpec, flat: str | None = None) -> StrategySpec:
+    """Around the clock from the 18:00 Globex open, without the cash-session entry window; with ``flat``
+    None positions are held through the daily break and the roll, else flat at that session time."""
+    return spec.model_copy(
+        update={
+            "session": "extended",
+            "entry": spec.entry.model_copy(update={"window_end": None}),
+            "exits": spec.exits.model_copy(update={"eod_flat_time": flat}),
+        }
+    )
+
+
+def _extended_flat_before_break(spec: StrategySpec) -> StrategySpec:
+    return _extended(spec, "16:55")
+
+
+def _london_morning_flat_before_roll(spec: StrategySpec) -> StrategySpec:
+    return spec.model_copy(
+        update={
+            "entry": spec.entry.model_copy(update={"window_start": "02:00", "window_end": "12:00"}),
+            "exits": spec.exits.model_copy(update={"eod_flat_time": "16:55"}),
+        }
+    )
+
+
+def _pct_commission(spec: StrategySpec) -> StrategySpec:
+    """A percentage commission on top (Lumibot's percent fee of price x quantity, scaled by the multiplier)."""
+    return spec.model_copy(update={"costs": spec.costs.model_copy(update={"commission_pct": 0.0002})})
+
+
+def _mym(spec: StrategySpec) -> StrategySpec:
+    return spec.model_copy(update={"instrument": spec.instrument.model_copy(update={"symbol": "MYM"})})
+
+
+@pytest.mark.parametrize(
+    ("space", "overrides", "change", "min_trades"),
+    [
+        pytest.param("forex_trend", {}, None, 40, id="forex_trend"),
+        pytest.param("forex_trend", {}, _london_morning_flat_before_roll, 10, id="forex_trend-window-eod-flat"),
+        pytest.param("forex_trend", {}, _pct_commission, 40, id="forex_trend-pct-commission"),
+        pytest.param("mes_orb", {}, None, 5, id="mes_orb"),
+        pytest.param("mes_orb", {"volume_ratio": 0.8}, _pct_commission, 10, id="mes_orb-pct-commission"),
+        pytest.param("mes_orb", {"volume_ratio": 0.8, "buffer": 0.0}, None, 15, id="mes_orb-more-breakouts"),
+        pytest.param("mes_orb", {}, _extended, 10, id="mes_orb-extended-held-through-break-and-roll"),
+        pytest.param("mes_orb", {}, _extended_flat_before_break, 10, id="mes_orb-extended-flat-before-break"),
+        pytest.param("mes_orb", {"volume_ratio": 0.8}, _mym, 10, id="mym_orb-half-dollar-point"),
+    ],
+)
+def test_forex_and_futures_parity_on_sample_data(
+    space: str,
+    overrides: dict[str, Any],
+    change: Callable[[StrategySpec], StrategySpec] | None,
+    min_trades: int,
+    fx_futures_store: Store,
+) -> None:
+    spec = space_spec(space, **overrides)
+    if change is not None:
+        spec = change(spec)
+    market = load_market(fx_futures_store, spec, FX_START, FX_END)
+    a = fast.run(spec, market, FX_START, FX_END)
+    lumi = lumibot.run(spec, market, FX_START, FX_END)
+    assert a.trades.height >= min_trades, a.trades.height
+    report = compare_results(a, lumi)
+    assert report.ok, report.summary()
+    assert report.max_price_diff <= 0.01
+    assert a.trades.select("entry_bar", "exit_bar", "exit_reason").equals(
+        lumi.trades.select("entry_bar", "exit_bar", "exit_reason")
+    )
+    # forex lots go through Lumibot as units of the base currency: 1.91 lots may come back a float apart
+    np.testing.assert_allclose(lumi.trades.get_column("quantity"), a.trades.get_column("quantity"), rtol=1e-12)
+    if change in (_london_morning_flat_before_roll, _extended_flat_before_break):
+        assert "eod_flat" in set(a.trades.get_column("exit_reason"))
+    if spec.session == "extended":
+        # without a flat time, Lumibot's continuous clock carried positions across the daily break into
+        # the next session
+        days = market.bars.day
+        held = any(days[t["entry_bar"]] != days[t["exit_bar"]] for t in a.trades.iter_rows(named=True))
+        assert held == (spec.exits.eod_flat_time is None)
+
+
+@pytest.mark.parametrize("session", ["regular", "extended"])
+@pytest.mark.parametrize("root", sorted(FUTURES))
+def test_every_futures_root_of_the_instrument_table_in_both_sessions(
+    root: str, session: str, fx_futures_store: Store
+) -> None:
+    """The micros and their minis: each root's multiplier and tick (slippage_ticks), Lumibot's margin for
+    it, its regular hours (MGC/GC 08:20-13:30) and, around the clock, the continuous clock."""
+    spec = space_spec("mes_orb", volume_ratio=0.8, buffer=0.0)
+    spec = spec.model_copy(update={"instrument": spec.instrument.model_copy(update={"symbol": root})})
+    if session == "extended":
+        spec = _extended_flat_before_break(spec)
+    start = dt.date(2024, 3, 4)
+    market = load_market(fx_futures_store, spec, start, FX_END)
+    a = fast.run(spec, market, start, FX_END)
+    lumi = lumibot.run(spec, market, start, FX_END)
+    assert a.trades.height > 0
+    report = compare_results(a, lumi)
+    assert report.ok, report.summary()
+    assert set(lumi.trades.get_column("instrument")) == {root}
+
+
 # --------------------------------------------------------------------------- isolation
 
 
+@pytest.mark.parametrize(
+    ("space", "sample"),
+    [("sma_cross", "store"), ("forex_trend", "fx_futures_store")],  # the session clock and the continuous one
+)
 def test_lumibot_run_is_offline_quiet_and_leaves_the_working_directory_alone(
-    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+    space: str,
+    sample: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
-    spec = space_spec("sma_cross")
-    market = sample_market(store, spec)
-    expected = fast.run(spec, market, START, END)
+    spec = space_spec(space)
+    if sample == "store":
+        start, end = START, END
+        market = sample_market(request.getfixturevalue(sample), spec)
+    else:
+        start, end = FX_START, FX_END
+        market = load_market(request.getfixturevalue(sample), spec, start, end)
+    expected = fast.run(spec, market, start, end)
     attempts: list[Any] = []
 
     def refuse(*args: Any, **kwargs: Any) -> Any:
@@ -297,7 +430,7 @@ def test_lumibot_run_is_offline_quiet_and_leaves_the_working_directory_alone(
     (work / ".env").write_text("BACKTESTING_BUDGET=7\n")  # what a stray .env would say
     monkeypatch.chdir(work)
     capfd.readouterr()
-    result = lumibot.run(spec, market, START, END)
+    result = lumibot.run(spec, market, start, end)
     out, err = capfd.readouterr()
     assert attempts == []
     assert compare_results(expected, result).ok

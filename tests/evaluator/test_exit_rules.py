@@ -339,3 +339,90 @@ def test_compute_metrics_reads_the_bar_marks_for_the_drawdown() -> None:
     assert with_bars["max_drawdown"] == approx(0.2)  # 100 -> 80 inside day one
     with pytest.raises(ValueError, match="bar_equity"):
         compute_metrics(daily, days, np.array([10.0]), bar_equity=np.array([np.nan]), **common)
+
+
+# --------------------------------------------------------------------------- spec times are session times
+
+TUE = "2024-03-05"
+
+
+def _quiet(n: int, price: float) -> list[tuple[float, float, float, float]]:
+    return [(price, price, price, price)] * n
+
+
+def _flat_before_the_roll() -> tuple[list[b.Row], str, dict[str, Any]]:
+    """Forex, flat at 16:55: bars 16:50-17:05, the day rolling at 17:00. A 16:50 entry is closed at 16:55;
+    after the roll the new session trades (clock minutes would call 17:02 'after 16:55' and refuse it)."""
+    rows = b.minutes(TUE, "16:50", _quiet(16, 1.085))
+    return rows, "forex", {"long": b.at(rows, 0, 12), "exits": {"eod_flat_time": "16:55"}}
+
+
+def _flat_before_the_globex_break() -> tuple[list[b.Row], str, dict[str, Any]]:
+    """MES, flat at 16:55 before the 17:00-18:00 break; the 18:00 reopen starts the next trade date."""
+    rows = b.minutes(TUE, "16:50", _quiet(10, 5000.0)) + b.minutes(TUE, "18:00", _quiet(6, 5000.0))
+    return rows, "future", {"long": b.at(rows, 0, 11), "exits": {"eod_flat_time": "16:55"}}
+
+
+def _asian_evening_window() -> tuple[list[b.Row], str, dict[str, Any]]:
+    """Forex, entries 20:00-02:00: one window across midnight inside Wednesday's session (which opened
+    Tuesday 17:00). 19:58 is before it; 01:59 inside it (filled at 02:00), 02:01 after it."""
+    rows = b.minutes(TUE, "19:58", _quiet(4, 1.085)) + b.minutes("2024-03-06", "01:58", _quiet(5, 1.085))
+    window = {"window_start": "20:00", "window_end": "02:00"}
+    return rows, "forex", {"long": b.at(rows, 0, 2, 5, 7), "entry": window, "exits": {"exit_long": b.at(rows, 3)}}
+
+
+@engines
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        (_flat_before_the_roll, [(1, 5, "eod_flat"), (13, 15, "eod_flat")]),  # 17:05: the last bar is flat too
+        (_flat_before_the_globex_break, [(1, 5, "eod_flat"), (12, 15, "eod_flat")]),
+        (_asian_evening_window, [(3, 4, "signal"), (6, 8, "end_of_data")]),
+    ],
+    ids=["forex-flat-1655-before-the-roll", "mes-flat-1655-before-the-break", "forex-window-2000-0200"],
+)
+def test_entry_window_and_flat_time_are_times_of_the_trading_session(
+    engine: str, case: Any, expected: list[tuple[int, int, str]]
+) -> None:
+    rows, kind, fields = case()
+    symbol = {"forex": "C:EURUSD", "future": "MES"}[kind]
+    strategy = b.spec(
+        instrument={"type": kind, "symbol": symbol.removeprefix("C:")},
+        entry={"long": fields["long"], **fields.get("entry", {})},
+        exits=fields["exits"],
+        sizing={"mode": "fixed", "quantity": 1},
+    )
+    result = run(engine, strategy, b.market(rows, symbol=symbol, kind=kind))
+    assert [(t["entry_bar"], t["exit_bar"], t["exit_reason"]) for t in b.trades(result)] == expected
+
+
+@pytest.mark.parametrize(
+    ("kind", "symbol", "window"),
+    [("forex", "EURUSD", ("16:00", "18:00")), ("future", "MES", ("19:00", "18:30")), ("stock", "SPY", ("15:00", "10:00"))],
+)
+def test_an_entry_window_empty_within_one_session_is_refused(kind: str, symbol: str, window: tuple[str, str]) -> None:
+    # forex 16:00-18:00 crosses the 17:00 roll (18:00 is the next session's evening): no session holds it
+    with pytest.raises(ValidationError, match="window_end must come after window_start within one session"):
+        b.spec(
+            instrument={"type": kind, "symbol": symbol},
+            entry={"long": "close > 0", "window_start": window[0], "window_end": window[1]},
+        )
+
+
+@engines
+def test_a_forex_stop_held_over_the_weekend_fills_at_the_sunday_open_gap(engine: str) -> None:
+    """Friday's position keeps its 30-pip stop (1.0820) over the weekend; the week opens Sunday 17:00 at
+    1.0800, through the stop: filled at that open (rule 4's gap), not at the level."""
+    friday = b.minutes("2024-03-08", "16:50", _quiet(10, 1.085))
+    sunday = b.minutes("2024-03-10", "17:00", [(1.0800, 1.0805, 1.0795, 1.0802), *_quiet(3, 1.0802)])
+    rows = friday + sunday
+    strategy = b.spec(
+        instrument={"type": "forex", "symbol": "EURUSD"},
+        entry={"long": b.at(rows, 0)},
+        exits={"stop_loss": {"pips": 30}},
+        sizing={"mode": "fixed", "quantity": 1},
+    )
+    (trade,) = b.trades(run(engine, strategy, b.market(rows, symbol="C:EURUSD", kind="forex")))
+    assert (trade["entry_bar"], trade["exit_bar"], trade["exit_reason"]) == (1, 10, "stop_loss")
+    assert trade["exit_price"] == approx(1.0800)
+    assert trade["pnl"] == approx(100_000 * (1.0800 - 1.0850))

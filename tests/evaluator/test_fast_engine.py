@@ -589,7 +589,7 @@ MES_BARS = [
 def test_futures_multiplier_and_tick_slippage(engine, bar2, exit_bar, price, reason):
     bars = [*MES_BARS, bar2, (5010, 5011, 5008, 5010), (5010, 5010, 5010, 5010)]
     rows = b.minutes(DAY, "09:30", bars)
-    mkt = b.market(rows, symbol="MES")
+    mkt = b.market(rows, symbol="MES", kind="future")
     buy = b.at(rows, 0)
     sell = b.at(rows, 2)
     strategy = b.spec(
@@ -617,7 +617,7 @@ FX_BARS = [
 def test_forex_risk_sizing_in_001_lots_and_pip_stop(engine):
     bars = [*FX_BARS, (1.0840, 1.0842, 1.0810, 1.0815), (1.0815, 1.0815, 1.0815, 1.0815)]
     rows = b.minutes(DAY, "09:30", bars)
-    mkt = b.market(rows, symbol="C:EURUSD")
+    mkt = b.market(rows, symbol="C:EURUSD", kind="forex")
     buy = b.at(rows, 0)
     strategy = b.spec(
         entry={"long": buy},
@@ -638,7 +638,7 @@ def test_forex_risk_sizing_in_001_lots_and_pip_stop(engine):
 def test_forex_partial_take_profit_closes_whole_001_lots(engine):
     bars = [*FX_BARS, (1.0852, 1.0875, 1.0851, 1.0870), (1.0870, 1.0870, 1.0870, 1.0870)]
     rows = b.minutes(DAY, "09:30", bars)
-    mkt = b.market(rows, symbol="C:EURUSD")
+    mkt = b.market(rows, symbol="C:EURUSD", kind="forex")
     buy = b.at(rows, 0)
     strategy = b.spec(
         entry={"long": buy},

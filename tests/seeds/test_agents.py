@@ -231,3 +231,17 @@ def test_zero_trades_on_daily_bars_says_when_the_look_back_outruns_the_data():
     outcome = pipeline.seed_idea(IDEAS[4], source="ideas.txt", index=5)  # the 50/200-day SMA cross
     assert not outcome.accepted
     assert "0 trades on SPY in 125 session(s)" in outcome.errors[0] and "(200 daily bars)" in outcome.errors[0]
+
+
+def test_critic_compares_window_end_and_flat_time_within_the_trading_session():
+    import spec_space
+
+    space = yaml.safe_load((Path(spec_space.__file__).parent / "forex_trend.yaml").read_text())
+
+    def warned(window_end: str, flat: str) -> bool:
+        space["spec"]["entry"]["window_end"] = window_end
+        space["spec"]["exits"]["eod_flat_time"] = flat
+        return any("entries allowed until" in i["message"] for i in critique(space, trials=500))
+
+    assert not warned("20:00", "16:55")  # the forex session opens at 17:00: 20:00 comes before 16:55
+    assert warned("12:00", "11:00")
