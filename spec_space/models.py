@@ -13,7 +13,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from spec_space.expressions import parse_expression
-from spec_space.instruments import FUTURES, TRADING_DAY_START_MINUTE, InstrumentType, clock_session_minute
+from spec_space.instruments import (
+    FUTURES,
+    TRADING_DAY_START_MINUTE,
+    InstrumentType,
+    clock_session_minute,
+    forex_pair,
+)
 
 
 class _Strict(BaseModel):
@@ -112,6 +118,16 @@ class Instrument(_Strict):
             raise ValueError(f"legs and staged apply to options only, not to type {self.type!r}")
         if self.type == "future" and self.symbol not in FUTURES:
             raise ValueError(f"unknown futures root {self.symbol!r}; known: {', '.join(FUTURES)}")
+        if self.type == "forex":
+            pair = forex_pair(self.symbol).pair
+            # The engines book a pair's price moves as dollars: right only when the quote currency is USD.
+            # USDJPY's moves are yen; counting them as dollars would overstate PnL and risk about 150x.
+            if not pair.endswith("USD"):
+                raise ValueError(
+                    f"forex pair {self.symbol!r} is quoted in {pair[-3:]}, but the account and every metric are "
+                    "in USD and the engines do not convert quote-currency PnL yet; trade a USD-quoted pair "
+                    "(EURUSD, GBPUSD, AUDUSD, NZDUSD, XAUUSD)"
+                )
         return self
 
 

@@ -276,3 +276,18 @@ def test_spec_validate_names_the_file_of_a_yaml_syntax_error(tmp_path):
     assert result.exit_code == 1
     assert f"{path}:" in result.output and "not valid YAML" in result.output
     assert "<unicode string>" not in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("symbol", "accepted"), [("EURUSD", True), ("C:XAUUSD", True), ("USDJPY", False), ("EURGBP", False)])
+def test_forex_pairs_must_be_quoted_in_the_account_currency(tmp_path, symbol, accepted):
+    # The engines book price moves as dollars; a yen-quoted pair would overstate PnL about 150x.
+    path = tmp_path / "spec.yaml"
+    path.write_text(
+        f"name: x\ninstrument: {{type: forex, symbol: '{symbol}'}}\ntimeframe: 15min\n"
+        "entry: {long: 'close > 1'}\nexits: {stop_loss: {pct: 1}}\n"
+    )
+    if accepted:
+        assert load_spec(path).instrument.symbol == symbol
+    else:
+        with pytest.raises(SpecError, match=f"quoted in {symbol[-3:]}.*trade a USD-quoted pair"):
+            load_spec(path)
