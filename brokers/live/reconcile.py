@@ -101,7 +101,10 @@ class BrokerReconcile:
     def _live_adopt_bracket(self, order: Any) -> None:
         """Track a bracket found at the broker as this run's own (its levels as the broker holds them)."""
         units = round(abs(float(order.quantity)), 8)
-        parts = [order, *(getattr(order, "child_orders", None) or [])]  # an OCO keeps its levels on its children
+        parts = [
+            order,
+            *(getattr(order, "child_orders", None) or []),
+        ]  # an OCO keeps its levels on its children
         stop = next((p.stop_price for p in parts if getattr(p, "stop_price", None) is not None), None)
         target = next((p.limit_price for p in parts if getattr(p, "limit_price", None) is not None), None)
         rests = [(kind, float(p)) for kind, p in (("stop", stop), ("target", target)) if p is not None]
@@ -110,7 +113,9 @@ class BrokerReconcile:
         action = Action("resting", 0, 1, reason=reason, rest_kind=kind, partial_index=-1)
         self.live_orders[id(order)] = (order, action, 0)
         self.resting = [Resting(order, k, p, units, reason if k == "stop" else 2, -1) for k, p in rests]
-        self.log_message(f"keeping the bracket held at the broker: {', '.join(f'{k} {p:g}' for k, p in rests)}")
+        self.log_message(
+            f"keeping the bracket held at the broker: {', '.join(f'{k} {p:g}' for k, p in rests)}"
+        )
 
     def _live_option_positions(self) -> list[tuple[Any, float, float | None]]:
         symbol = str(self.plan.underlying.symbol)

@@ -553,9 +553,16 @@ class LiveSpecStrategy(BrokerReconcile, SpecCore):
             time.sleep(0.1)
             self._live_sync()
 
-    def _live_exit(self, exit_qty: float, reason: int) -> None:
-        """Close ``exit_qty`` units with market orders (steps 1 and 4 live)."""
-        self._live_cancel_resting()
+    def _live_exit(self, exit_qty: float, reason: int, *, keep_bracket: bool = False) -> None:
+        """Close ``exit_qty`` units with market orders (steps 1 and 4 live). ``keep_bracket``: a partial exit
+        where the bracket is the position's own (it follows the smaller position at the broker)."""
+        if keep_bracket:
+            for rest in [r for r in self.resting if r.kind == "partial"]:
+                self.live_orders.pop(id(rest.order), None)
+                self._live_cancel(rest.order)
+            self.resting = [r for r in self.resting if r.kind != "partial"]
+        else:
+            self._live_cancel_resting()
         trade = self._trade()
         action = Action("exit", 0, trade.n, trade=trade, reason=reason, exit_qty=exit_qty)
         action.restore = (self.direction, self.qty)
@@ -640,11 +647,15 @@ class LiveSpecStrategy(BrokerReconcile, SpecCore):
         change, else the held one cancelled and a new one placed (the quantity changed, a level came or went)."""
         levels = {kind: price for kind, price, *_ in wanted}
         order = held[0].order if held else None
+        # a bracket attached to the position follows its quantity at the broker; an order's cannot change
+        attached = self.live.exits == "bracket"
         same = (
             order is not None
             and order.is_active()
             and sorted((r.kind, r.units) for r in held) == sorted((w[0], w[2]) for w in wanted)
-        )
+        ) or (order is not None and order.is_active() and attached and {r.kind for r in held} == set(levels))
+        if same and {r.kind: r.price for r in held} == levels:
+            return [Resting(order, *w) for w in wanted]  # only the quantity it follows changed
         if same:
             try:
                 self.modify_order(order, stop_price=levels.get("stop"), limit_price=levels.get("target"))
@@ -705,7 +716,8 @@ class LiveSpecStrategy(BrokerReconcile, SpecCore):
                 if kind == "partial":
                     self.next_partial = n + 1
                 self.log_message(f"{kind} level {level:g} touched at {price:g}")
-                self._live_exit(units / self.pos_units[0], reason)
+                exit_qty = units / self.pos_units[0]
+                self._live_exit(exit_qty, reason, keep_bracket=exit_qty < self.qty - 1e-9)
                 return True
         return False
 

@@ -478,6 +478,37 @@ def test_forex_spec_sizes_by_risk_and_closes_at_the_target_held_on_its_tradelock
         ]
 
 
+def test_forex_partial_target_is_watched_while_the_positions_own_bracket_follows_it_on_tradelocker(
+    tradelocker: tuple[Any, Any, Any], live_env: Path
+) -> None:
+    fake, _, broker = tradelocker
+    spec = _spec(
+        instrument={"type": "forex", "symbol": "EURUSD"},
+        entry={"long": "close > 0"},
+        exits={
+            "stop_loss": {"pips": 20},
+            "take_profit": {"pips": 40},
+            "partial_take_profits": [{"pct": 0.001, "fraction": 0.5}],
+        },
+        sizing={"mode": "fixed", "quantity": 0.2, "max_trades_per_day": 1},
+    )
+    with trading(live_strategy(broker, spec, name="live-fx-partial", sleeptime="1S"), live_env):
+        _wait(lambda: _tl_positions(fake).get("EURUSD") == 0.2, "the buy at 1.08500")
+        patch = _wait(lambda: fake.requests_to("PATCH", r"/trade/positions/\d+$"), "the position's exits")
+        assert patch[0].json() == {"stopLoss": 1.083, "takeProfit": 1.089}
+        fake.set_quote("EURUSD", 1.08620, 1.08630)  # mid 1.08625, past the partial at 1.085 * 1.001
+        _wait(lambda: _tl_positions(fake).get("EURUSD") == 0.1, "the partial close")
+        time.sleep(1.5)  # a few iterations: the position's bracket follows it, nothing is re-sent
+        assert len(fake.requests_to("PATCH", r"/trade/positions/\d+$")) == 1
+        fake.set_quote("EURUSD", 1.08910, 1.08920)  # the bid reaches the take-profit
+        _wait(lambda: not _tl_positions(fake), "the close at the target")
+    book = fake.books[1]
+    assert book.realized_today == pytest.approx(
+        0.1 * 100_000 * (1.0862 - 1.085) + 0.1 * 100_000 * (1.0891 - 1.085)
+    )
+    assert fake.order_count() == 1  # the partial is a position close, the target the position's own
+
+
 def test_forex_reversal_closes_the_short_found_at_the_broker_then_buys(
     tradelocker: tuple[Any, Any, Any], live_env: Path
 ) -> None:
