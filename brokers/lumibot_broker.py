@@ -240,6 +240,11 @@ class AdapterBroker(Broker):
             for (symbol, asset_class), (qty, avg) in sorted(net.items())
         ]
 
+    def _set_initial_positions(self, strategy: Any) -> None:
+        """Lumibot appends the broker's positions here without looking; the polling thread may have tracked
+        them already (a restart holding a position), and two copies make ``get_position`` raise. Sync instead."""
+        self.sync_positions(strategy)
+
     def _pull_position(self, strategy: Any, asset: Asset) -> LumiPosition | None:
         wanted = leg_symbol(asset)[0]
         return next((p for p in self._pull_positions(strategy) if leg_symbol(p.asset)[0] == wanted), None)
@@ -645,7 +650,7 @@ class AdapterBroker(Broker):
             self._do_polling()
 
     def _do_polling(self) -> None:
-        self.sync_positions(None)
+        self.sync_positions(self._strategy_name_or_sole_subscriber() or None)
         strategy_name = self._strategy_name_or_sole_subscriber()
         try:
             broker_orders = self._pull_broker_all_orders()
