@@ -87,6 +87,11 @@ spec:
   sizing: {mode: fixed, quantity: $lots}
 """
 
+FX_BRACKET_SPACE = FX_SPACE.replace("name: live_tiny_fx\n", "name: live_tiny_fx_bracket\n").replace(
+    '  entry: {long: "close > 0"}\n',
+    '  entry: {long: "close > 0"}\n  exits: {stop_loss: {pips: 20}, take_profit: {pips: 20}}\n',
+)
+
 # Fast settings for the processes the tests start: Lumibot polls twice a second, iterates every 2 s.
 SETTINGS = PaperSettings(
     polling_interval=0.5,
@@ -552,6 +557,46 @@ def test_a_killed_runner_holding_a_bracket_restarts_without_a_second_entry_or_br
     assert result.exit_code == 0 and "flattened: SPY +3" in result.output, result.output
     assert _positions(fake) == {} and _working_ocos(fake) == []
     _assert_no_secrets(farm)
+
+
+def test_a_killed_tradelocker_runner_keeps_the_stop_and_target_on_its_position(farm: Farm) -> None:
+    """The same crash on TradeLocker: the position's own stop-loss and take-profit are kept (nothing is
+    sent again) and the new runner records them."""
+    fake = farm.tradelocker.fake
+    root = farm.root
+    _make_study(
+        farm.storage,
+        "fxb",
+        FX_BRACKET_SPACE,
+        root / "fxb",
+        root / "fxb" / "gates",
+        "lots",
+        [0.1, 0.2, 0.3],
+        0.05,
+    )
+    (dep_id,) = promote_candidates(farm.options("fxb"), farm.store, echo=farm.lines.append).started
+    _wait(lambda: _positions(fake).get("EURUSD") == pytest.approx(0.1), what="the forex buy")
+    patches = _wait(lambda: fake.requests_to("PATCH", r"/trade/positions/\d+$"), what="the position's exits")
+    assert patches[0].json() == {"stopLoss": 1.083, "takeProfit": 1.087}  # 20 pips from the fill at 1.08500
+    dep = farm.store.get(dep_id)
+
+    os.kill(dep.runner_pid, signal.SIGKILL)  # type: ignore[arg-type]
+    reconciled = _wait(
+        lambda: [e for e in farm.store.events(dep_id) if e.kind == "reconciled"][1:],
+        what="the second reconcile",
+    )
+    assert (
+        "working at the broker: exits of EURUSD sell 10,000 stop 1.083 target 1.087" in reconciled[0].message
+    )
+    log = Path(dep.folder) / "runner.log"
+    restarted = lambda: log.read_text().split("trading always_long_eurusd")[-1]  # noqa: E731
+    _wait(lambda: restarted().count("Trading iteration ended") >= 2, what="two iterations after the restart")
+    assert "keeping the bracket held at the broker: stop 1.083, target 1.087" in restarted()
+    assert fake.order_count() == 1 and len(fake.requests_to("PATCH", r"/trade/positions/\d+$")) == 1
+    fake.set_quote("EURUSD", 1.08705, 1.08715)  # the take-profit closes the position at the broker
+    _wait(lambda: _positions(fake) == {}, what="the take-profit")
+    result = farm.cli("stop", dep_id, "--reason", "end of test")
+    assert result.exit_code == 0, result.output
 
 
 def test_daily_loss_breach_stops_flattens_and_records_why(farm: Farm) -> None:

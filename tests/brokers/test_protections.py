@@ -52,6 +52,18 @@ def test_tradier_holds_stop_and_target_as_one_oco_and_moves_the_stop_in_place(tr
     assert adapter.get_positions() == [] and adapter.list_protections() == []
 
 
+def test_where_tradier_refuses_to_move_a_leg_the_oco_is_replaced(tradier: BrokerHarness) -> None:
+    adapter, fake = tradier.adapter, tradier.fake
+    fake.modifiable_legs = False
+    adapter.place_order(OrderRequest.single("SPY", "buy", 10, intent="entry"))
+    held = adapter.protect_position("SPY", Side.SELL, 10, stop_loss=580.0, take_profit=600.0, intent="exits")
+    moved = adapter.modify_protection(held.protection_id, stop_loss=585.0)
+    assert moved.protection_id != held.protection_id
+    assert (moved.state, moved.stop_loss, moved.take_profit) == (OrderState.OPEN, 585.0, 600.0)
+    assert adapter.get_protection(held.protection_id).state is OrderState.CANCELED
+    assert [p.protection_id for p in adapter.list_protections()] == [moved.protection_id]
+
+
 def test_tradier_protection_is_cancelled_whole(tradier: BrokerHarness) -> None:
     adapter = tradier.adapter
     adapter.place_order(OrderRequest.single("SPY", "buy", 5, intent="entry"))

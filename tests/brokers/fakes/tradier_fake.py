@@ -61,6 +61,8 @@ class FakeTradier(TradierMarketData, FakeServer):
         self._next_order_id = 1000
         self._next_position_id = 500
         self.history_requests = 0
+        # False: a PUT on a leg of an advanced order is refused (Tradier's sandbox behaviour is unconfirmed)
+        self.modifiable_legs = True
         # timesales around the clock, every day (a market that never closes), so a test's latest bar is
         # always the minute just ended whatever the wall clock says
         self.all_hours = False
@@ -761,6 +763,8 @@ class FakeTradier(TradierMarketData, FakeServer):
             return self._reject("order already in finalized state")
         if "quantity" in form:
             return self._reject("Quantity cannot be modified")
+        if not self.modifiable_legs and self._parent(order) is not None:
+            return self._reject("Legs of advanced orders cannot be modified")
         for field_name, key in (("type", "type"), ("duration", "duration")):
             if form.get(field_name):
                 order[key] = form[field_name]
