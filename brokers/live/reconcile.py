@@ -92,11 +92,19 @@ class BrokerReconcile:
                 continue  # an earlier run's market orders fill (or fail) on their own
             if not any(live_assets.same_asset(order.asset, asset) for asset in assets):
                 continue
-            if self.single and not self.resting and is_bracket is not None and is_bracket(order):
+            if self.single and not self.resting and self._live_adoptable(order, is_bracket):
                 self._live_adopt_bracket(order)
                 continue
             self.log_message(f"cancelling {order}: left working by an earlier run")
             self._live_cancel(order)
+
+    def _live_adoptable(self, order: Any, is_bracket: Any) -> bool:
+        """A bracket held at the broker: a protection, or (a stop-only bracket is one plain stop order) a
+        stop when this position's bracket is its stop alone."""
+        if is_bracket is not None and is_bracket(order):
+            return True
+        kinds = {kind for kind, *_ in self._wanted_resting() if kind != "partial"}
+        return kinds == {"stop"} and str(order.order_type).lower() == "stop"
 
     def _live_adopt_bracket(self, order: Any) -> None:
         """Track a bracket found at the broker as this run's own (its levels as the broker holds them)."""

@@ -603,6 +603,9 @@ class LiveSpecStrategy(BrokerReconcile, SpecCore):
                 self._live_cancel_resting()
             return
         rises = self.pos_sign[0] < 0  # a short leg's stop and a long leg's targets trigger on a rise
+        # the rules only ever tighten a stop; one held at the broker tighter than the levels computed now was
+        # moved by an earlier run (a trailing stop before a restart), and a restart must not loosen it
+        held_stop = next((r.price for r in self.resting if r.kind == "stop"), None)
         wanted = []
         for kind, price, units, reason, n in self._wanted_resting():
             if kind == "partial" and live.exits != "resting":
@@ -613,6 +616,8 @@ class LiveSpecStrategy(BrokerReconcile, SpecCore):
                     self.plan.spec.instrument.type, price, str(self.plan.underlying.symbol)
                 )
                 price = live_data.round_to_tick(price, tick, up=up)
+                if kind == "stop" and held_stop is not None:
+                    price = min(price, held_stop) if rises else max(price, held_stop)
             wanted.append((kind, price, round(units, 8), reason, n))
         if sorted(wanted) == sorted(r.key() for r in self.resting):
             return

@@ -442,6 +442,49 @@ def test_decisions_bar_by_bar_follow_the_window_size_trail_the_stop_and_end_at_t
     assert states == ["filled", "canceled", "filled"]
 
 
+def test_a_restart_never_loosens_a_stop_an_earlier_run_trailed_up(
+    tradier: tuple[Any, Callable[[], Any]],
+) -> None:
+    """The trailing stop was raised before the crash; the restarted run computes its levels from the entry
+    again (594.49 would become 584.22) but keeps the tighter stop the broker holds."""
+    fake, make_broker = tradier
+    spec = _spec(
+        instrument={"type": "stock", "symbol": "SPY"},
+        entry={"long": "close > 0"},
+        exits={"trailing": {"pct": 0.01}},
+        sizing={"mode": "fixed", "quantity": 16},
+    )
+    index = pd.date_range("2026-11-30 10:00", periods=3, freq="1min", tz=NY)
+    close = np.array([590.0, 600.0, 599.0])
+    frame = pd.DataFrame(
+        {"open": close, "high": close + 0.5, "low": close - 0.5, "close": close, "volume": np.ones(3)},
+        index=index,
+    )
+    clock = [0]
+
+    def decide(strategy: Any, minute: str) -> None:
+        bars = frame[frame.index <= pd.Timestamp(f"2026-11-30 {minute}", tz=NY)]
+        market = _live.frame_market("SPY", bars, intraday=True)
+        clock[0] = int(market.bars.ts[-1]) + 60_000_000_000
+        with strategy.live_lock:
+            strategy._live_sync()
+            strategy._live_decide(market, len(market.bars) - 1)
+
+    first = live_strategy(make_broker(), spec, name="live-trail", clock=lambda: clock[0], fill_wait=10.0)
+    decide(first, "10:00")
+    _wait(lambda: _levels(fake) == [("stop", 16.0, 584.22)], "the trailing stop 1% under the fill")
+    decide(first, "10:01")  # a high of 600.50: the stop rises to 594.49
+    _wait(lambda: _levels(fake) == [("stop", 16.0, 594.49)], "the raised stop")
+
+    broker = make_broker()  # the restarted run: a new broker and strategy on the same account
+    second = live_strategy(broker, spec, name="live-trail", clock=lambda: clock[0], fill_wait=10.0)
+    broker._set_initial_positions(second)
+    with second.live_lock:
+        second._live_reconcile()
+    assert _levels(fake) == [("stop", 16.0, 594.49)] and len(_posts(fake)) == 2  # kept: nothing sent
+    assert [(r.kind, r.price) for r in second.resting] == [("stop", 594.49)]
+
+
 # ----------------------------------------------------------------------------------------- TradeLocker
 
 
