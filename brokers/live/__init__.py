@@ -18,7 +18,8 @@ other, or a TradeLocker position's own stop-loss and take-profit; trailing and b
 (a modify, so the position keeps its stop; cancel-and-replace only where the broker refuses the move),
 and it is replaced only
 when its quantity changes (after a partial target; Tradier cannot change an order's quantity). Partial
-targets cannot join the bracket: at Tradier they rest as their own limit orders next to it; on a
+targets cannot join the bracket: at Tradier they rest as their own limit orders next to it (an option's
+are watched: Lumibot refuses option closes beyond the position counting working ones); on a
 TradeLocker account (hedging: a resting opposite order opens a second position instead of closing the
 first) they are watched at every iteration against the last price and closed with a market order, which
 the position's stop-loss and take-profit then follow. Multi-leg levels are checked on the legs' bar closes

@@ -135,7 +135,6 @@ class LiveSpecStrategy(BrokerReconcile, SpecCore):
         self.sleeptime = self.live.sleeptime
 
     def on_trading_iteration(self) -> None:
-        live = self.live
         with self.live_lock:
             self._live_sync()
             if self._live_busy():
@@ -149,7 +148,7 @@ class LiveSpecStrategy(BrokerReconcile, SpecCore):
                 self.settle = False
             else:
                 self._live_reconcile()
-            if self.direction != 0 and live.exits == "bracket" and self._live_watch():
+            if self.direction != 0 and self._live_partials_watched() and self._live_watch():
                 return
             market = self._live_market()
             if market is None:
@@ -597,7 +596,6 @@ class LiveSpecStrategy(BrokerReconcile, SpecCore):
         broker (GTC; an OCO order at Tradier, the position's own stop-loss/take-profit at TradeLocker), moved in
         place when trailing or break-even moves a level; partial targets rest as their own limit orders where
         the broker holds them next to the bracket, else they are watched. Prices on the broker's tick grid."""
-        live = self.live
         if self.direction == 0 or not self.single or self.entry_pending:
             if self.resting and (self.direction == 0 or not self.single):
                 self._live_cancel_resting()
@@ -608,7 +606,7 @@ class LiveSpecStrategy(BrokerReconcile, SpecCore):
         held_stop = next((r.price for r in self.resting if r.kind == "stop"), None)
         wanted = []
         for kind, price, units, reason, n in self._wanted_resting():
-            if kind == "partial" and live.exits != "resting":
+            if kind == "partial" and self._live_partials_watched():
                 continue  # watched at each iteration (_live_watch)
             if price > 0.0:
                 up = rises == (kind == "stop")
@@ -628,6 +626,11 @@ class LiveSpecStrategy(BrokerReconcile, SpecCore):
                 return
         wanted = [w for w in wanted if w[1] > 0.0]
         side = self._side(self.pos_sign[0], opening=False)
+        # the bracket first: the position's protection never waits on its partial targets
+        bracket = [w for w in wanted if w[0] != "partial"]
+        held_bracket = [r for r in self.resting if r.kind != "partial"]
+        if sorted(r.key() for r in held_bracket) != sorted(bracket):
+            held_bracket = self._live_bracket(held_bracket, bracket, side)
         partials = sorted(w for w in wanted if w[0] == "partial")
         held_partials = [r for r in self.resting if r.kind == "partial"]
         if sorted(r.key() for r in held_partials) != partials:
@@ -641,11 +644,13 @@ class LiveSpecStrategy(BrokerReconcile, SpecCore):
                 placed = self._live_submit([order], action, what=f"resting {kind} at {price:g}")
                 if placed is not None:
                     held_partials.append(Resting(placed, kind, price, units, reason, n))
-        bracket = [w for w in wanted if w[0] != "partial"]
-        held_bracket = [r for r in self.resting if r.kind != "partial"]
-        if sorted(r.key() for r in held_bracket) != sorted(bracket):
-            held_bracket = self._live_bracket(held_bracket, bracket, side)
         self.resting = held_bracket + held_partials
+
+    def _live_partials_watched(self) -> bool:
+        """Partial targets are watched, not rested, where the broker's exits are attached to the position
+        (TradeLocker) and for an option: Lumibot refuses option closes beyond the position counting working
+        closes, and the bracket already closes all of it."""
+        return self.live.exits != "resting" or self.plan.is_option
 
     def _live_bracket(self, held: list[Resting], wanted: list[tuple[Any, ...]], side: str) -> list[Resting]:
         """The stop and the target as one bracket order: the held one moved in place when only its levels
@@ -705,8 +710,9 @@ class LiveSpecStrategy(BrokerReconcile, SpecCore):
         self.resting = []
 
     def _live_watch(self) -> bool:
-        """Bracket mode (rule 7 where partial targets cannot rest next to the bracket): the partial levels
-        against the broker's current price, closed with a market order when touched. True if an exit went out."""
+        """Rule 7 where partial targets cannot rest next to the bracket (:meth:`_live_partials_watched`): the
+        partial levels against the broker's current price, closed with a market order when touched. True if an
+        exit went out."""
         if self.entry_pending or not self.single:
             return False
         price = self._live_price(self.pos_asset[0])
