@@ -44,13 +44,12 @@ class TradierMarketData(TradierData):
 
 class TradierBroker(AdapterBroker):
     """The Lumibot broker of a Tradier account: orders through ``adapter``, data from
-    :class:`TradierMarketData` on the adapter's base URL (``api_key`` is the adapter's key)."""
+    :class:`TradierMarketData` on the adapter's base URL with the adapter's key."""
 
     def __init__(
         self,
         adapter: TradierAdapter,
         *,
-        api_key: str,
         paper: bool = True,
         polling_interval: float = 5.0,
         market: str = "NYSE",
@@ -62,7 +61,7 @@ class TradierBroker(AdapterBroker):
         data = TradierMarketData(
             adapter.base_url,
             adapter.account_id,
-            api_key,
+            adapter.api_key.get_secret_value(),
             paper=paper,
             **({} if data_delay is None else {"delay": data_delay}),
         )

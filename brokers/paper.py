@@ -86,6 +86,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "BROKERS",
+    "BrokerEntry",
     "ENV_FILE_ENV",
     "PaperSettings",
     "PaperSetupError",
@@ -105,8 +106,45 @@ __all__ = [
     "stop_trader",
 ]
 
-# each: an adapter (make_adapter) and its Lumibot broker over it (build_lumibot_broker)
-BROKERS = ("tradier", "tradelocker")
+@dataclass(frozen=True)
+class BrokerEntry:
+    """What deploying on one broker takes: its adapter from the environment's credentials
+    (``adapter(live, env_file, **adapter_options)``) and the Lumibot broker over that adapter
+    (``lumibot(adapter, live, **AdapterBroker options)``)."""
+
+    adapter: Callable[..., BrokerAdapter]
+    lumibot: Callable[..., LumiBroker]
+
+
+def _tradier_adapter(live: bool, env_file: str | Path | None, **options: Any) -> BrokerAdapter:
+    return TradierAdapter.from_credentials(load_tradier_credentials(live=live, env_file=env_file), **options)
+
+
+def _tradier_lumibot(adapter: BrokerAdapter, live: bool, **options: Any) -> LumiBroker:
+    from brokers.lumibot_tradier import TradierBroker
+
+    assert isinstance(adapter, TradierAdapter)
+    return TradierBroker(adapter, paper=not live, **options)
+
+
+def _tradelocker_adapter(live: bool, env_file: str | Path | None, **options: Any) -> BrokerAdapter:
+    return TradeLockerAdapter.from_credentials(
+        load_tradelocker_credentials(live=live, env_file=env_file), **options
+    )
+
+
+def _tradelocker_lumibot(adapter: BrokerAdapter, live: bool, **options: Any) -> LumiBroker:
+    from brokers.lumibot_tradelocker import TradeLockerBroker
+
+    assert isinstance(adapter, TradeLockerAdapter)
+    return TradeLockerBroker(adapter, **options)
+
+
+# The brokers deployments trade: adding one is an adapter and an entry here.
+BROKERS: dict[str, BrokerEntry] = {
+    "tradier": BrokerEntry(_tradier_adapter, _tradier_lumibot),
+    "tradelocker": BrokerEntry(_tradelocker_adapter, _tradelocker_lumibot),
+}
 ENV_FILE_ENV = "FARM_ENV_FILE"
 EXIT_DONE = 0
 EXIT_CRASH = 1
@@ -158,17 +196,11 @@ def make_adapter(
     broker: str, mode: Mode | str, *, env_file: str | Path | None = None, **options: Any
 ) -> BrokerAdapter:
     """The adapter of ``broker`` from the environment's credentials; live only for ``mode == live``."""
-    live = Mode(mode) is Mode.LIVE
+    entry = BROKERS.get(broker)
+    if entry is None:
+        raise PaperSetupError(f"unknown broker {broker!r}; choose one of {', '.join(BROKERS)}")
     env_file = env_file if env_file is not None else _env_file()
-    if broker == "tradier":
-        return TradierAdapter.from_credentials(
-            load_tradier_credentials(live=live, env_file=env_file), **options
-        )
-    if broker == "tradelocker":
-        return TradeLockerAdapter.from_credentials(
-            load_tradelocker_credentials(live=live, env_file=env_file), **options
-        )
-    raise PaperSetupError(f"unknown broker {broker!r}; choose one of {', '.join(BROKERS)}")
+    return entry.adapter(Mode(mode) is Mode.LIVE, env_file, **options)
 
 
 def account_id_of(adapter: BrokerAdapter) -> str:
@@ -548,29 +580,18 @@ def build_lumibot_broker(
     """The Lumibot broker of a deployment: :class:`~brokers.lumibot_broker.AdapterBroker` over the broker's
     adapter (every order through it), with ``guard`` as the adapter's risk guard and ``on_risk_breach``
     told of each order it refuses. Paper stays on the credentials' (sandbox / demo) URLs."""
-    live = dep.mode is Mode.LIVE
-    options: dict[str, Any] = {"risk_guard": guard, "submit_settle_seconds": 0.5}
-    common: dict[str, Any] = {
-        "polling_interval": settings.polling_interval,
-        "market": dep.market,
-        "strategy_tag": dep.id[:31],
-        "on_risk_breach": on_risk_breach,
-    }
-    if dep.broker == "tradier":
-        from brokers.lumibot_tradier import TradierBroker
-
-        creds = load_tradier_credentials(
-            live=live, env_file=env_file if env_file is not None else _env_file()
-        )
-        adapter = TradierAdapter.from_credentials(creds, **options)
-        return TradierBroker(adapter, api_key=creds.api_key.get_secret_value(), paper=not live, **common)
-    if dep.broker == "tradelocker":
-        from brokers.lumibot_tradelocker import TradeLockerBroker
-
-        tl_adapter = make_adapter("tradelocker", dep.mode, env_file=env_file, **options)
-        assert isinstance(tl_adapter, TradeLockerAdapter)
-        return TradeLockerBroker(tl_adapter, **common)
-    raise PaperSetupError(f"unknown broker {dep.broker!r}; choose one of {', '.join(BROKERS)}")
+    entry = BROKERS.get(dep.broker)
+    if entry is None:
+        raise PaperSetupError(f"unknown broker {dep.broker!r}; choose one of {', '.join(BROKERS)}")
+    adapter = make_adapter(dep.broker, dep.mode, env_file=env_file, risk_guard=guard, submit_settle_seconds=0.5)
+    return entry.lumibot(
+        adapter,
+        dep.mode is Mode.LIVE,
+        polling_interval=settings.polling_interval,
+        market=dep.market,
+        strategy_tag=dep.id[:31],
+        on_risk_breach=on_risk_breach,
+    )
 
 
 def strategy_problem(spec: Mapping[str, Any], broker: str | None = None) -> str | None:

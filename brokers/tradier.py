@@ -239,6 +239,11 @@ class TradierAdapter(BrokerAdapter):
         options.setdefault("allow_live", credentials.is_live)
         return cls(credentials.api_key, credentials.account_id, base_url=credentials.base_url, **options)
 
+    @property
+    def api_key(self) -> SecretStr:
+        """The API key as a SecretStr (masked when printed), for a market-data client of the same account."""
+        return SecretStr(self._api_key)
+
     def __repr__(self) -> str:
         return f"TradierAdapter(account_id={self.account_id!r}, base_url={self.base_url!r}, api_key='{mask_secret(self._api_key)}')"
 

@@ -33,9 +33,7 @@ class _Holder(Strategy):
 def _lumibot(harness: BrokerHarness, **options: Any) -> AdapterBroker:
     adapter = harness.make_adapter(**options.pop("adapter", {}))
     if harness.name == "tradier":
-        return TradierBroker(
-            adapter, api_key=harness.fake.token, polling_interval=0.1, market="24/7", **options
-        )
+        return TradierBroker(adapter, polling_interval=0.1, market="24/7", **options)
     return TradeLockerBroker(adapter, polling_interval=0.1, market="24/7", **options)
 
 

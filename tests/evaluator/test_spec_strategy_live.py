@@ -113,7 +113,7 @@ def tradier(live_env: Path) -> Iterator[tuple[Any, Callable[[], Any]]]:
             submit_settle_seconds=0.0,
         )
         # "24/7": trade whatever the wall clock says
-        broker = TradierBroker(adapter, api_key=fake.token, paper=True, polling_interval=0.2, market="24/7")
+        broker = TradierBroker(adapter, paper=True, polling_interval=0.2, market="24/7")
         brokers.append(broker)
         return broker
 
