@@ -294,7 +294,9 @@ class OrderRequest:
         if self.is_bracket:
             self._validate_bracket()
         if self.oco and (not self.is_bracket or self.is_multileg or self.order_type is not OrderType.MARKET):
-            raise InvalidOrderError("an oco request is one leg with take_profit and/or stop_loss and no entry price")
+            raise InvalidOrderError(
+                "an oco request is one leg with take_profit and/or stop_loss and no entry price"
+            )
 
     def _validate_bracket(self) -> None:
         leg = self.legs[0]
@@ -305,13 +307,18 @@ class OrderRequest:
         if self.take_profit is not None and self.stop_loss is not None:
             # an oco's leg is the exit itself: a sell closes a long, whose target is above its stop
             long_entry = (leg.side is Side.BUY) != self.oco
+            what = (
+                ("exits of a long" if long_entry else "exits of a short")
+                if self.oco
+                else f"{leg.side.value} bracket"
+            )
             if long_entry and not self.take_profit > self.stop_loss:
                 raise InvalidOrderError(
-                    f"buy bracket needs take_profit > stop_loss (got {self.take_profit} <= {self.stop_loss})"
+                    f"{what}: take_profit must be > stop_loss (got {self.take_profit} <= {self.stop_loss})"
                 )
             if not long_entry and not self.take_profit < self.stop_loss:
                 raise InvalidOrderError(
-                    f"sell bracket needs take_profit < stop_loss (got {self.take_profit} >= {self.stop_loss})"
+                    f"{what}: take_profit must be < stop_loss (got {self.take_profit} >= {self.stop_loss})"
                 )
 
     def _derive_client_order_id(self) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from brokers import NotSupportedError, OrderRequest, OrderState, Side
+from brokers import InvalidOrderError, NotSupportedError, OrderRequest, OrderState, Side
 
 BrokerHarness = Any  # conftest.py's harness: the fake server and adapters pointed at it
 
@@ -116,3 +116,15 @@ def test_an_uncertain_oco_submit_leaves_one_oco(tradier: BrokerHarness, fault: s
     held = adapter.protect_position("SPY", Side.SELL, 10, stop_loss=580.0, take_profit=600.0, intent="x")
     (oco,) = _tradier_oco(fake)
     assert held.protection_id == str(oco["id"]) and fake.order_count() == 2
+
+
+def test_an_oco_request_is_the_exits_of_a_position_and_says_what_is_wrong() -> None:
+    exits = OrderRequest.single("SPY", "sell", 3, take_profit=600.0, stop_loss=580.0, oco=True)
+    entry = OrderRequest.single("SPY", "sell", 3, take_profit=580.0, stop_loss=600.0)
+    assert exits.client_order_id != entry.client_order_id  # an exit bracket is not a short entry's
+    with pytest.raises(InvalidOrderError, match="exits of a long: take_profit must be > stop_loss"):
+        OrderRequest.single("SPY", "sell", 3, take_profit=580.0, stop_loss=600.0, oco=True)  # closes a long
+    with pytest.raises(InvalidOrderError, match="no entry price"):
+        OrderRequest.single("SPY", "sell", 3, oco=True)
+    with pytest.raises(InvalidOrderError, match="no entry price"):
+        OrderRequest.single("SPY", "sell", 3, order_type="limit", limit_price=590.0, stop_loss=580.0, oco=True)
