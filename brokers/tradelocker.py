@@ -18,7 +18,10 @@ common :class:`~brokers.base.BrokerAdapter` interface:
 * orders: ``POST /trade/accounts/{accountId}/orders`` (qty in lots, side, type market/limit/stop,
   validity IOC for market and GTC otherwise, routeId, tradableInstrumentId, stopLoss/takeProfit,
   strategyId), ``PATCH``/``DELETE /trade/orders/{orderId}``, lists ``/orders`` (working) and
-  ``/ordersHistory`` (final); positions ``GET .../positions``, ``DELETE /trade/positions/{id}``.
+  ``/ordersHistory`` (final); positions ``GET .../positions``, ``DELETE /trade/positions/{id}`` (all or
+  ``qty`` lots of it: :meth:`TradeLockerAdapter.close_units` nets a hedging account this way),
+  ``PATCH /trade/positions/{id}`` {stopLoss, takeProfit} (the position's own exits:
+  :mod:`brokers.tradelocker_protection`).
 
 Client order ids travel in ``strategyId`` (TradeLocker documents it as an arbitrary tag of up to 31
 characters, visible on orders and positions), which is how a submit that timed out is reconciled.

@@ -4,6 +4,10 @@ TradeLocker attaches them to a position (``PATCH /trade/positions/{id}`` {stopLo
 removes one). They close the whole position, one cancelling the other, and follow it through partial closes;
 TradeLocker lists them as the position's stop and limit orders (``stopLossId`` / ``takeProfitId``). A
 protection's id names its positions: ``sltp-<id>[-<id>...]``, so it is found again after a restart.
+
+The request form (``PATCH`` with absolute ``stopLoss`` / ``takeProfit`` prices) is what TradeLocker's public API
+documents for modifying a position; it is verified here only against the local fake server: confirm it on
+the demo environment before trading real money with it.
 """
 
 from __future__ import annotations
