@@ -1,6 +1,11 @@
 """Broker adapters (Tradier, TradeLocker) behind one interface, their errors, credentials and risk limits.
 
-See ``brokers/base.py`` for the interface and its idempotency guarantee.
+See ``brokers/base.py`` for the interface and its idempotency guarantee. Every order of every deployment,
+paper or live, goes through an adapter: :mod:`brokers.lumibot_broker` is the one Lumibot broker over any
+adapter (:mod:`brokers.lumibot_tradier`, :mod:`brokers.lumibot_tradelocker` add each broker's data source),
+the deployment's risk limits are the adapter's ``risk_guard``, and a position's stop and target are held at
+the broker as one protection (Tradier OCO, TradeLocker position stop-loss/take-profit). Adding a broker
+means one adapter and one entry in :data:`brokers.paper.BROKERS`.
 """
 
 from brokers.base import (
@@ -17,6 +22,7 @@ from brokers.base import (
     OrderType,
     Position,
     PositionEffect,
+    Protection,
     Quote,
     Side,
     TimeInForce,
@@ -41,7 +47,7 @@ from brokers.errors import (
 )
 from brokers.risk import RiskGuard, RiskLimitBreached, RiskLimits
 from brokers.tradelocker import TradeLockerAdapter, lots_to_units, units_to_lots
-from brokers.tradier import TradierAdapter, point_lumiwealth_at
+from brokers.tradier import TradierAdapter
 
 __all__ = [
     "AssetClass",
@@ -64,6 +70,7 @@ __all__ = [
     "OrderType",
     "Position",
     "PositionEffect",
+    "Protection",
     "Quote",
     "RiskGuard",
     "RiskLimitBreached",
@@ -80,6 +87,5 @@ __all__ = [
     "lots_to_units",
     "mask_secret",
     "retrier",
-    "point_lumiwealth_at",
     "units_to_lots",
 ]

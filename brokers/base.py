@@ -33,7 +33,7 @@ import logging
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -50,6 +50,7 @@ from brokers.errors import (
     backoff_delay,
     retrier,
 )
+from brokers.parsing import OccSymbol, first_or_none, parse_number, parse_occ_symbol
 
 if TYPE_CHECKING:
     from brokers.risk import RiskGuard
@@ -125,32 +126,6 @@ MAX_LEGS = 4
 # dashes only: a client order id must satisfy both so one id works at every broker.
 CLIENT_ORDER_ID_MAX_LEN = 31
 _CLIENT_ORDER_ID_RE = re.compile(r"^[A-Za-z0-9-]{1,31}$")
-_OCC_RE = re.compile(r"^(?P<root>[A-Z.]{1,6})(?P<date>\d{6})(?P<right>[CP])(?P<strike>\d{8})$")
-
-
-@dataclass(frozen=True)
-class OccSymbol:
-    """A parsed OCC option symbol such as ``SPY240307C00510000``."""
-
-    root: str
-    expiration: date
-    right: str  # "call" | "put"
-    strike: float
-
-
-def parse_occ_symbol(symbol: str) -> OccSymbol | None:
-    """Parse an OCC option symbol; ``None`` when ``symbol`` is not one (e.g. a plain ticker)."""
-    match = _OCC_RE.match(symbol.upper().replace(" ", ""))
-    if not match:
-        return None
-    yymmdd = match["date"]
-    expiration = date(2000 + int(yymmdd[:2]), int(yymmdd[2:4]), int(yymmdd[4:]))
-    return OccSymbol(
-        root=match["root"],
-        expiration=expiration,
-        right="call" if match["right"] == "C" else "put",
-        strike=int(match["strike"]) / 1000.0,
-    )
 
 
 @dataclass(frozen=True)
@@ -217,6 +192,9 @@ class OrderRequest:
       are therefore the same order as far as :meth:`BrokerAdapter.place_order` is concerned.
     * ``strategy_tag`` is informational (logs, reconciliation); it is not sent where the broker has a
       single tag field, because that field carries the client order id.
+    * ``oco``: no entry. The single leg closes an open position at ``take_profit`` (a limit) or
+      ``stop_loss`` (a stop), whichever comes first; the broker cancels the other (Tradier
+      ``class=oco``). Built by :meth:`BrokerAdapter.protect_position`.
     """
 
     legs: tuple[Leg, ...]
@@ -229,6 +207,7 @@ class OrderRequest:
     strategy_tag: str | None = None
     intent: str = ""
     client_order_id: str | None = None
+    oco: bool = False
 
     def __post_init__(self) -> None:
         legs = tuple(self.legs) if not isinstance(self.legs, Leg) else (self.legs,)
@@ -314,6 +293,10 @@ class OrderRequest:
             )
         if self.is_bracket:
             self._validate_bracket()
+        if self.oco and (not self.is_bracket or self.is_multileg or self.order_type is not OrderType.MARKET):
+            raise InvalidOrderError(
+                "an oco request is one leg with take_profit and/or stop_loss and no entry price"
+            )
 
     def _validate_bracket(self) -> None:
         leg = self.legs[0]
@@ -322,14 +305,20 @@ class OrderRequest:
             if value is not None and value <= 0:
                 raise InvalidOrderError(f"{name} must be a positive price (got {value})")
         if self.take_profit is not None and self.stop_loss is not None:
-            long_entry = leg.side is Side.BUY
+            # an oco's leg is the exit itself: a sell closes a long, whose target is above its stop
+            long_entry = (leg.side is Side.BUY) != self.oco
+            what = (
+                ("exits of a long" if long_entry else "exits of a short")
+                if self.oco
+                else f"{leg.side.value} bracket"
+            )
             if long_entry and not self.take_profit > self.stop_loss:
                 raise InvalidOrderError(
-                    f"buy bracket needs take_profit > stop_loss (got {self.take_profit} <= {self.stop_loss})"
+                    f"{what}: take_profit must be > stop_loss (got {self.take_profit} <= {self.stop_loss})"
                 )
             if not long_entry and not self.take_profit < self.stop_loss:
                 raise InvalidOrderError(
-                    f"sell bracket needs take_profit < stop_loss (got {self.take_profit} >= {self.stop_loss})"
+                    f"{what}: take_profit must be < stop_loss (got {self.take_profit} >= {self.stop_loss})"
                 )
 
     def _derive_client_order_id(self) -> str:
@@ -354,6 +343,7 @@ class OrderRequest:
             "sl": self.stop_loss,
             "tag": self.strategy_tag,
             "intent": self.intent,
+            **({"oco": True} if self.oco else {}),  # old ids unchanged
         }
         digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
         return f"ssf-{digest[:24]}"
@@ -495,6 +485,26 @@ class FlattenResult:
     canceled_order_ids: tuple[str, ...]
     closing_orders: tuple[Order, ...]
     errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Protection:
+    """A stop-loss and/or take-profit held at the broker for an open position, one cancelling the other
+    (Tradier: an OCO order; TradeLocker: the position's own stopLoss/takeProfit). ``side`` closes the
+    position; ``state`` is FILLED once either level closed it (``filled_by`` "stop_loss"/"take_profit")."""
+
+    protection_id: str
+    symbol: str
+    side: Side
+    quantity: float
+    stop_loss: float | None
+    take_profit: float | None
+    state: OrderState
+    filled_quantity: float = 0.0
+    avg_fill_price: float | None = None
+    filled_by: str | None = None
+    order_ids: tuple[str, ...] = ()  # the broker's orders behind it (OCO legs, SL/TP orders)
+    asset_class: AssetClass = AssetClass.EQUITY
 
 
 class BrokerAdapter(ABC):
@@ -745,6 +755,44 @@ class BrokerAdapter(ABC):
                 if delay:
                     time.sleep(delay)
 
+    def list_orders(self) -> list[Order]:
+        """Today's orders, working and final (adapters that keep history override this)."""
+        return self.list_open_orders()
+
+    # ----------------------------------------------------------------- protections (exits held at the broker)
+    def protect_position(
+        self,
+        symbol: str,
+        side: Side,
+        quantity: float,
+        *,
+        stop_loss: float | None = None,
+        take_profit: float | None = None,
+        asset_class: AssetClass = AssetClass.EQUITY,
+        intent: str = "",
+    ) -> Protection:
+        """Hold ``stop_loss`` and/or ``take_profit`` at the broker for ``quantity`` units of the open position in
+        ``symbol`` (``side`` closes it). Submitted at most once per ``intent``, like :meth:`place_order`."""
+        raise NotSupportedError(f"{self.name} cannot hold a position's exits", broker=self.name)
+
+    def get_protection(self, protection_id: str) -> Protection:
+        """The protection ``protection_id`` as the broker now reports it (FILLED once a level closed the position)."""
+        raise NotSupportedError(f"{self.name} cannot hold a position's exits", broker=self.name)
+
+    def list_protections(self) -> list[Protection]:
+        """Protections still working (a restarted deployment adopts them instead of placing new ones)."""
+        return []
+
+    def modify_protection(
+        self, protection_id: str, *, stop_loss: float | None = None, take_profit: float | None = None
+    ) -> Protection:
+        """Move a working protection's levels in place (None keeps a level); returns it as it now stands."""
+        raise NotSupportedError(f"{self.name} cannot hold a position's exits", broker=self.name)
+
+    def cancel_protection(self, protection_id: str) -> Protection:
+        """Remove a protection; the position stays open. A final one is returned as it is."""
+        raise NotSupportedError(f"{self.name} cannot hold a position's exits", broker=self.name)
+
     # ----------------------------------------------------------------- flatten
     @abstractmethod
     def _close_position(self, position: Position) -> Order | None:
@@ -799,29 +847,6 @@ def _coerce(enum_type: type[StrEnum], value: object, field_name: str) -> Any:
         raise InvalidOrderError(f"{field_name}={value!r} is not valid: expected one of {allowed}") from None
 
 
-def first_or_none(items: Iterable[Order]) -> Order | None:
-    """The earliest order (by creation time, then id) of ``items``; None when empty."""
-    ordered = sorted(
-        items,
-        key=lambda o: (o.created_at.timestamp() if o.created_at else float("-inf"), _numeric_id(o.order_id)),
-    )
-    return ordered[0] if ordered else None
-
-
-def parse_number(value: Any) -> float | None:
-    """A number from a broker's JSON: None for null, empty or "null" / "none" / "nan" text, or no number."""
-    if value is None or value == "" or (isinstance(value, str) and value.lower() in {"null", "none", "nan"}):
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _numeric_id(order_id: str) -> tuple[int, str]:
-    return (int(order_id), "") if order_id.isdigit() else (0, order_id)
-
-
 __all__ = [
     "AssetClass",
     "Balance",
@@ -838,9 +863,11 @@ __all__ = [
     "OrderType",
     "Position",
     "PositionEffect",
+    "Protection",
     "Quote",
     "Side",
     "TimeInForce",
+    "first_or_none",
     "parse_number",
     "parse_occ_symbol",
 ]

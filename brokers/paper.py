@@ -9,21 +9,30 @@ directory: Lumibot's files land there, never in the caller's directory):
   restarts it after a crash (``max_restarts`` times, ``restart_backoff`` seconds apart) and forwards a
   stop (SIGTERM) to it. Its pid is the deployment's ``pid``.
 * the **runner** (``python -m brokers.paper run ID``, ``runner.log`` and Lumibot's ``lumibot.log``)
-  checks the credentials, reconciles the positions from the broker (recorded as a ``reconcile``
-  snapshot), builds the Lumibot broker (Lumibot's own ``Tradier`` with ``lumiwealth_tradier``
-  pointed at the configured base URL, or :class:`brokers.lumibot_tradelocker.TradeLockerBroker`),
-  the strategy and the risk guard, and runs ``Trader.run_all()`` in its main thread. A monitor
-  thread records PnL snapshots every ``monitor_seconds`` and checks the daily loss limit.
+  checks the credentials, reconciles with the broker (the positions as a ``reconcile`` snapshot; a
+  ``reconciled`` event naming the positions and the working orders and exits, so a restart after a
+  crash says what it found), builds the risk guard, the Lumibot broker and the strategy, and runs
+  ``Trader.run_all()`` in its main thread. A monitor thread records PnL snapshots every
+  ``monitor_seconds`` and checks the daily loss limit. The strategy adopts what it finds: a held
+  position is not entered again, and its exits still working at the broker are kept (moved if they
+  must), not placed twice (:mod:`brokers.live`).
+
+One order path (:mod:`brokers.lumibot_broker`): the Lumibot broker of every deployment, paper or live,
+is :class:`~brokers.lumibot_broker.AdapterBroker` over the broker's :class:`~brokers.base.BrokerAdapter`
+(:class:`~brokers.lumibot_tradier.TradierBroker`, :class:`~brokers.lumibot_tradelocker.TradeLockerBroker`,
+picked from :data:`BROKERS`), so every order has an idempotent client id, is reconciled rather than
+re-sent after an uncertain submit, and passes the risk guard inside the adapter.
 
 Exit codes of the runner: 0 done (stopped on request, or stopped itself after a risk breach),
 2 setup failure (credentials, approval, spec: recorded as ``failed``; not restarted), anything
 else a crash (restarted by the supervisor).
 
-Risk limits (:class:`brokers.risk.RiskLimits`): every order the strategy submits goes through the
-guard first (``max_position_size``, ``max_orders_per_day``); the monitor checks ``daily_loss_limit``
-against the account's realised + open PnL of the day. A breach refuses the order, stops the strategy,
-flattens the account through the adapter and records the deployment ``stopped`` with the breach as
-the reason.
+Risk limits (:class:`brokers.risk.RiskLimits`): the guard is the adapter's ``risk_guard``, so
+:meth:`~brokers.base.BrokerAdapter.place_order` checks every order against it (``max_position_size``,
+``max_orders_per_day``) before anything is sent; the monitor checks ``daily_loss_limit`` against the
+account's realised + open PnL of the day (on the same guard, which then refuses further risk). A breach
+refuses the order, stops the strategy, flattens the account through the adapter and records the
+deployment ``stopped`` with the breach as the reason.
 
 Secrets. Credentials are read from the environment (or the ``.env`` file named by ``$FARM_ENV_FILE``)
 in each process that needs them; they are never passed on a command line, written to the database,
@@ -54,7 +63,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from brokers.base import AssetClass, Balance, BrokerAdapter, Leg, OrderRequest, Position, Side
+from brokers.base import Balance, BrokerAdapter, Order, Position, Protection
 from brokers.credentials import CredentialsError, load_tradelocker_credentials, load_tradier_credentials
 from brokers.deployments import (
     DEPLOYMENTS_DB_ENV,
@@ -68,7 +77,6 @@ from brokers.errors import AuthenticationError, BrokerError
 from brokers.risk import RiskGuard, RiskLimitBreached
 from brokers.tradelocker import TradeLockerAdapter
 from brokers.tradier import TradierAdapter
-from data.flatfiles import occ_symbol
 from evaluator.lumibot.env import LIVE_SET, LIVE_UNSET, apply_lumibot_environment
 
 if TYPE_CHECKING:
@@ -78,6 +86,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "BROKERS",
+    "BrokerEntry",
     "ENV_FILE_ENV",
     "PaperSettings",
     "PaperSetupError",
@@ -86,7 +95,6 @@ __all__ = [
     "build_strategy",
     "default_market",
     "strategy_problem",
-    "install_risk_guard",
     "kill_switch",
     "main",
     "make_adapter",
@@ -98,11 +106,50 @@ __all__ = [
     "stop_trader",
 ]
 
-BROKERS = ("tradier", "tradelocker")
+@dataclass(frozen=True)
+class BrokerEntry:
+    """What deploying on one broker takes: its adapter from the environment's credentials
+    (``adapter(live, env_file, **adapter_options)``) and the Lumibot broker over that adapter
+    (``lumibot(adapter, live, **AdapterBroker options)``)."""
+
+    adapter: Callable[..., BrokerAdapter]
+    lumibot: Callable[..., LumiBroker]
+
+
+def _tradier_adapter(live: bool, env_file: str | Path | None, **options: Any) -> BrokerAdapter:
+    return TradierAdapter.from_credentials(load_tradier_credentials(live=live, env_file=env_file), **options)
+
+
+def _tradier_lumibot(adapter: BrokerAdapter, live: bool, **options: Any) -> LumiBroker:
+    from brokers.lumibot_tradier import TradierBroker
+
+    assert isinstance(adapter, TradierAdapter)
+    return TradierBroker(adapter, paper=not live, **options)
+
+
+def _tradelocker_adapter(live: bool, env_file: str | Path | None, **options: Any) -> BrokerAdapter:
+    return TradeLockerAdapter.from_credentials(
+        load_tradelocker_credentials(live=live, env_file=env_file), **options
+    )
+
+
+def _tradelocker_lumibot(adapter: BrokerAdapter, live: bool, **options: Any) -> LumiBroker:
+    from brokers.lumibot_tradelocker import TradeLockerBroker
+
+    assert isinstance(adapter, TradeLockerAdapter)
+    return TradeLockerBroker(adapter, **options)
+
+
+# The brokers deployments trade: adding one is an adapter and an entry here.
+BROKERS: dict[str, BrokerEntry] = {
+    "tradier": BrokerEntry(_tradier_adapter, _tradier_lumibot),
+    "tradelocker": BrokerEntry(_tradelocker_adapter, _tradelocker_lumibot),
+}
 ENV_FILE_ENV = "FARM_ENV_FILE"
 EXIT_DONE = 0
 EXIT_CRASH = 1
 EXIT_SETUP = 2
+
 
 class PaperSetupError(RuntimeError):
     """The deployment cannot start; the message says what to fix (secrets masked)."""
@@ -149,17 +196,11 @@ def make_adapter(
     broker: str, mode: Mode | str, *, env_file: str | Path | None = None, **options: Any
 ) -> BrokerAdapter:
     """The adapter of ``broker`` from the environment's credentials; live only for ``mode == live``."""
-    live = Mode(mode) is Mode.LIVE
+    entry = BROKERS.get(broker)
+    if entry is None:
+        raise PaperSetupError(f"unknown broker {broker!r}; choose one of {', '.join(BROKERS)}")
     env_file = env_file if env_file is not None else _env_file()
-    if broker == "tradier":
-        return TradierAdapter.from_credentials(
-            load_tradier_credentials(live=live, env_file=env_file), **options
-        )
-    if broker == "tradelocker":
-        return TradeLockerAdapter.from_credentials(
-            load_tradelocker_credentials(live=live, env_file=env_file), **options
-        )
-    raise PaperSetupError(f"unknown broker {broker!r}; choose one of {', '.join(BROKERS)}")
+    return entry.adapter(Mode(mode) is Mode.LIVE, env_file, **options)
 
 
 def account_id_of(adapter: BrokerAdapter) -> str:
@@ -337,6 +378,26 @@ def _positions_json(positions: Sequence[Position]) -> list[dict[str, Any]]:
     ]
 
 
+def _working_text(orders: Sequence[Order], protections: Sequence[Protection]) -> str:
+    """What still works at the broker: exits held for positions, then other orders."""
+    hidden = {oid for p in protections for oid in (p.protection_id, *p.order_ids)}
+    parts = [
+        f"exits of {p.symbol} {p.side.value} {p.quantity:,g}"
+        + (f" stop {p.stop_loss:g}" if p.stop_loss is not None else "")
+        + (f" target {p.take_profit:g}" if p.take_profit is not None else "")
+        for p in protections
+    ]
+    for o in orders:
+        if o.order_id in hidden:
+            continue
+        level = o.stop_price if o.stop_price is not None else o.limit_price
+        parts.append(
+            f"{o.order_type.value} {o.symbol} {o.legs[0].side.value} {o.legs[0].quantity:,g}"
+            + (f" at {level:g}" if level is not None else "")
+        )
+    return ", ".join(parts) or "nothing"
+
+
 def flatten_account(adapter: BrokerAdapter, *, timeout: float) -> tuple[list[Position], list[str]]:
     """Cancel working orders and close every position; wait up to ``timeout`` s for the account to be
     flat. Returns (positions that were closed, problems)."""
@@ -509,38 +570,28 @@ def _stamp() -> str:
 
 
 def build_lumibot_broker(
-    dep: Deployment, settings: PaperSettings, *, env_file: str | Path | None = None
+    dep: Deployment,
+    settings: PaperSettings,
+    *,
+    guard: RiskGuard | None = None,
+    on_risk_breach: Callable[[RiskLimitBreached], None] | None = None,
+    env_file: str | Path | None = None,
 ) -> LumiBroker:
-    """The Lumibot broker of a deployment: Lumibot's Tradier broker (``lumiwealth_tradier`` pointed at
-    the credentials' base URL, so paper stays on the sandbox) or the TradeLocker broker of this package."""
-    live = dep.mode is Mode.LIVE
-    if dep.broker == "tradier":
-        from brokers.tradier import point_lumiwealth_at
-
-        creds = load_tradier_credentials(
-            live=live, env_file=env_file if env_file is not None else _env_file()
-        )
-        point_lumiwealth_at(creds.base_url)
-        from lumibot.brokers import Tradier
-
-        return Tradier(
-            config={
-                "ACCESS_TOKEN": creds.api_key.get_secret_value(),
-                "ACCOUNT_NUMBER": creds.account_id,
-                "PAPER": not live,
-                "MARKET": dep.market,
-            },
-            polling_interval=settings.polling_interval,
-        )
-    if dep.broker == "tradelocker":
-        from brokers.lumibot_tradelocker import TradeLockerBroker
-
-        adapter = make_adapter("tradelocker", dep.mode, env_file=env_file)
-        assert isinstance(adapter, TradeLockerAdapter)
-        return TradeLockerBroker(
-            adapter, polling_interval=settings.polling_interval, market=dep.market, strategy_tag=dep.id[:31]
-        )
-    raise PaperSetupError(f"unknown broker {dep.broker!r}; choose one of {', '.join(BROKERS)}")
+    """The Lumibot broker of a deployment: :class:`~brokers.lumibot_broker.AdapterBroker` over the broker's
+    adapter (every order through it), with ``guard`` as the adapter's risk guard and ``on_risk_breach``
+    told of each order it refuses. Paper stays on the credentials' (sandbox / demo) URLs."""
+    entry = BROKERS.get(dep.broker)
+    if entry is None:
+        raise PaperSetupError(f"unknown broker {dep.broker!r}; choose one of {', '.join(BROKERS)}")
+    adapter = make_adapter(dep.broker, dep.mode, env_file=env_file, risk_guard=guard, submit_settle_seconds=0.5)
+    return entry.lumibot(
+        adapter,
+        dep.mode is Mode.LIVE,
+        polling_interval=settings.polling_interval,
+        market=dep.market,
+        strategy_tag=dep.id[:31],
+        on_risk_breach=on_risk_breach,
+    )
 
 
 def strategy_problem(spec: Mapping[str, Any], broker: str | None = None) -> str | None:
@@ -565,74 +616,6 @@ def build_strategy(broker: LumiBroker, dep: Deployment, settings: PaperSettings)
         return live_strategy(broker, spec, name=name, sleeptime=settings.sleeptime)
     except UnsupportedLive as exc:
         raise PaperSetupError(str(exc)) from None
-
-
-def _order_legs(order: Any) -> list[Leg]:
-    """A Lumibot order (or a multi-leg parent) as adapter legs, for the risk guard."""
-    from brokers.lumibot_tradelocker import instrument_name
-
-    orders = list(order.child_orders) if getattr(order, "order_class", None) == "multileg" else [order]
-    legs = []
-    for o in orders:
-        asset = o.asset
-        asset_class = AssetClass.of(str(asset.asset_type))
-        if asset_class is AssetClass.OPTION:
-            symbol = occ_symbol(str(asset.symbol), asset.expiration, str(asset.right), float(asset.strike))
-        elif asset_class is AssetClass.FOREX:
-            symbol = instrument_name(asset, o.quote)
-        else:
-            symbol = str(asset.symbol)
-        side = Side.BUY if o.is_buy_order() else Side.SELL
-        legs.append(Leg(symbol, side, abs(float(o.quantity)), asset_class))
-    return legs
-
-
-def install_risk_guard(
-    broker: LumiBroker,
-    guard: RiskGuard,
-    positions: Callable[[], list[Position]],
-    on_breach: Callable[[RiskLimitBreached], None],
-) -> None:
-    """Route every order the strategy submits through ``guard``: a breaking order is refused (it never
-    reaches the broker, Lumibot gets ``None``) and ``on_breach`` is told; accepted orders are counted."""
-    submit_one = broker.submit_order
-    submit_many = broker.submit_orders
-    lock = threading.Lock()
-
-    def check(orders: Sequence[Any]) -> RiskLimitBreached | None:
-        with lock:
-            current = positions()
-            for order in orders:
-                request = OrderRequest(legs=tuple(_order_legs(order)))
-                breach = guard.evaluate_order(request, current)
-                if breach is not None:
-                    return breach
-            return None
-
-    def guarded_submit_order(order: Any) -> Any:
-        breach = check([order])
-        if breach is not None:
-            logger.error("risk guard refused %s: %s", order, breach.reason)
-            on_breach(breach)
-            return None
-        result = submit_one(order)
-        guard.record_submission(OrderRequest(legs=tuple(_order_legs(order))))
-        return result
-
-    def guarded_submit_orders(orders: Any, **kwargs: Any) -> Any:
-        batch = list(orders) if isinstance(orders, (list, tuple)) else [orders]
-        breach = check(batch)
-        if breach is not None:
-            logger.error("risk guard refused %d orders: %s", len(batch), breach.reason)
-            on_breach(breach)
-            return None
-        result = submit_many(orders, **kwargs)
-        for _ in range(1 if kwargs.get("is_multileg") else len(batch)):
-            guard.record_submission(OrderRequest(legs=tuple(_order_legs(batch[0]))))
-        return result
-
-    broker.submit_order = guarded_submit_order  # type: ignore[method-assign]
-    broker.submit_orders = guarded_submit_orders  # type: ignore[method-assign]
 
 
 def stop_trader(trader: Any, *, timeout: float = 30.0) -> None:
@@ -732,19 +715,22 @@ class _Runner:
         except AuthenticationError as exc:
             return self.fail(f"{dep.broker} refused the credentials: {exc}")
         positions = self.positions()
+        with self.adapter_lock:
+            working, protections = self.adapter.list_open_orders(), self.adapter.list_protections()
         self.store.set_starting_equity(dep.id, balance.total_equity)
         self.store.record_event(
             dep.id,
             "reconciled",
-            f"positions at the broker: {_positions_text(positions)}; equity {balance.total_equity:,.2f}",
+            f"positions at the broker: {_positions_text(positions)}; working at the broker: "
+            f"{_working_text(working, protections)}; equity {balance.total_equity:,.2f}",
         )
         self._guard = RiskGuard(dep.risk_limits) if dep.risk_limits is not None else None
         # for good: this process exists to run one deployment
         apply_lumibot_environment(LIVE_UNSET, LIVE_SET)
         try:
-            broker = build_lumibot_broker(dep, self.settings)
-            if self._guard is not None:
-                install_risk_guard(broker, self._guard, self.positions, self.on_breach)
+            broker = build_lumibot_broker(
+                dep, self.settings, guard=self._guard, on_risk_breach=self.on_breach
+            )
             strategy = build_strategy(broker, dep, self.settings)
         except (CredentialsError, PaperSetupError, ValueError) as exc:
             return self.fail(str(exc))

@@ -10,12 +10,14 @@ except through the injected ``today`` callable.
 * ``max_orders_per_day``: submissions per trading day (each :meth:`RiskGuard.record_submission`).
 
 :class:`~brokers.base.BrokerAdapter` calls :meth:`RiskGuard.check_order` before submitting and
-:meth:`RiskGuard.record_submission` after, when a guard is attached; the deployment loop calls
-:meth:`RiskGuard.check_pnl` / :meth:`RiskGuard.check_balance` after fills.
+:meth:`RiskGuard.record_submission` after, when a guard is attached (its ``risk_guard``: every order of a
+deployment, see :mod:`brokers.lumibot_broker`); the deployment's monitor calls
+:meth:`RiskGuard.evaluate_pnl` from its own thread, so the guard serialises its state with a lock.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -83,8 +85,8 @@ class RiskLimitBreached(BrokerError):
 class RiskGuard:
     """Checks orders and PnL against :class:`RiskLimits` for one deployment.
 
-    State (orders counted, halt after a loss breach) resets when ``today()`` changes. Not
-    thread-safe: one guard per deployment loop.
+    State (orders counted, halt after a loss breach) resets when ``today()`` changes. One guard per
+    deployment; its methods may be called from several threads (the broker's and the monitor's).
     """
 
     def __init__(self, limits: RiskLimits, *, today: Callable[[], date] = _today_new_york) -> None:
@@ -93,6 +95,7 @@ class RiskGuard:
         self._day = today()
         self._orders_today = 0
         self._halt: RiskLimitBreached | None = None
+        self._lock = threading.RLock()
 
     @property
     def orders_today(self) -> int:
@@ -115,6 +118,12 @@ class RiskGuard:
         self, request: OrderRequest, positions: Sequence[Position]
     ) -> RiskLimitBreached | None:
         """The first limit ``request`` would break given current ``positions``, or None."""
+        with self._lock:
+            return self._evaluate_order(request, positions)
+
+    def _evaluate_order(
+        self, request: OrderRequest, positions: Sequence[Position]
+    ) -> RiskLimitBreached | None:
         self._roll_day()
         reducing = _is_reducing(request, positions)
         if self._halt is not None and not reducing:
@@ -156,8 +165,9 @@ class RiskGuard:
 
     def record_submission(self, request: OrderRequest) -> None:
         """Count one submitted order toward ``max_orders_per_day``. Called after a successful submit."""
-        self._roll_day()
-        self._orders_today += 1
+        with self._lock:
+            self._roll_day()
+            self._orders_today += 1
 
     # ----------------------------------------------------------------- PnL
     def evaluate_pnl(self, realized_today: float, unrealized: float = 0.0) -> RiskLimitBreached | None:
@@ -165,6 +175,10 @@ class RiskGuard:
 
         A breach halts the guard for the rest of the day (see :meth:`evaluate_order`).
         """
+        with self._lock:
+            return self._evaluate_pnl(realized_today, unrealized)
+
+    def _evaluate_pnl(self, realized_today: float, unrealized: float) -> RiskLimitBreached | None:
         self._roll_day()
         limit = self.limits.daily_loss_limit
         if limit is None:

@@ -18,7 +18,10 @@ common :class:`~brokers.base.BrokerAdapter` interface:
 * orders: ``POST /trade/accounts/{accountId}/orders`` (qty in lots, side, type market/limit/stop,
   validity IOC for market and GTC otherwise, routeId, tradableInstrumentId, stopLoss/takeProfit,
   strategyId), ``PATCH``/``DELETE /trade/orders/{orderId}``, lists ``/orders`` (working) and
-  ``/ordersHistory`` (final); positions ``GET .../positions``, ``DELETE /trade/positions/{id}``.
+  ``/ordersHistory`` (final); positions ``GET .../positions``, ``DELETE /trade/positions/{id}`` (all or
+  ``qty`` lots of it: :meth:`TradeLockerAdapter.close_units` nets a hedging account this way),
+  ``PATCH /trade/positions/{id}`` {stopLoss, takeProfit} (the position's own exits:
+  :mod:`brokers.tradelocker_protection`).
 
 Client order ids travel in ``strategyId`` (TradeLocker documents it as an arbitrary tag of up to 31
 characters, visible on orders and positions), which is how a submit that timed out is reconciled.
@@ -49,7 +52,6 @@ from pydantic import SecretStr
 from brokers.base import (
     AssetClass,
     Balance,
-    BrokerAdapter,
     Leg,
     Order,
     OrderChanges,
@@ -78,6 +80,7 @@ from brokers.errors import (
     retrier,
     translate_transport_error,
 )
+from brokers.tradelocker_protection import PositionProtections
 
 logger = logging.getLogger(__name__)
 
@@ -197,7 +200,7 @@ class _PendingSubmit:
     started_ms: int
 
 
-class TradeLockerAdapter(BrokerAdapter):
+class TradeLockerAdapter(PositionProtections):
     """One TradeLocker trading account (``acc_num``; the first account when None).
 
     Login is lazy (first call) and the access token is refreshed ``refresh_margin_seconds`` before
@@ -215,6 +218,10 @@ class TradeLockerAdapter(BrokerAdapter):
         "bracket": True,
         "replace": True,
         "option_chain": False,
+        # every fill is its own position: a reducing order must close positions (close_units), and a
+        # resting exit must be attached to the position (protect_position), or it opens a second position
+        "hedging": True,
+        "attached_exits": True,
     }
     _capability_hints: ClassVar[Mapping[str, str]] = {
         "options": "TradeLocker accounts trade FX/CFDs only; use the Tradier adapter for options",
@@ -801,6 +808,56 @@ class TradeLockerAdapter(BrokerAdapter):
             "PATCH", f"/trade/orders/{order_id}", json_body=body, not_found=self._order_not_found(order_id)
         )
 
+    def close_units(self, symbol: str, units: float) -> list[Order]:
+        """Reduce the net position in ``symbol`` by ``units`` by closing positions, oldest first (partially
+        where needed), as the official client's netting does; returns TradeLocker's closing orders. A close
+        of more than is held (a reversal) is refused: close, then open separately."""
+        held = [p for p in self.get_positions() if p.symbol.upper() == symbol.upper()]
+        net = sum(p.quantity for p in held)
+        if units > abs(net) + 1e-9:
+            raise InvalidOrderError(
+                f"closing {units:,.0f} units would reverse the {net:+,.0f} unit position in {symbol}; on a "
+                "TradeLocker hedging account submit a closing order and a separate opening order",
+                broker=self.name,
+            )
+        same_side = sorted(
+            (p for p in held if (p.quantity > 0) == (net > 0)),
+            key=lambda p: (str(p.raw.get("openDate") or ""), p.position_id or ""),
+        )
+        closes: list[Order] = []
+        left = units
+        for position in same_side:
+            if left <= 1e-9:
+                break
+            take = min(left, abs(position.quantity))
+            if abs(take - abs(position.quantity)) < 1e-9:
+                closing = self._close_position(position)
+            else:
+                lots = self.units_to_lots(take, position.symbol)
+                self._request(
+                    "DELETE", f"/trade/positions/{position.position_id}", json_body={"qty": _fmt_lots(lots)}
+                )
+                closing = self._closing_order(position)
+            if closing is not None:
+                closes.append(closing)
+            left -= take
+        if not closes:
+            raise InvalidOrderError(f"no {symbol} position could be closed", broker=self.name)
+        return closes
+
+    def _closing_order(self, position: Position) -> Order | None:
+        """TradeLocker's latest order closing (part of) ``position``."""
+        closing_side = "sell" if position.quantity > 0 else "buy"
+        closing = [
+            o
+            for o in self.list_orders()
+            if str(o.raw.get("positionId")) == position.position_id
+            and o.legs[0].side.value == closing_side
+            and o.order_type is OrderType.MARKET
+        ]
+        closing.sort(key=lambda o: o.created_at or datetime.min.replace(tzinfo=UTC))
+        return closing[-1] if closing else None
+
     def _close_position(self, position: Position) -> Order | None:
         if position.position_id is None:
             raise InvalidOrderError(
@@ -814,14 +871,7 @@ class TradeLockerAdapter(BrokerAdapter):
                 raise
             logger.info("tradelocker: position %s was already closed", position.position_id)
             return None
-        closing_side = "sell" if position.quantity > 0 else "buy"
-        closing = [
-            o
-            for o in self.list_orders()
-            if str(o.raw.get("positionId")) == position.position_id and o.legs[0].side.value == closing_side
-        ]
-        closing.sort(key=lambda o: o.created_at or datetime.min.replace(tzinfo=UTC))
-        return closing[-1] if closing else None
+        return self._closing_order(position)
 
 
 __all__ = [

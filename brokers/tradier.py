@@ -18,8 +18,10 @@ Futures: Tradier's public documentation does not describe a futures order form. 
 symbol (the form lumibot's Tradier broker parses back from positions). That path is verified only
 against the local fake server: confirm it on the sandbox before trading it.
 
-``point_lumiwealth_at`` redirects lumibot's own Tradier layer (``lumiwealth_tradier``) to another
-base URL, so lumibot's paper-trading broker can run against the same fake server as this adapter.
+Exits held at the broker (:meth:`TradierAdapter.protect_position`): an OCO order (``class=oco``, a
+target limit and a stop on indexed legs, one cancelling the other) closing the position, or a single
+limit/stop order for a single level. Its levels move by a PUT on each leg's own id; where Tradier refuses
+that (not confirmed on the sandbox), the OCO is cancelled and placed anew.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from brokers.base import (
     OrderType,
     Position,
     PositionEffect,
+    Protection,
     Quote,
     Side,
     TimeInForce,
@@ -235,6 +238,11 @@ class TradierAdapter(BrokerAdapter):
         """Build from :func:`brokers.credentials.load_tradier_credentials` (which guards live)."""
         options.setdefault("allow_live", credentials.is_live)
         return cls(credentials.api_key, credentials.account_id, base_url=credentials.base_url, **options)
+
+    @property
+    def api_key(self) -> SecretStr:
+        """The API key as a SecretStr (masked when printed), for a market-data client of the same account."""
+        return SecretStr(self._api_key)
 
     def __repr__(self) -> str:
         return f"TradierAdapter(account_id={self.account_id!r}, base_url={self.base_url!r}, api_key='{mask_secret(self._api_key)}')"
@@ -481,7 +489,9 @@ class TradierAdapter(BrokerAdapter):
             "created_at": _iso_datetime(raw.get("create_date")),
             "raw": raw,
         }
-        if klass in ("otoco", "oto", "oco") and legs_raw:
+        if klass == "oco" and legs_raw:
+            return self._parse_oco(raw, legs_raw, common)
+        if klass in ("otoco", "oto") and legs_raw:
             return self._parse_bracket(raw, legs_raw, state, common)
         if klass == "multileg" and legs_raw:
             legs = tuple(self._parse_leg(leg, "option") for leg in legs_raw)
@@ -524,7 +534,8 @@ class TradierAdapter(BrokerAdapter):
         entry_raw, exits = legs_raw[0], legs_raw[1:]
         take_profit = next((parse_number(x.get("price")) for x in exits if x.get("type") == "limit"), None)
         stop_loss = next(
-            (parse_number(x.get("stop_price")) for x in exits if x.get("type") in ("stop", "stop_limit")), None
+            (parse_number(x.get("stop_price")) for x in exits if x.get("type") in ("stop", "stop_limit")),
+            None,
         )
         # The bracket is reported as its entry (state, fills); the exits are children. Whether any
         # part still works is a separate question, answered by _is_working for list_open_orders.
@@ -542,6 +553,33 @@ class TradierAdapter(BrokerAdapter):
             take_profit=take_profit,
             stop_loss=stop_loss,
             child_order_ids=tuple(str(x["id"]) for x in exits),
+            **common,
+        )
+
+    def _parse_oco(self, raw: Mapping[str, Any], legs_raw: list[Any], common: dict[str, Any]) -> Order:
+        """An OCO of exits (no entry): filled once either leg filled, canceled once both are final unfilled."""
+        states = [_STATES.get(str(x.get("status", "")).lower(), OrderState.PENDING) for x in legs_raw]
+        filled = next((x for x, st in zip(legs_raw, states, strict=True) if st is OrderState.FILLED), None)
+        if filled is not None:
+            state = OrderState.FILLED
+        elif all(st.is_final for st in states):
+            state = OrderState.CANCELED
+        else:
+            state = OrderState.OPEN
+        return Order(
+            state=state,
+            legs=(self._parse_leg(legs_raw[0], str(legs_raw[0].get("class", "equity"))),),
+            order_type=OrderType.MARKET,
+            time_in_force=self._tif(raw),
+            filled_quantity=parse_number(filled.get("exec_quantity")) or 0.0 if filled else 0.0,
+            avg_fill_price=parse_number(filled.get("avg_fill_price")) if filled else None,
+            take_profit=next(
+                (parse_number(x.get("price")) for x in legs_raw if x.get("type") == "limit"), None
+            ),
+            stop_loss=next(
+                (parse_number(x.get("stop_price")) for x in legs_raw if x.get("type") == "stop"), None
+            ),
+            child_order_ids=tuple(str(x["id"]) for x in legs_raw),
             **common,
         )
 
@@ -610,6 +648,8 @@ class TradierAdapter(BrokerAdapter):
                 form[f"quantity[{i}]"] = _fmt_qty(leg.quantity)
             return form
         leg = request.leg
+        if request.oco:
+            return self._oco_form(request, form)
         if request.is_bracket:
             return self._bracket_form(request, form)
         klass = {AssetClass.OPTION: "option", AssetClass.FUTURE: "future"}.get(leg.asset_class, "equity")
@@ -646,6 +686,101 @@ class TradierAdapter(BrokerAdapter):
             form[f"price[{i}]" if exit_type == "limit" else f"stop[{i}]"] = _fmt_price(price)
         return form
 
+    def _oco_form(self, request: OrderRequest, form: dict[str, str]) -> dict[str, str]:
+        """The exits of an open position: a limit (target) and a stop, one cancelling the other
+        (``class=oco``, legs indexed like an OTOCO's); a single level is a plain limit or stop order."""
+        leg = request.leg
+        exits = [("limit", request.take_profit), ("stop", request.stop_loss)]
+        levels = [(kind, price) for kind, price in exits if price is not None]
+        side, qty = tradier_side(leg), _fmt_qty(leg.quantity)
+        if len(levels) == 1:
+            ((kind, price),) = levels
+            klass = "option" if leg.asset_class is AssetClass.OPTION else "equity"
+            form.update(
+                {"class": klass, "side": side, "quantity": qty, "type": kind, **self._leg_symbol_fields(leg)}
+            )
+            form["price" if kind == "limit" else "stop"] = _fmt_price(float(price))  # type: ignore[arg-type]
+            return form
+        form["class"] = "oco"
+        for i, (kind, price) in enumerate(levels):
+            form.update(self._leg_symbol_fields(leg, i))
+            form.update({f"side[{i}]": side, f"quantity[{i}]": qty, f"type[{i}]": kind})
+            form[f"price[{i}]" if kind == "limit" else f"stop[{i}]"] = _fmt_price(float(price))  # type: ignore[arg-type]
+        return form
+
+    # ----------------------------------------------------------------- protections
+    def protect_position(
+        self,
+        symbol: str,
+        side: Side,
+        quantity: float,
+        *,
+        stop_loss: float | None = None,
+        take_profit: float | None = None,
+        asset_class: AssetClass = AssetClass.EQUITY,
+        intent: str = "",
+    ) -> Protection:
+        """An OCO order (target limit + stop) closing ``quantity``, or one limit/stop order for a single level;
+        through :meth:`place_order` (client id in the tag, reconciled after an uncertain submit)."""
+        request = OrderRequest.single(
+            symbol,
+            side,
+            quantity,
+            asset_class=asset_class,
+            position_effect=PositionEffect.CLOSE,
+            take_profit=take_profit,
+            stop_loss=stop_loss,
+            time_in_force=TimeInForce.GTC,
+            oco=True,
+            intent=intent,
+        )
+        return _protection(self.place_order(request))
+
+    def get_protection(self, protection_id: str) -> Protection:
+        return _protection(self.get_order(protection_id))
+
+    def list_protections(self) -> list[Protection]:
+        return [
+            _protection(o) for o in self.list_orders() if o.raw.get("class") == "oco" and _is_working(o.raw)
+        ]
+
+    def modify_protection(
+        self, protection_id: str, *, stop_loss: float | None = None, take_profit: float | None = None
+    ) -> Protection:
+        """Each moved level is a PUT on its own leg (or on the single order). Where Tradier refuses a leg's
+        change the OCO is cancelled and placed anew with the new levels (a new protection id)."""
+        current = self.get_protection(protection_id)
+        if current.state.is_final:
+            raise InvalidOrderError(f"protection {protection_id} is {current.state.value}", broker=self.name)
+        order = self.get_order(protection_id)
+        legs = _as_list(order.raw.get("leg")) or [order.raw]
+        try:
+            for raw_leg in legs:
+                kind = str(raw_leg.get("type"))
+                new = stop_loss if kind == "stop" else take_profit if kind == "limit" else None
+                if new is not None:
+                    self.replace_order(
+                        str(raw_leg["id"]),
+                        **({"stop_price": new} if kind == "stop" else {"limit_price": new}),
+                    )
+        except (InvalidOrderError, OrderNotFoundError) as exc:
+            logger.warning("tradier: moving protection %s refused (%s); replacing it", protection_id, exc)
+            self.cancel_order(protection_id)
+            return self.protect_position(
+                current.symbol,
+                current.side,
+                current.quantity,
+                stop_loss=stop_loss if stop_loss is not None else current.stop_loss,
+                take_profit=take_profit if take_profit is not None else current.take_profit,
+                asset_class=current.asset_class,
+                intent=f"moved:{protection_id}:{stop_loss}:{take_profit}",
+            )
+        return self.get_protection(protection_id)
+
+    def cancel_protection(self, protection_id: str) -> Protection:
+        self.cancel_order(protection_id)
+        return self.get_protection(protection_id)
+
     def _submit_order(self, request: OrderRequest) -> Order:
         form = self.build_order_form(request)
         body = self._request("POST", f"/accounts/{self.account_id}/orders", data=form)
@@ -664,7 +799,9 @@ class TradierAdapter(BrokerAdapter):
         return self._cancel_tolerating_final(
             order_id,
             lambda: self._request(
-                "DELETE", f"/accounts/{self.account_id}/orders/{order_id}", not_found=self._not_found(order_id)
+                "DELETE",
+                f"/accounts/{self.account_id}/orders/{order_id}",
+                not_found=self._not_found(order_id),
             ),
             refusals=(InvalidOrderError,),
         )
@@ -706,26 +843,32 @@ class TradierAdapter(BrokerAdapter):
         return self.place_order(request)
 
 
-def point_lumiwealth_at(base_url: str) -> Callable[[], None]:
-    """Point lumibot's Tradier layer (``lumiwealth_tradier``) at ``base_url``; return an undo function.
+def _protection(order: Order) -> Protection:
+    """A protection from its Tradier order: an OCO (``take_profit``/``stop_loss`` from its legs) or one order."""
+    leg = order.legs[0]
+    stop, target = order.stop_loss, order.take_profit
+    if order.raw.get("class") != "oco":
+        stop = order.stop_price if order.order_type is OrderType.STOP else None
+        target = order.limit_price if order.order_type is OrderType.LIMIT else None
+    filled_by = None
+    if order.state is OrderState.FILLED:
+        legs = _as_list(order.raw.get("leg")) or [order.raw]
+        kind = next((str(x.get("type")) for x in legs if str(x.get("status")) == "filled"), "")
+        filled_by = "stop_loss" if kind == "stop" else "take_profit"
+    return Protection(
+        protection_id=order.order_id,
+        symbol=leg.symbol,
+        side=leg.side,
+        quantity=leg.quantity,
+        stop_loss=stop,
+        take_profit=target,
+        state=order.state,
+        filled_quantity=order.filled_quantity,
+        avg_fill_price=order.avg_fill_price,
+        filled_by=filled_by,
+        order_ids=order.child_order_ids or (order.order_id,),
+        asset_class=leg.asset_class,
+    )
 
-    ``base_url`` may end in ``/v1`` (this adapter's convention) or not (lumiwealth appends ``v1/...``
-    itself). Both the sandbox and the live constant are replaced, so ``is_paper`` cannot escape to the
-    real API. lumiwealth reads the constants at call time, so already-built clients follow too.
-    """
-    import lumiwealth_tradier.base as lumi_base
 
-    root = base_url.rstrip("/")
-    if root.endswith("/v1"):
-        root = root[: -len("/v1")]
-    previous = (lumi_base.TRADIER_SANDBOX_URL, lumi_base.TRADIER_LIVE_URL)
-    lumi_base.TRADIER_SANDBOX_URL = root
-    lumi_base.TRADIER_LIVE_URL = root
-
-    def restore() -> None:
-        lumi_base.TRADIER_SANDBOX_URL, lumi_base.TRADIER_LIVE_URL = previous
-
-    return restore
-
-
-__all__ = ["TradierAdapter", "point_lumiwealth_at", "tradier_side"]
+__all__ = ["TradierAdapter", "tradier_side"]

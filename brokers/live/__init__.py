@@ -9,21 +9,28 @@ so the end-of-day flat and ``max_hold_minutes`` follow the clock even on delayed
 and the flat flags come from the calendar (``data.calendar``): the arrays cannot know yet that their last
 bar is its session's last. Options are chosen from the broker's chain (``get_chains``,
 ``get_chain_full_info``) by ``select_contract`` itself, on the quotes' mids. Orders go through Lumibot's
-order API: market orders for entries and exits (a multi-leg position as one multi-leg order); the stop,
-partial targets and target of a single-instrument position rest at the broker (GTC, on the price grid,
-rounded towards the side they trigger on) from the entry's fill, re-placed when trailing or break-even
-moves them, the others cancelled when one fills; multi-leg levels are checked on the legs' bar closes
-(their quote's mid when a contract did not trade). Fills, positions and cash are the broker's: levels
-start from the actual fill, modelled slippage and commissions only size the position, and the broker's
-position is the truth (one found at the broker is taken over with levels from its average price, one gone
-is forgotten, an earlier run's resting exits are cancelled). Where the fill model cannot hold live: fills
-are the broker's prices, not a bar's open; an expiring option closes at its last bar's open instead of
-the close; the stop and the target are two orders the broker does not link (both can fill in a fast
-market; the position check then sees what is held). On a TradeLocker account (hedging: a resting
-opposite order opens a second position instead of closing the first) the levels are watched at every
-iteration against the last price and closed with a market order. Refused live (:func:`live_problem`):
-futures, staged conversions, and instruments the broker does not trade here (forex on Tradier, stocks
-and options on TradeLocker).
+order API to the deployment's :class:`brokers.lumibot_broker.AdapterBroker`, so every one of them passes
+the broker adapter (idempotent client ids, reconciled after an uncertain submit, the deployment's risk
+limits). Entries and exits are market orders (a multi-leg position as one multi-leg order). The stop and
+the final target of a single-instrument position are one bracket held at the broker from the entry's fill
+(GTC, on the price grid, rounded towards the side they trigger on): a Tradier OCO order, one cancelling the
+other, or a TradeLocker position's own stop-loss and take-profit; trailing and break-even move it in place
+(a modify, so the position keeps its stop; cancel-and-replace only where the broker refuses the move),
+and it is replaced only
+when its quantity changes (after a partial target; Tradier cannot change an order's quantity). Partial
+targets cannot join the bracket: at Tradier they rest as their own limit orders next to it (an option's
+are watched: Lumibot refuses option closes beyond the position counting working ones); on a
+TradeLocker account (hedging: a resting opposite order opens a second position instead of closing the
+first) they are watched at every iteration against the last price and closed with a market order, which
+the position's stop-loss and take-profit then follow. Multi-leg levels are checked on the legs' bar closes
+(their quote's mid when a contract did not trade). Fills, positions and cash are the broker's: levels start
+from the actual fill, modelled slippage and commissions only size the position, and the broker's position
+is the truth (:mod:`~brokers.live.reconcile`: one found at the broker is taken over with levels from its
+average price, one gone is forgotten; a bracket an earlier run left working is adopted, moved if its levels
+must change, other working orders of an earlier run are cancelled). Where the fill model cannot hold live:
+fills are the broker's prices, not a bar's open; an expiring option closes at its last bar's open instead
+of the close. Refused live (:func:`live_problem`): futures, staged conversions, and instruments the broker
+does not trade here (forex on Tradier, stocks and options on TradeLocker).
 
 Lumibot live behaviours the live mode works around (lumibot 4.6.30):
 
@@ -36,14 +43,16 @@ Lumibot live behaviours the live mode works around (lumibot 4.6.30):
     strategy follows its orders' states (which the broker's polling thread keeps current) at every
     iteration and callback, under one lock; an entry waits a few seconds for its fills so its resting
     exits follow at once, not one iteration later.
-11. Lumibot's Tradier broker treats paper accounts' data as 15 minutes late, and its positions carry no
-    average price: decisions use the bars as delivered with the clock's bar as "now", and a position
-    taken over after a restart gets its entry from Tradier's cost basis.
+11. Lumibot's Tradier data source (the deployments' Tradier data, :mod:`brokers.lumibot_tradier`) treats
+    paper accounts' data as 15 minutes late: decisions use the bars as delivered with the clock's bar as
+    "now". A position taken over after a restart gets its entry from the adapter's average price (Tradier:
+    its cost basis).
 12. Lumibot's Tradier data source counts 1,440 minutes a day when it picks the first day to fetch, so the
     default lookback asks for three days of bars; ``get_chain_full_info`` is given the underlying price and
     a zero rate (else it fetches them); ``Order.get_fill_price`` rounds to cents, so fills are averaged here.
 
-Modules: :mod:`~brokers.live.strategy` (:class:`LiveSpecStrategy`), :mod:`~brokers.live.factory` (what trades
+Modules: :mod:`~brokers.live.strategy` (:class:`LiveSpecStrategy`), :mod:`~brokers.live.reconcile` (the broker's
+positions and working exits at each iteration and after a restart), :mod:`~brokers.live.factory` (what trades
 live where, and the factory), :mod:`~brokers.live.bars` (broker bars as a Market, the live calendar),
 :mod:`~brokers.live.assets` (fill prices, broker symbols). The backtest engine never imports this package.
 """

@@ -16,6 +16,7 @@ import pandas as pd
 
 from brokers.live import assets as live_assets
 from brokers.live import bars as live_data
+from brokers.live.reconcile import BrokerReconcile
 from evaluator import _kernel as K
 from evaluator.fast import signal_arrays
 from evaluator.fill_model import EXIT_REASONS
@@ -33,7 +34,10 @@ class LiveSettings:
     """How a live SpecStrategy reads and trades its broker (see :meth:`LiveSpecStrategy.configure_live`)."""
 
     broker: str  # tradier | tradelocker | another Lumibot broker's name
-    exits: str  # resting: single-instrument levels rest at the broker; watch: checked at each iteration
+    # resting: a single-instrument position's stop and target are one bracket held at the broker, its partial
+    # targets limit orders next to it; bracket: the bracket is held, the partials are watched (a broker whose
+    # exits must be attached to the position)
+    exits: str
     bar_minutes: int
     timestep: str  # the Lumibot timestep fetched
     factor: int  # fetched bars per signal bar
@@ -59,7 +63,7 @@ def live_plan(spec: StrategySpec) -> Plan:
     )
 
 
-class LiveSpecStrategy(SpecCore):
+class LiveSpecStrategy(BrokerReconcile, SpecCore):
     """SpecStrategy's live counterpart: the same position state and rules (:class:`SpecCore`), decisions
     from the broker's bars and fills from its order states. Built by :func:`brokers.live.live_strategy`,
     which calls :meth:`configure_live`.
@@ -88,9 +92,9 @@ class LiveSpecStrategy(SpecCore):
         minutes = BAR_MINUTES[spec.timeframe]
         self.live = LiveSettings(
             broker=broker_kind,
-            # a TradeLocker account hedges: a resting sell stop opens a short next to the long instead of
-            # closing it, so its levels are watched here and closed with market orders (module notes)
-            exits="watch" if broker_kind == "tradelocker" else "resting",
+            # a TradeLocker account hedges: a resting opposite order opens a second position, so its stop and
+            # target are the position's own (the bracket) and partial targets are watched (module notes)
+            exits="bracket" if broker_kind == "tradelocker" else "resting",
             bar_minutes=minutes,
             timestep=fetch,
             factor=factor,
@@ -131,7 +135,6 @@ class LiveSpecStrategy(SpecCore):
         self.sleeptime = self.live.sleeptime
 
     def on_trading_iteration(self) -> None:
-        live = self.live
         with self.live_lock:
             self._live_sync()
             if self._live_busy():
@@ -145,7 +148,7 @@ class LiveSpecStrategy(SpecCore):
                 self.settle = False
             else:
                 self._live_reconcile()
-            if self.direction != 0 and live.exits == "watch" and self._live_watch():
+            if self.direction != 0 and self._live_partials_watched() and self._live_watch():
                 return
             market = self._live_market()
             if market is None:
@@ -549,9 +552,16 @@ class LiveSpecStrategy(SpecCore):
             time.sleep(0.1)
             self._live_sync()
 
-    def _live_exit(self, exit_qty: float, reason: int) -> None:
-        """Close ``exit_qty`` units with market orders (steps 1 and 4 live)."""
-        self._live_cancel_resting()
+    def _live_exit(self, exit_qty: float, reason: int, *, keep_bracket: bool = False) -> None:
+        """Close ``exit_qty`` units with market orders (steps 1 and 4 live). ``keep_bracket``: a partial exit
+        where the bracket is the position's own (it follows the smaller position at the broker)."""
+        if keep_bracket:
+            for rest in [r for r in self.resting if r.kind == "partial"]:
+                self.live_orders.pop(id(rest.order), None)
+                self._live_cancel(rest.order)
+            self.resting = [r for r in self.resting if r.kind != "partial"]
+        else:
+            self._live_cancel_resting()
         trade = self._trade()
         action = Action("exit", 0, trade.n, trade=trade, reason=reason, exit_qty=exit_qty)
         action.restore = (self.direction, self.qty)
@@ -582,39 +592,107 @@ class LiveSpecStrategy(SpecCore):
         return str(plan.underlying.symbol)
 
     def _live_place_resting(self) -> None:
-        """Rules 4, 6, 7 live: the stop, partial targets and target of a single-instrument position rest
-        at the broker (GTC), re-placed when a level moves; prices on the broker's tick grid."""
-        live = self.live
-        if live.exits != "resting" or self.direction == 0 or not self.single or self.entry_pending:
+        """Rules 4, 6, 7 live: a single-instrument position's stop and final target are one bracket held at the
+        broker (GTC; an OCO order at Tradier, the position's own stop-loss/take-profit at TradeLocker), moved in
+        place when trailing or break-even moves a level; partial targets rest as their own limit orders where
+        the broker holds them next to the bracket, else they are watched. Prices on the broker's tick grid."""
+        if self.direction == 0 or not self.single or self.entry_pending:
             if self.resting and (self.direction == 0 or not self.single):
                 self._live_cancel_resting()
             return
         rises = self.pos_sign[0] < 0  # a short leg's stop and a long leg's targets trigger on a rise
+        # the rules only ever tighten a stop; one held at the broker tighter than the levels computed now was
+        # moved by an earlier run (a trailing stop before a restart), and a restart must not loosen it
+        held_stop = next((r.price for r in self.resting if r.kind == "stop"), None)
         wanted = []
         for kind, price, units, reason, n in self._wanted_resting():
+            if kind == "partial" and self._live_partials_watched():
+                continue  # watched at each iteration (_live_watch)
             if price > 0.0:
                 up = rises == (kind == "stop")
                 tick = live_data.price_tick(
                     self.plan.spec.instrument.type, price, str(self.plan.underlying.symbol)
                 )
                 price = live_data.round_to_tick(price, tick, up=up)
+                if kind == "stop" and held_stop is not None:
+                    price = min(price, held_stop) if rises else max(price, held_stop)
             wanted.append((kind, price, round(units, 8), reason, n))
-        if wanted == [r.key() for r in self.resting]:
+        if sorted(wanted) == sorted(r.key() for r in self.resting):
             return
-        self._live_cancel_resting()
+        for kind, price, units, reason, _ in wanted:
+            if price <= 0.0 and rises == (kind == "stop"):
+                self._live_cancel_resting()
+                self._live_exit(units / self.pos_units[0], reason)  # every price touches it
+                return
+        wanted = [w for w in wanted if w[1] > 0.0]
         side = self._side(self.pos_sign[0], opening=False)
-        for kind, price, units, reason, n in wanted:
-            if price <= 0.0:
-                if rises == (kind == "stop"):
-                    self._live_exit(units / self.pos_units[0], reason)  # every price touches it
-                    return
-                continue
-            action = Action("resting", 0, 1, reason=reason, rest_kind=kind, partial_index=n)
-            level = {"stop_price": price} if kind == "stop" else {"limit_price": price}
-            order = self._live_order(self.pos_asset[0], units, side, time_in_force="gtc", **level)
-            placed = self._live_submit([order], action, what=f"resting {kind} at {price:g}")
-            if placed is not None:
-                self.resting.append(Resting(placed, kind, price, units, reason, n))
+        # the bracket first: the position's protection never waits on its partial targets
+        bracket = [w for w in wanted if w[0] != "partial"]
+        held_bracket = [r for r in self.resting if r.kind != "partial"]
+        if sorted(r.key() for r in held_bracket) != sorted(bracket):
+            held_bracket = self._live_bracket(held_bracket, bracket, side)
+        partials = sorted(w for w in wanted if w[0] == "partial")
+        held_partials = [r for r in self.resting if r.kind == "partial"]
+        if sorted(r.key() for r in held_partials) != partials:
+            for rest in held_partials:
+                self.live_orders.pop(id(rest.order), None)
+                self._live_cancel(rest.order)
+            held_partials = []
+            for kind, price, units, reason, n in partials:
+                action = Action("resting", 0, 1, reason=reason, rest_kind=kind, partial_index=n)
+                order = self._live_order(self.pos_asset[0], units, side, time_in_force="gtc", limit_price=price)
+                placed = self._live_submit([order], action, what=f"resting {kind} at {price:g}")
+                if placed is not None:
+                    held_partials.append(Resting(placed, kind, price, units, reason, n))
+        self.resting = held_bracket + held_partials
+
+    def _live_partials_watched(self) -> bool:
+        """Partial targets are watched, not rested, where the broker's exits are attached to the position
+        (TradeLocker) and for an option: Lumibot refuses option closes beyond the position counting working
+        closes, and the bracket already closes all of it."""
+        return self.live.exits != "resting" or self.plan.is_option
+
+    def _live_bracket(self, held: list[Resting], wanted: list[tuple[Any, ...]], side: str) -> list[Resting]:
+        """The stop and the target as one bracket order: the held one moved in place when only its levels
+        change, else the held one cancelled and a new one placed (the quantity changed, a level came or went)."""
+        levels = {kind: price for kind, price, *_ in wanted}
+        order = held[0].order if held else None
+        # a bracket attached to the position follows its quantity at the broker; an order's cannot change
+        attached = self.live.exits == "bracket"
+        same = (
+            order is not None
+            and order.is_active()
+            and sorted((r.kind, r.units) for r in held) == sorted((w[0], w[2]) for w in wanted)
+        ) or (order is not None and order.is_active() and attached and {r.kind for r in held} == set(levels))
+        if same and {r.kind: r.price for r in held} == levels:
+            return [Resting(order, *w) for w in wanted]  # only the quantity it follows changed
+        if same:
+            try:
+                self.modify_order(order, stop_price=levels.get("stop"), limit_price=levels.get("target"))
+            except Exception as exc:  # the broker refused the move: replace the bracket instead
+                self.log_message(f"moving the bracket {order} failed: {exc}; replacing it", color="yellow")
+            else:
+                self.log_message(f"bracket moved: {self._live_levels_text(levels)}")
+                return [Resting(order, *w) for w in wanted]
+        if order is not None:
+            self.live_orders.pop(id(order), None)
+            self._live_cancel(order)
+        if not wanted:
+            return []
+        kind, _, units, reason, _ = min(wanted)  # the stop's reason when there is a stop
+        both = len(levels) == 2
+        prices = {"stop_price": levels.get("stop"), "limit_price": levels.get("target")}
+        prices = {k: v for k, v in prices.items() if v is not None}
+        order = self._live_order(
+            self.pos_asset[0], units, side, time_in_force="gtc", **({"order_class": "oco"} if both else {}), **prices
+        )
+        action = Action("resting", 0, 1, reason=reason, rest_kind="bracket" if both else kind, partial_index=-1)
+        placed = self._live_submit([order], action, what=f"bracket {self._live_levels_text(levels)}")
+        return [] if placed is None else [Resting(placed, *w) for w in wanted]
+
+    @staticmethod
+    def _live_levels_text(levels: dict[str, float]) -> str:
+        return ", ".join(f"{kind} {price:g}" for kind, price in sorted(levels.items()))
 
     def _live_cancel(self, order: Any) -> None:
         if id(order) in self.live_cancelled or not order.is_active():
@@ -632,8 +710,9 @@ class LiveSpecStrategy(SpecCore):
         self.resting = []
 
     def _live_watch(self) -> bool:
-        """Watch mode (rules 4, 6, 7 where resting exits cannot rest): the resting levels against the
-        broker's current price, closed with a market order when touched. True if an exit went out."""
+        """Rule 7 where partial targets cannot rest next to the bracket (:meth:`_live_partials_watched`): the
+        partial levels against the broker's current price, closed with a market order when touched. True if an
+        exit went out."""
         if self.entry_pending or not self.single:
             return False
         price = self._live_price(self.pos_asset[0])
@@ -641,12 +720,15 @@ class LiveSpecStrategy(SpecCore):
             return False
         rises = self.pos_sign[0] < 0
         for kind, level, units, reason, n in self._wanted_resting():
+            if kind != "partial":
+                continue  # the stop and the target are held at the broker
             up = rises == (kind == "stop")
             if (price >= level) if up else (price <= level):
                 if kind == "partial":
                     self.next_partial = n + 1
                 self.log_message(f"{kind} level {level:g} touched at {price:g}")
-                self._live_exit(units / self.pos_units[0], reason)
+                exit_qty = units / self.pos_units[0]
+                self._live_exit(exit_qty, reason, keep_bracket=exit_qty < self.qty - 1e-9)
                 return True
         return False
 
@@ -706,6 +788,9 @@ class LiveSpecStrategy(SpecCore):
 
     def _live_resting_filled(self, order: Any, action: Action, price: float, quantity: float) -> None:
         exit_qty = min(quantity / self.pos_units[0], self.qty)
+        mine = [r for r in self.resting if r.order is order]
+        if len(mine) > 1:  # a bracket: the level nearest the fill is the one that traded
+            action.rest_kind = min(mine, key=lambda r: abs(r.price - price)).kind
         self.resting = [r for r in self.resting if r.order is not order]
         self.log_message(f"{action.rest_kind} filled: {exit_qty:g} {self._live_label()} at {price:g}")
         self._leave(exit_qty)
@@ -739,137 +824,3 @@ class LiveSpecStrategy(SpecCore):
             self.pend_exit_frac, self.pend_exit_reason = 1.0, action.reason
         else:
             self.resting = [r for r in self.resting if r.order is not order]  # re-placed at the next bar
-
-    def _live_reconcile(self) -> None:
-        """The broker's position is the truth: adopt one this strategy does not know (a restart, a manual
-        trade), forget one that is gone (a resting exit filled unseen, a manual close)."""
-        plan = self.plan
-        if plan.is_option:
-            held = self._live_option_positions()
-            units = 0.0 if not held else 1.0
-        else:
-            position = self.get_position(plan.underlying)
-            units = float(position.quantity) if position is not None and position.quantity else 0.0
-            held = [(plan.underlying, units, getattr(position, "avg_fill_price", None))] if units else []
-        if self.direction == 0 and held:
-            self._live_adopt(held)
-        elif self.direction != 0 and not held:
-            self.log_message(f"{self._live_label()} is flat at the broker; forgetting the position")
-            self._live_cancel_resting()
-            self.direction, self.qty, self.pos_n = 0, 0.0, 0
-        if self.direction != 0:
-            self._live_cancel_foreign()
-        if self.direction != 0 and not plan.is_option:
-            qty = abs(units) / self.pos_units[0]
-            if (units > 0) != (self.direction > 0):
-                self.log_message(
-                    f"the broker holds {units:+g} {self._live_label()}, opposite to this strategy's position"
-                )
-                self._live_cancel_resting()
-                self.direction, self.qty, self.pos_n = 0, 0.0, 0
-                self._live_adopt(held)
-            elif abs(qty - self.qty) > 1e-9:
-                self.log_message(f"the broker holds {units:+g} {self._live_label()}; following it")
-                self.qty = qty
-                self._live_place_resting()
-
-    def _live_cancel_foreign(self) -> None:
-        """Cancel working orders on the position's instruments that this run did not place (an earlier
-        run's resting exits after a restart): the deployment owns the instrument, and a second set of
-        exits would close the position twice."""
-        mine = {id(order) for order, _, _ in self.live_orders.values()}
-        assets = [self.pos_asset[k] for k in range(self.pos_n)]
-        for order in self.get_orders():
-            if id(order) in mine or not order.is_active() or order.order_type == "market":
-                continue  # an earlier run's market orders fill (or fail) on their own
-            if any(live_assets.same_asset(order.asset, asset) for asset in assets):
-                self.log_message(f"cancelling {order}: left working by an earlier run")
-                self._live_cancel(order)
-
-    def _live_option_positions(self) -> list[tuple[Any, float, float | None]]:
-        symbol = str(self.plan.underlying.symbol)
-        out = []
-        for position in self.get_positions():
-            asset = position.asset
-            if (
-                str(asset.asset_type) == "option"
-                and str(asset.symbol) == symbol
-                and float(position.quantity or 0)
-            ):
-                out.append((asset, float(position.quantity), getattr(position, "avg_fill_price", None)))
-        return out
-
-    def _live_cost_basis(self) -> dict[str, float]:
-        """Average price per share of each position as the broker books it, by broker symbol (OCC for
-        options). Lumibot's Tradier positions carry no average price; Tradier's cost basis has it."""
-        tradier = getattr(self.broker, "tradier", None)
-        if tradier is None:
-            return {}
-        try:
-            frame = tradier.account.get_positions()
-        except Exception as exc:  # the levels then start from the current price
-            self.log_message(f"no cost basis from the broker: {exc}", color="yellow")
-            return {}
-        out = {}
-        for row in frame.to_dict("records") if frame is not None else []:
-            symbol, qty, basis = str(row.get("symbol") or ""), row.get("quantity"), row.get("cost_basis")
-            if not symbol or not qty or basis is None:
-                continue
-            mult = K.OPTION_MULT if len(symbol) > 15 and symbol[-9] in "CP" else 1.0
-            out[symbol] = abs(float(basis) / (float(qty) * mult))
-        return out
-
-    def _live_adopt(self, held: list[tuple[Any, float, float | None]]) -> None:
-        """Take over positions found at the broker: levels from their average prices."""
-        plan = self.plan
-        if any(not avg for _, _, avg in held):
-            basis = self._live_cost_basis()
-            held = [
-                (asset, q, avg or basis.get(live_assets.broker_symbol(asset)) or None) for asset, q, avg in held
-            ]
-        if plan.is_option:
-            size = min(abs(q) for _, q, _ in held)
-            for k, (asset, q, avg) in enumerate(held[:4]):
-                self.pos_sign[k] = (1.0 if q > 0 else -1.0) * abs(q) / size
-                self.pos_mult[k] = K.OPTION_MULT
-                self.pos_asset[k] = asset
-                self.pos_legs[k] = k
-                self.pos_units[k] = abs(q) / size
-                self.pos_exp[k] = live_data.day_ordinal(asset.expiration)
-                self.pos_strike[k] = float(asset.strike)
-                self.pos_call[k] = str(asset.right).upper().startswith("C")
-                self.pos_ticker[k] = live_data.Contract(
-                    asset.expiration, float(asset.strike), self.pos_call[k], 0.0, str(asset.symbol)
-                ).ticker
-                self.last_mark[k] = float(avg) if avg else (self._live_price(asset) or 0.0)
-            self.pos_n = min(len(held), 4)
-            self.qty = self.orig_qty = size
-            self.direction = 1
-        else:
-            asset, units, avg = held[0]
-            self.direction = 1 if units > 0 else -1
-            self.pos_sign[0], self.pos_mult[0], self.pos_asset[0] = float(self.direction), plan.mult, asset
-            self.pos_legs[0], self.pos_units[0], self.pos_ticker[0] = -1, plan.lumi_units, ""
-            self.pos_n = 1
-            self.qty = self.orig_qty = abs(units) / plan.lumi_units
-            self.last_mark[0] = float(avg) if avg else (self._live_price(asset) or 0.0)
-        self.single = self.pos_n == 1
-        v = sum(self.pos_sign[k] * self.pos_mult[k] * self.last_mark[k] for k in range(self.pos_n))
-        atr = float(self.plan.sig["atr"][-1]) if self.plan.sig else float("nan")
-        stop_dist = self._stop_distance(v, atr, float("nan"))
-        self.v_entry = self.v_entry_trade = self.best_v = v
-        self.stop_v, self.tp_v = self._entry_levels(v, stop_dist, atr, float("nan"))
-        bar_ns = self.live.bar_minutes * NS_PER_MIN
-        now = self.live.clock()
-        self.entry_bar_ns = self.entry_ts = now // bar_ns * bar_ns  # held from this bar on
-        self.next_partial = 0
-        self.entry_pending = False
-        # a position found at the broker is one of today's trades: a restart must not add one more
-        self.live_day = pd.Timestamp(now, tz="UTC").tz_convert(NY).date()
-        self.trades_today = max(self.trades_today, 1)
-        self.log_message(
-            f"holding {self.direction * self.qty:+g} {self._live_label()} found at the broker; levels from its "
-            f"average price ({self._live_value_text(v)})"
-        )
-        self._live_cancel_foreign()
-        self._live_place_resting()

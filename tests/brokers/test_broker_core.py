@@ -137,7 +137,7 @@ def test_client_order_id_is_deterministic_and_broker_safe() -> None:
         ({"order_type": "limit"}, "needs limit_price"),
         ({"order_type": "stop"}, "needs stop_price"),
         ({"limit_price": 5.0}, "market order must not carry"),
-        ({"take_profit": 90.0, "stop_loss": 95.0}, "take_profit > stop_loss"),
+        ({"take_profit": 90.0, "stop_loss": 95.0}, "take_profit must be > stop_loss"),
         ({"order_type": "bogus"}, "expected one of 'market'"),
     ],
 )

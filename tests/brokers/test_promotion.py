@@ -64,6 +64,12 @@ spec:
   sizing: {mode: fixed, quantity: $qty}
 """
 
+# the same candidate with a stop and a target: its deployment holds them at Tradier as one OCO order
+BRACKET_SPACE = STOCK_SPACE.replace("name: live_tiny\n", "name: live_tiny_bracket\n").replace(
+    '  entry: {long: "close > 0"}\n',
+    '  entry: {long: "close > 0"}\n  exits: {stop_loss: {pct: 0.01}, take_profit: {pct: 0.01}}\n',
+)
+
 FX_SPACE = """\
 name: live_tiny_fx
 data: {start: 2024-01-02, end: 2024-03-29}
@@ -80,6 +86,11 @@ spec:
   entry: {long: "close > 0"}
   sizing: {mode: fixed, quantity: $lots}
 """
+
+FX_BRACKET_SPACE = FX_SPACE.replace("name: live_tiny_fx\n", "name: live_tiny_fx_bracket\n").replace(
+    '  entry: {long: "close > 0"}\n',
+    '  entry: {long: "close > 0"}\n  exits: {stop_loss: {pips: 20}, take_profit: {pips: 20}}\n',
+)
 
 # Fast settings for the processes the tests start: Lumibot polls twice a second, iterates every 2 s.
 SETTINGS = PaperSettings(
@@ -249,7 +260,9 @@ def farm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tradier: Any, tradeloc
         store.close()
 
 
-def _wait(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+def _wait(predicate: Callable[[], Any], timeout: float = 120.0, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it holds; the deadline is generous (processes start slowly on a loaded
+    machine) and only a failing test ever waits for it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -266,6 +279,15 @@ def _positions(fake: Any) -> dict[str, float]:
             for p in fake.books[1].positions.values()
         }
     return {symbol: p["quantity"] for symbol, p in fake.positions.items()}
+
+
+def _working_ocos(fake: Any) -> list[dict[str, Any]]:
+    with fake.lock:
+        return [
+            o
+            for o in fake.orders.values()
+            if o["class"] == "oco" and any(leg["status"] == "open" for leg in o["leg"])
+        ]
 
 
 def _assert_no_secrets(farm: Farm) -> None:
@@ -486,6 +508,95 @@ def test_restarted_deployment_reconciles_positions_and_kill_switch_flattens(farm
     assert farm.store.get(dep_id).status is Status.STOPPED
     assert not process_alive(dep.pid, dep_id) and not process_alive(new_runner, dep_id)
     _assert_no_secrets(farm)
+
+
+def test_a_killed_runner_holding_a_bracket_restarts_without_a_second_entry_or_bracket(farm: Farm) -> None:
+    """``kill -9`` of the runner while it holds a position and its bracket at Tradier: the supervisor's new
+    runner reconciles with the broker's positions and working orders, records what it found, keeps the
+    bracket (the same OCO order) and enters nothing again."""
+    fake = farm.tradier.fake
+    root = farm.root
+    _make_study(
+        farm.storage,
+        "bracket",
+        BRACKET_SPACE,
+        root / "bracket",
+        root / "bracket" / "gates",
+        "qty",
+        [3, 4, 5],
+        0.0005,
+    )
+    (dep_id,) = promote_candidates(farm.options("bracket"), farm.store, echo=farm.lines.append).started
+    _wait(lambda: _positions(fake).get("SPY") == 3, what="the buy")
+    (first,) = _wait(lambda: _working_ocos(fake), what="the bracket at the broker")
+    assert sorted((leg["type"], leg.get("stop_price") or leg["price"]) for leg in first["leg"]) == [
+        ("limit", 596.04),  # the fill at 590.13 + 1%, up to the cent
+        ("stop", 584.22),  # - 1%, down
+    ]
+    dep = farm.store.get(dep_id)
+
+    os.kill(dep.runner_pid, signal.SIGKILL)  # type: ignore[arg-type]  # a crash: the supervisor restarts it
+    _wait(lambda: farm.store.get(dep_id).restarts == 1, what="a restart")
+    reconciled = _wait(
+        lambda: [e for e in farm.store.events(dep_id) if e.kind == "reconciled"][1:],
+        what="the second reconcile",
+    )
+    assert "positions at the broker: SPY +3" in reconciled[0].message
+    assert "working at the broker: exits of SPY sell 3 stop 584.22 target 596.04" in reconciled[0].message
+    assert [e.kind for e in farm.store.events(dep_id)].count("restart") == 1
+    new_runner = _wait(lambda: (d := farm.store.get(dep_id)).runner_pid != dep.runner_pid and d.runner_pid)
+    log = Path(dep.folder) / "runner.log"
+    restarted = lambda: log.read_text().split("trading always_long_spy")[-1]  # noqa: E731
+    _wait(lambda: restarted().count("Trading iteration ended") >= 2, what="two iterations after the restart")
+    assert "keeping the bracket held at the broker: stop 584.22, target 596.04" in restarted()
+    assert fake.order_count() == 2  # the entry and its bracket: no second entry, no second bracket
+    assert [o["id"] for o in _working_ocos(fake)] == [first["id"]] and _positions(fake) == {"SPY": 3}
+    assert process_alive(new_runner, dep_id)
+
+    result = farm.cli("stop", dep_id, "--reason", "end of test")
+    assert result.exit_code == 0 and "flattened: SPY +3" in result.output, result.output
+    assert _positions(fake) == {} and _working_ocos(fake) == []
+    _assert_no_secrets(farm)
+
+
+def test_a_killed_tradelocker_runner_keeps_the_stop_and_target_on_its_position(farm: Farm) -> None:
+    """The same crash on TradeLocker: the position's own stop-loss and take-profit are kept (nothing is
+    sent again) and the new runner records them."""
+    fake = farm.tradelocker.fake
+    root = farm.root
+    _make_study(
+        farm.storage,
+        "fxb",
+        FX_BRACKET_SPACE,
+        root / "fxb",
+        root / "fxb" / "gates",
+        "lots",
+        [0.1, 0.2, 0.3],
+        0.05,
+    )
+    (dep_id,) = promote_candidates(farm.options("fxb"), farm.store, echo=farm.lines.append).started
+    _wait(lambda: _positions(fake).get("EURUSD") == pytest.approx(0.1), what="the forex buy")
+    patches = _wait(lambda: fake.requests_to("PATCH", r"/trade/positions/\d+$"), what="the position's exits")
+    assert patches[0].json() == {"stopLoss": 1.083, "takeProfit": 1.087}  # 20 pips from the fill at 1.08500
+    dep = farm.store.get(dep_id)
+
+    os.kill(dep.runner_pid, signal.SIGKILL)  # type: ignore[arg-type]
+    reconciled = _wait(
+        lambda: [e for e in farm.store.events(dep_id) if e.kind == "reconciled"][1:],
+        what="the second reconcile",
+    )
+    assert (
+        "working at the broker: exits of EURUSD sell 10,000 stop 1.083 target 1.087" in reconciled[0].message
+    )
+    log = Path(dep.folder) / "runner.log"
+    restarted = lambda: log.read_text().split("trading always_long_eurusd")[-1]  # noqa: E731
+    _wait(lambda: restarted().count("Trading iteration ended") >= 2, what="two iterations after the restart")
+    assert "keeping the bracket held at the broker: stop 1.083, target 1.087" in restarted()
+    assert fake.order_count() == 1 and len(fake.requests_to("PATCH", r"/trade/positions/\d+$")) == 1
+    fake.set_quote("EURUSD", 1.08705, 1.08715)  # the take-profit closes the position at the broker
+    _wait(lambda: _positions(fake) == {}, what="the take-profit")
+    result = farm.cli("stop", dep_id, "--reason", "end of test")
+    assert result.exit_code == 0, result.output
 
 
 def test_daily_loss_breach_stops_flattens_and_records_why(farm: Farm) -> None:

@@ -20,7 +20,6 @@ from brokers import (
     OrderType,
     PositionEffect,
     TradierAdapter,
-    point_lumiwealth_at,
 )
 from brokers.tradier import tradier_side
 
@@ -237,24 +236,21 @@ def test_live_url_needs_explicit_permission() -> None:
     TradierAdapter("key-123456789", "VA1", base_url="https://api.tradier.com/v1", allow_live=True).close()
 
 
-def test_lumiwealth_tradier_reads_balances_from_the_fake(tradier: Harness) -> None:
-    """lumibot's own Tradier layer, redirected with point_lumiwealth_at, talks to the same fake."""
+def test_lumibot_tradier_data_reads_the_fake_without_rewriting_lumiwealth(tradier: Harness) -> None:
+    """The deployments' Tradier data source reads bars and quotes from the adapter's base URL; lumiwealth's
+    module constants (its default URLs) stay as they are."""
     import lumiwealth_tradier.base as lumi_base
-    from lumiwealth_tradier import Tradier
+    from lumibot.entities import Asset
+
+    from brokers.lumibot_tradier import TradierMarketData
 
     original = (lumi_base.TRADIER_SANDBOX_URL, lumi_base.TRADIER_LIVE_URL)
-    restore = point_lumiwealth_at(tradier.fake.base_url)  # ends in /v1; lumiwealth adds v1/ itself
-    try:
-        assert tradier.fake.root_url == lumi_base.TRADIER_SANDBOX_URL
-        client = Tradier(tradier.fake.account_id, tradier.fake.token, is_paper=True)
-        balances = client.account.get_account_balance()
-        assert balances.loc[0, "total_equity"] == pytest.approx(100_000.0)
-        assert balances.loc[0, "account_number"] == tradier.fake.account_id
-        assert balances.loc[0, "margin.stock_buying_power"] == pytest.approx(200_000.0)
-        # The same account seen through our adapter after a trade, and through lumiwealth again.
-        tradier.adapter.place_order(OrderRequest.single("SPY", "buy", 10, intent="lumi"))
-        positions = client.account.get_positions()
-        assert positions.loc[0, "symbol"] == "SPY" and positions.loc[0, "quantity"] == 10
-    finally:
-        restore()
+    data = TradierMarketData(
+        tradier.fake.base_url, tradier.fake.account_id, tradier.fake.token, paper=True, delay=0
+    )
+    tradier.fake.all_hours = True
+    assert data.get_last_price(Asset("SPY", asset_type="stock")) == pytest.approx(590.12)
+    bars = data.get_historical_prices(Asset("SPY", asset_type="stock"), 5, "minute")
+    assert bars is not None and len(bars.df) >= 1
+    assert tradier.fake.history_requests >= 1
     assert original == (lumi_base.TRADIER_SANDBOX_URL, lumi_base.TRADIER_LIVE_URL)

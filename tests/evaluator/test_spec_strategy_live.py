@@ -1,9 +1,10 @@
 """SpecStrategy's live mode (the class the backtests confirm) trading against the fake Tradier and
-TradeLocker servers on 127.0.0.1, through Lumibot's own brokers, in this process.
+TradeLocker servers on 127.0.0.1, through the deployments' Lumibot brokers (every order through the broker
+adapter), in this process.
 
 Every run is deterministic whatever the wall clock says: the entry signal is always true, the exits come
-from prices the test moves (a resting order the fake fills, a level the strategy watches), from the
-reconciled position at a restart, or from an end-of-day time every bar is past.
+from prices the test moves (a bracket or a partial target the fake fills), from the reconciled position at
+a restart, or from an end-of-day time every bar is past.
 """
 
 from __future__ import annotations
@@ -93,25 +94,26 @@ def live_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 @pytest.fixture
 def tradier(live_env: Path) -> Iterator[tuple[Any, Callable[[], Any]]]:
-    """The fake Tradier and a maker of Lumibot Tradier brokers pointed at it (one per "process")."""
-    from brokers.tradier import point_lumiwealth_at
+    """The fake Tradier and a maker of the deployments' Tradier brokers pointed at it (one per "process")."""
+    from brokers.lumibot_tradier import TradierBroker
+    from brokers.tradier import TradierAdapter
 
     fake = fakes.FakeTradier()
-    restore = point_lumiwealth_at(fake.start())
+    base_url = fake.start()
     brokers: list[Any] = []
 
     def make() -> Any:
-        from lumibot.brokers import Tradier
-
-        broker = Tradier(
-            config={
-                "ACCESS_TOKEN": fake.token,
-                "ACCOUNT_NUMBER": fake.account_id,
-                "PAPER": True,
-                "MARKET": "24/7",  # trade whatever the wall clock says
-            },
-            polling_interval=0.2,
+        adapter = TradierAdapter(
+            fake.token,
+            fake.account_id,
+            base_url=base_url,
+            timeout=2.0,
+            retry_backoff_base=0.0,
+            retry_max_backoff=0.0,
+            submit_settle_seconds=0.0,
         )
+        # "24/7": trade whatever the wall clock says
+        broker = TradierBroker(adapter, paper=True, polling_interval=0.2, market="24/7")
         brokers.append(broker)
         return broker
 
@@ -119,9 +121,8 @@ def tradier(live_env: Path) -> Iterator[tuple[Any, Callable[[], Any]]]:
         yield fake, make
     finally:
         for broker in brokers:
-            broker.cleanup_streams()
+            broker.close()
             broker.data_source.shutdown()
-        restore()
         fake.stop()
 
 
@@ -199,8 +200,20 @@ def _spec(**fields: Any) -> StrategySpec:
 
 
 def _working(fake: Any) -> list[dict[str, Any]]:
+    """Working orders, an OCO's working legs one by one."""
     with fake.lock:
-        return [dict(o) for o in fake.orders.values() if o["status"] in ("open", "pending")]
+        out = []
+        for o in fake.orders.values():
+            parts = o["leg"] if o["class"] == "oco" else [o]
+            out += [dict(p) for p in parts if p["status"] in ("open", "pending")]
+        return out
+
+
+def _states(fake: Any) -> list[tuple[str, float, str]]:
+    """(type, quantity, status) of every order, an OCO's legs one by one, sorted."""
+    with fake.lock:
+        parts = [p for o in fake.orders.values() for p in (o["leg"] if o["class"] == "oco" else [o])]
+        return sorted((p["type"], p["quantity"], p["status"]) for p in parts)
 
 
 def _posts(fake: Any) -> list[dict[str, str]]:
@@ -216,12 +229,6 @@ def _tl_positions(fake: Any) -> dict[str, float]:
         return out
 
 
-def _tl_quote(fake: Any, name: str, bid: float, ask: float) -> None:
-    with fake.lock:
-        inst = next(i for i in fake.instruments.values() if i.name == name)
-        inst.bid, inst.ask = bid, ask
-
-
 # ----------------------------------------------------------------------------------------- Tradier
 
 
@@ -230,7 +237,7 @@ def _levels(fake: Any) -> list[tuple[str, float, float]]:
     return sorted((o["type"], o["quantity"], o.get("stop_price") or o["price"]) for o in _working(fake))
 
 
-def test_stock_spec_enters_rests_its_exits_at_tradier_then_a_partial_and_the_target_fill(
+def test_stock_spec_holds_its_bracket_at_tradier_then_a_partial_and_the_target_fill(
     tradier: tuple[Any, Callable[[], Any]], live_env: Path
 ) -> None:
     fake, make_broker = tradier
@@ -254,27 +261,30 @@ def test_stock_spec_enters_rests_its_exits_at_tradier_then_a_partial_and_the_tar
             ("limit", 3.0, 596.04),  # the target: 590.13 * 1.01 = 596.0313, up
             ("stop", 3.0, 584.22),  # the stop: 590.13 * 0.99 = 584.2287, down
         ]
+        (bracket,) = [o for o in fake.orders.values() if o["class"] == "oco"]  # stop and target: one OCO
+        assert sorted((leg["type"], leg["side"], leg["duration"]) for leg in bracket["leg"]) == [
+            ("limit", "sell", "gtc"),
+            ("stop", "sell", "gtc"),
+        ]
         fake.set_quote("SPY", 594.00, 594.02)  # through the partial only
         _wait(lambda: fake.positions.get("SPY", {}).get("quantity") == 2, "the partial's fill")
-        # the stop and the target behind it now close what is left
+        # a new bracket closes what is left (Tradier cannot change an order's quantity)
         _wait(lambda: _levels(fake) == [("limit", 2.0, 596.04), ("stop", 2.0, 584.22)], "the exits for 2")
-        fake.set_quote("SPY", 600.00, 600.02)  # through the target
+        fake.set_quote("SPY", 600.00, 600.02)  # through the target: the OCO cancels the stop itself
         _wait(
             lambda: "SPY" not in fake.positions and not _working(fake), "the target's fill, the stop's cancel"
         )
-    entry = _posts(fake)[0]
+    posts = _posts(fake)
+    entry = posts[0]
     assert (entry["class"], entry["type"], entry["side"], float(entry["quantity"])) == (
         "equity",
         "market",
         "buy",
         3,
     )
-    assert {(f["type"], f["side"], f["duration"]) for f in _posts(fake)[1:]} == {
-        ("limit", "sell", "gtc"),
-        ("stop", "sell", "gtc"),
-    }
-    states = sorted((o["type"], o["quantity"], o["status"]) for o in fake.orders.values())
-    assert states == [
+    assert sorted(f["class"] for f in posts[1:]) == ["equity", "oco", "oco"]  # the partial, two brackets
+    assert all(f["tag"].startswith("ssf-") for f in posts)  # every order carries the adapter's client id
+    assert _states(fake) == [
         ("limit", 1.0, "filled"),
         ("limit", 2.0, "filled"),
         ("limit", 3.0, "canceled"),
@@ -285,7 +295,7 @@ def test_stock_spec_enters_rests_its_exits_at_tradier_then_a_partial_and_the_tar
     assert fake.realized_today == pytest.approx((594.00 - 590.13) + 2 * (600.00 - 590.13))
 
 
-def test_a_restart_takes_over_the_position_and_replaces_the_earlier_runs_exits(
+def test_a_restart_takes_over_the_position_and_keeps_the_bracket_held_at_the_broker(
     tradier: tuple[Any, Callable[[], Any]], live_env: Path
 ) -> None:
     fake, make_broker = tradier
@@ -299,36 +309,21 @@ def test_a_restart_takes_over_the_position_and_replaces_the_earlier_runs_exits(
     with trading(live_strategy(make_broker(), spec, name="live-spy-short", sleeptime="1S"), live_env):
         _wait(lambda: fake.positions.get("SPY", {}).get("quantity") == -4, "the short sale at the bid")
         first = _wait(lambda: [w for w in [_working(fake)] if len(w) == 2], "the resting exits")[0]
-    # the first run's exits still work at the broker; a restarted run owns the position from now on
+    # the first run's bracket still works at the broker; a restarted run owns the position from now on
     assert sorted((o["type"], o["side"], o.get("stop_price") or o.get("price")) for o in first) == [
         ("limit", "buy_to_cover", 585.11),  # 590.11 - 5 points
         ("stop", "buy_to_cover", 592.11),  # 590.11 + 2 points
     ]
     with trading(live_strategy(make_broker(), spec, name="live-spy-short", sleeptime="1S"), live_env):
-        second = _wait(
-            lambda: [
-                w
-                for w in [_working(fake)]
-                if len(w) == 2 and {o["id"] for o in w}.isdisjoint({o["id"] for o in first})
-            ],
-            "the restarted run's own exits",
-        )[0]
+        time.sleep(1.5)  # a few iterations of the restarted run
+        # the same levels from the broker's average price: the bracket is kept, nothing new is sent
+        assert {o["id"] for o in _working(fake)} == {o["id"] for o in first}
+        assert len(_posts(fake)) == 2
         fake.set_quote("SPY", 592.20, 592.22)  # through the stop
         _wait(lambda: "SPY" not in fake.positions and not _working(fake), "the stop's fill")
-    # the same levels, from Tradier's cost basis (Lumibot's positions carry no average price)
-    assert sorted((o["type"], o.get("stop_price") or o.get("price")) for o in second) == [
-        ("limit", 585.11),
-        ("stop", 592.11),
-    ]
-    states = sorted((o["type"], o["status"]) for o in fake.orders.values())
-    assert states == [
-        ("limit", "canceled"),
-        ("limit", "canceled"),
-        ("market", "filled"),
-        ("stop", "canceled"),
-        ("stop", "filled"),
-    ]
+    assert _states(fake) == [("limit", 4.0, "canceled"), ("market", 4.0, "filled"), ("stop", 4.0, "filled")]
     assert fake.realized_today == pytest.approx(-4 * (592.22 - 590.11))
+    assert "keeping the bracket held at the broker" in (live_env / "lumibot.log").read_text()
 
 
 def test_option_spread_from_the_chain_then_a_restart_closes_it_on_its_close_marks(
@@ -433,27 +428,67 @@ def test_decisions_bar_by_bar_follow_the_window_size_trail_the_stop_and_end_at_t
     decide("10:00")  # 10% of 100,000 at 590.12 (the last price): 16 shares, filled at the ask 590.13
     assert fake.positions["SPY"]["quantity"] == 16
     _wait(lambda: _levels(fake) == [("stop", 16.0, 584.22)], "the trailing stop 1% under the fill")
-    decide("10:01")  # a high of 600.50: the stop rises to 594.49 (594.495, down), from the next bar on
+    decide("10:01")  # a high of 600.50: the stop rises to 594.49 (594.495, down), moved in place
     _wait(lambda: _levels(fake) == [("stop", 16.0, 594.49)], "the raised stop")
+    (moved,) = fake.requests_to("PUT", r"/orders/\d+$")
+    assert moved.form()["stop"] == "594.49"
     decide("10:02")  # a lower high: the stop stays
     assert _levels(fake) == [("stop", 16.0, 594.49)]
     decide("10:03")  # the next open is 3 minutes after the entry's: the time exit, at market
     _wait(lambda: "SPY" not in fake.positions and not _working(fake), "the time exit")
     sides = [(f["type"], f["side"], f.get("stop")) for f in _posts(fake)]
-    assert sides == [
-        ("market", "buy", None),
-        ("stop", "sell", "584.22"),
-        ("stop", "sell", "594.49"),
-        ("market", "sell", None),
-    ]
+    assert sides == [("market", "buy", None), ("stop", "sell", "584.22"), ("market", "sell", None)]
     states = [o["status"] for o in fake.orders.values()]
-    assert states == ["filled", "canceled", "canceled", "filled"]
+    assert states == ["filled", "canceled", "filled"]
+
+
+def test_a_restart_never_loosens_a_stop_an_earlier_run_trailed_up(
+    tradier: tuple[Any, Callable[[], Any]],
+) -> None:
+    """The trailing stop was raised before the crash; the restarted run computes its levels from the entry
+    again (594.49 would become 584.22) but keeps the tighter stop the broker holds."""
+    fake, make_broker = tradier
+    spec = _spec(
+        instrument={"type": "stock", "symbol": "SPY"},
+        entry={"long": "close > 0"},
+        exits={"trailing": {"pct": 0.01}},
+        sizing={"mode": "fixed", "quantity": 16},
+    )
+    index = pd.date_range("2026-11-30 10:00", periods=3, freq="1min", tz=NY)
+    close = np.array([590.0, 600.0, 599.0])
+    frame = pd.DataFrame(
+        {"open": close, "high": close + 0.5, "low": close - 0.5, "close": close, "volume": np.ones(3)},
+        index=index,
+    )
+    clock = [0]
+
+    def decide(strategy: Any, minute: str) -> None:
+        bars = frame[frame.index <= pd.Timestamp(f"2026-11-30 {minute}", tz=NY)]
+        market = _live.frame_market("SPY", bars, intraday=True)
+        clock[0] = int(market.bars.ts[-1]) + 60_000_000_000
+        with strategy.live_lock:
+            strategy._live_sync()
+            strategy._live_decide(market, len(market.bars) - 1)
+
+    first = live_strategy(make_broker(), spec, name="live-trail", clock=lambda: clock[0], fill_wait=10.0)
+    decide(first, "10:00")
+    _wait(lambda: _levels(fake) == [("stop", 16.0, 584.22)], "the trailing stop 1% under the fill")
+    decide(first, "10:01")  # a high of 600.50: the stop rises to 594.49
+    _wait(lambda: _levels(fake) == [("stop", 16.0, 594.49)], "the raised stop")
+
+    broker = make_broker()  # the restarted run: a new broker and strategy on the same account
+    second = live_strategy(broker, spec, name="live-trail", clock=lambda: clock[0], fill_wait=10.0)
+    broker._set_initial_positions(second)
+    with second.live_lock:
+        second._live_reconcile()
+    assert _levels(fake) == [("stop", 16.0, 594.49)] and len(_posts(fake)) == 2  # kept: nothing sent
+    assert [(r.kind, r.price) for r in second.resting] == [("stop", 594.49)]
 
 
 # ----------------------------------------------------------------------------------------- TradeLocker
 
 
-def test_forex_spec_sizes_by_risk_and_closes_at_its_watched_target_on_tradelocker(
+def test_forex_spec_sizes_by_risk_and_closes_at_the_target_held_on_its_tradelocker_position(
     tradelocker: tuple[Any, Any, Any], live_env: Path
 ) -> None:
     fake, _, broker = tradelocker
@@ -466,13 +501,55 @@ def test_forex_spec_sizes_by_risk_and_closes_at_its_watched_target_on_tradelocke
     with trading(live_strategy(broker, spec, name="live-fx", sleeptime="1S"), live_env):
         # 1% of 50,000 at risk over 20 pips of 10 USD a lot: 2.5 lots, bought at the ask (1.08500)
         _wait(lambda: _tl_positions(fake).get("EURUSD") == 2.5, "the risk-sized buy")
-        time.sleep(1.5)  # a few iterations: a hedging account holds no resting exit, the price is watched
+        # the stop and the target are the position's own (a hedging account would open a second position
+        # from a resting opposite order): 20 pips either side of the fill at 1.08500
+        patch = _wait(lambda: fake.requests_to("PATCH", r"/trade/positions/\d+$"), "the position's exits")
+        assert patch[0].json() == {"stopLoss": 1.083, "takeProfit": 1.087}
+        time.sleep(1.5)  # a few iterations: nothing more is sent
         assert fake.order_count() == 1 and _tl_positions(fake) == {"EURUSD": 2.5}
-        _tl_quote(fake, "EURUSD", 1.08705, 1.08715)  # mid 1.0871, past the 1.08700 target
+        assert len(fake.requests_to("PATCH", r"/trade/positions/\d+$")) == 1
+        fake.set_quote("EURUSD", 1.08705, 1.08715)  # the bid reaches the 1.08700 target
         _wait(lambda: not _tl_positions(fake), "the close at the target")
     book = fake.books[1]
     assert book.realized_today == pytest.approx(2.5 * 100_000 * (1.08705 - 1.08500))
-    assert fake.order_count() == 1  # the close is TradeLocker's position close, not a new order
+    assert fake.order_count() == 1  # the close is the position's take-profit, not a new order
+    with fake.lock:
+        assert sorted((o["_origin"], o["status"]) for o in book.orders.values()) == [
+            ("client", "Filled"),
+            ("sl", "Cancelled"),
+            ("tp", "Filled"),
+        ]
+
+
+def test_forex_partial_target_is_watched_while_the_positions_own_bracket_follows_it_on_tradelocker(
+    tradelocker: tuple[Any, Any, Any], live_env: Path
+) -> None:
+    fake, _, broker = tradelocker
+    spec = _spec(
+        instrument={"type": "forex", "symbol": "EURUSD"},
+        entry={"long": "close > 0"},
+        exits={
+            "stop_loss": {"pips": 20},
+            "take_profit": {"pips": 40},
+            "partial_take_profits": [{"pct": 0.001, "fraction": 0.5}],
+        },
+        sizing={"mode": "fixed", "quantity": 0.2, "max_trades_per_day": 1},
+    )
+    with trading(live_strategy(broker, spec, name="live-fx-partial", sleeptime="1S"), live_env):
+        _wait(lambda: _tl_positions(fake).get("EURUSD") == 0.2, "the buy at 1.08500")
+        patch = _wait(lambda: fake.requests_to("PATCH", r"/trade/positions/\d+$"), "the position's exits")
+        assert patch[0].json() == {"stopLoss": 1.083, "takeProfit": 1.089}
+        fake.set_quote("EURUSD", 1.08620, 1.08630)  # mid 1.08625, past the partial at 1.085 * 1.001
+        _wait(lambda: _tl_positions(fake).get("EURUSD") == 0.1, "the partial close")
+        time.sleep(1.5)  # a few iterations: the position's bracket follows it, nothing is re-sent
+        assert len(fake.requests_to("PATCH", r"/trade/positions/\d+$")) == 1
+        fake.set_quote("EURUSD", 1.08910, 1.08920)  # the bid reaches the take-profit
+        _wait(lambda: not _tl_positions(fake), "the close at the target")
+    book = fake.books[1]
+    assert book.realized_today == pytest.approx(
+        0.1 * 100_000 * (1.0862 - 1.085) + 0.1 * 100_000 * (1.0891 - 1.085)
+    )
+    assert fake.order_count() == 1  # the partial is a position close, the target the position's own
 
 
 def test_forex_reversal_closes_the_short_found_at_the_broker_then_buys(

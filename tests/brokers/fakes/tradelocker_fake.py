@@ -16,7 +16,10 @@ sends and parses, and the public docs at https://public-api.tradelocker.com:
 
 Account type is hedging: every fill opens its own position, closed with ``DELETE /trade/positions/{id}``.
 A filled bracket entry creates its stop-loss (type stop) and take-profit (type limit) orders, linked
-from the position's ``stopLossId`` / ``takeProfitId``.
+from the position's ``stopLossId`` / ``takeProfitId``; ``PATCH /trade/positions/{id}`` {stopLoss,
+takeProfit} sets, moves or (null) removes them on an open position. Prices move only when a test calls
+``set_quote``, which triggers those orders: the stop-loss at the touch once the bid (a long's) or the ask
+(a short's) reaches it, the take-profit likewise; either closes the position and cancels the other.
 """
 
 from __future__ import annotations
@@ -224,6 +227,26 @@ class FakeTradeLocker(FakeServer):
         with self.lock:
             return sum(1 for o in self.books[acc_num].orders.values() if o["_origin"] == "client")
 
+    def set_quote(self, name: str, bid: float, ask: float, acc_num: int = 1) -> None:
+        """Move an instrument's quote and trigger the stop-losses and take-profits it reaches."""
+        with self.lock:
+            inst = next(i for i in self.instruments.values() if i.name == name)
+            inst.bid, inst.ask = bid, ask
+            book = self.books[acc_num]
+            for order in list(book.orders.values()):
+                if not order["isOpen"] or order["_origin"] not in ("sl", "tp"):
+                    continue
+                if order["tradableInstrumentId"] != inst.tradable_instrument_id:
+                    continue
+                selling = order["side"] == "sell"
+                touch = bid if selling else ask
+                if order["_origin"] == "sl":
+                    hit = touch <= order["stopPrice"] if selling else touch >= order["stopPrice"]
+                else:
+                    hit = touch >= order["price"] if selling else touch <= order["price"]
+                if hit and str(order["positionId"]) in book.positions:
+                    self._work(book, order, price=touch)
+
     def revoke_access_tokens(self) -> None:
         with self.lock:
             self._access.clear()
@@ -371,6 +394,11 @@ class FakeTradeLocker(FakeServer):
                 self._cancel(book, order)
                 return self._ok()
             return self._modify(book, order, request.json() or {})
+        if (m := re.fullmatch(r"/trade/positions/(\d+)", path)) and method == "PATCH":
+            position = book.positions.get(m[1])
+            if position is None:
+                return self._error(404, f"Position {m[1]} not found")
+            return self._modify_position(book, position, request.json() or {})
         if (m := re.fullmatch(r"/trade/positions/(\d+)", path)) and method == "DELETE":
             position = book.positions.get(m[1])
             if position is None:
@@ -601,8 +629,8 @@ class FakeTradeLocker(FakeServer):
             return touch if marketable else None
         return None  # stops never trigger: prices do not move in the fake
 
-    def _work(self, book: Book, order: dict[str, Any]) -> None:
-        price = self._fill_price(order)
+    def _work(self, book: Book, order: dict[str, Any], price: float | None = None) -> None:
+        price = price if price is not None else self._fill_price(order)
         if price is None:
             return
         order.update(
@@ -632,31 +660,63 @@ class FakeTradeLocker(FakeServer):
         }
         book.positions[position["id"]] = position
         order["positionId"] = position["id"]
-        exit_side = "sell" if order["side"] == "buy" else "buy"
-        for kind, typ, key in (("sl", "stop", "stopLoss"), ("tp", "limit", "takeProfit")):
+        for key in ("stopLoss", "takeProfit"):
             if order.get(key):
-                child = {
-                    **order,
-                    "id": self._new_id(),
-                    "type": typ,
-                    "side": exit_side,
-                    "status": "New",
-                    "filledQty": 0.0,
-                    "avgPrice": 0.0,
-                    "validity": "GTC",
-                    "isOpen": True,
-                    "positionId": position["id"],
-                    "price": order[key] if typ == "limit" else 0.0,
-                    "stopPrice": order[key] if typ == "stop" else 0.0,
-                    "stopLoss": None,
-                    "stopLossType": None,
-                    "takeProfit": None,
-                    "takeProfitType": None,
-                    "createdDate": int(time.time() * 1000),
-                    "_origin": kind,
-                }
-                book.orders[child["id"]] = child
-                position["stopLossId" if kind == "sl" else "takeProfitId"] = child["id"]
+                self._attach(book, position, key, float(order[key]))
+
+    def _attach(self, book: Book, position: dict[str, Any], key: str, level: float) -> None:
+        """The stop-loss (a stop order) or take-profit (a limit order) closing ``position`` at ``level``."""
+        kind, typ = ("sl", "stop") if key == "stopLoss" else ("tp", "limit")
+        now_ms = int(time.time() * 1000)
+        child = {
+            "id": self._new_id(),
+            "tradableInstrumentId": position["tradableInstrumentId"],
+            "routeId": position["routeId"],
+            "qty": position["qty"],
+            "type": typ,
+            "side": "sell" if position["side"] == "buy" else "buy",
+            "status": "New",
+            "filledQty": 0.0,
+            "avgPrice": 0.0,
+            "price": level if typ == "limit" else 0.0,
+            "stopPrice": level if typ == "stop" else 0.0,
+            "validity": "GTC",
+            "expireDate": 0,
+            "createdDate": now_ms,
+            "lastModified": now_ms,
+            "isOpen": True,
+            "positionId": position["id"],
+            "stopLoss": None,
+            "stopLossType": None,
+            "takeProfit": None,
+            "takeProfitType": None,
+            "strategyId": position.get("strategyId"),
+            "_origin": kind,
+        }
+        book.orders[child["id"]] = child
+        position["stopLossId" if kind == "sl" else "takeProfitId"] = child["id"]
+
+    def _modify_position(self, book: Book, position: dict[str, Any], body: dict[str, Any]) -> Response:
+        """Set (a number), move or remove (null) the position's stop-loss and take-profit."""
+        for key, id_key, price_key in (
+            ("stopLoss", "stopLossId", "stopPrice"),
+            ("takeProfit", "takeProfitId", "price"),
+        ):
+            if key not in body:
+                continue
+            child = book.orders.get(str(position[id_key]))
+            if child is not None and not child["isOpen"]:
+                child = None
+            level = float(body[key]) if body[key] not in (None, "", 0, "0") else None
+            if level is None:
+                if child is not None:
+                    self._cancel(book, child)
+            elif child is None:
+                self._attach(book, position, key, level)
+            else:
+                child[price_key] = level
+                child["lastModified"] = int(time.time() * 1000)
+        return self._ok()
 
     def _cancel(self, book: Book, order: dict[str, Any]) -> None:
         order.update({"status": "Cancelled", "isOpen": False, "lastModified": int(time.time() * 1000)})

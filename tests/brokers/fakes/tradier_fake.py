@@ -7,19 +7,21 @@ POST/PUT bodies, ``tag`` only returned with ``includeTags=true``, plain-text 401
 400 ``{"errors": {"error": [...]}}`` refusals, "order already in finalized state" on late cancels.
 
 Fills are immediate and deterministic: market orders at the ask (buys) / bid (sells), limit orders when
-marketable, otherwise they rest. Bracket (OTO/OTOCO) exits rest until canceled. Prices move only when a
-test calls ``set_quote``, which works the resting equity and option orders (stops trigger there).
+marketable, otherwise they rest. Prices move only when a test calls ``set_quote``, which works the resting
+equity and option orders (stops trigger there) and the exits of brackets: an OCO (``class=oco``, two indexed
+exit legs, no entry) and an OTOCO's exits once its entry filled; one exit filling cancels the other. A leg
+of an advanced order is read (GET) and modified (PUT) by its own id.
 """
 
 from __future__ import annotations
 
-import math
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from ._server import FakeServer, RecordedRequest, Response
+from .tradier_market import TradierMarketData
 
 _OCC = re.compile(r"^([A-Z]{1,6})(\d{6})([CP])(\d{8})$")
 _TAG = re.compile(r"^[A-Za-z0-9-]{1,255}$")
@@ -36,7 +38,7 @@ def _now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-class FakeTradier(FakeServer):
+class FakeTradier(TradierMarketData, FakeServer):
     prefix = "/v1"
     CHAIN_STRIKES = range(580, 605, 5)
 
@@ -59,6 +61,8 @@ class FakeTradier(FakeServer):
         self._next_order_id = 1000
         self._next_position_id = 500
         self.history_requests = 0
+        # False: a PUT on a leg of an advanced order is refused (Tradier's sandbox behaviour is unconfirmed)
+        self.modifiable_legs = True
         # timesales around the clock, every day (a market that never closes), so a test's latest bar is
         # always the minute just ended whatever the wall clock says
         self.all_hours = False
@@ -81,17 +85,49 @@ class FakeTradier(FakeServer):
         with self.lock:
             self.equity_quotes[symbol] = (bid, ask, last if last is not None else round((bid + ask) / 2, 2))
             for order in list(self.orders.values()):
-                if order["status"] in _FINAL or order["class"] not in ("equity", "option"):
+                if order["status"] in _FINAL and order["class"] not in ("oco", "otoco", "oto"):
                     continue
-                instrument = self._instrument(order)
-                match = _OCC.match(instrument)
-                if instrument != symbol and not (match and match[1] == symbol):
+                if order["class"] in ("oco", "otoco", "oto"):
+                    self._work_exits(order, symbol)
                     continue
-                price = self._marketable(order)
-                if price is None and order["type"] == "stop":
-                    price = self._stop_touch(order)
+                if order["class"] not in ("equity", "option") or not self._prices_with(order, symbol):
+                    continue
+                price = self._triggered(order)
                 if price is not None:
                     self._fill(order, price)
+
+    def _prices_with(self, record: dict[str, Any], symbol: str) -> bool:
+        instrument = self._instrument(record)
+        match = _OCC.match(instrument)
+        return instrument == symbol or bool(match and match[1] == symbol)
+
+    def _triggered(self, record: dict[str, Any]) -> float | None:
+        price = self._marketable(record)
+        if price is None and record["type"] == "stop":
+            price = self._stop_touch(record)
+        return price
+
+    def _work_exits(self, order: dict[str, Any], symbol: str | None = None) -> None:
+        """The working exits of an OCO (or of an OTOCO whose entry filled): the first one the price reaches
+        fills, the other is canceled."""
+        legs = order["leg"] if order["class"] == "oco" else order["leg"][1:]
+        if order["class"] != "oco" and order["leg"][0]["status"] != "filled":
+            return
+        for leg in legs:
+            if leg["status"] in _FINAL or (symbol is not None and not self._prices_with(leg, symbol)):
+                continue
+            price = self._triggered(leg)
+            if price is None:
+                continue
+            self._fill(leg, price)
+            for other in legs:
+                if other is not leg and other["status"] not in _FINAL:
+                    other["status"] = "canceled"
+            if order["class"] == "oco":
+                order.update(
+                    {"status": "filled", "exec_quantity": leg["quantity"], "avg_fill_price": price}
+                )
+            return
 
     def _stop_touch(self, order: dict[str, Any]) -> float | None:
         """Fill price of a resting stop the current quote triggers, else None."""
@@ -190,7 +226,7 @@ class FakeTradier(FakeServer):
             if path == f"{acct}/orders":
                 return Response(200, self._orders_list(query))
             if m := re.fullmatch(rf"{acct}/orders/(\d+)", path):
-                order = self.orders.get(int(m[1]))
+                order = self._find(int(m[1]))
                 if order is None:
                     return Response(404, "Order not found")
                 return Response(200, {"order": self._render_order(order, query)})
@@ -314,145 +350,6 @@ class FakeTradier(FakeServer):
         return {"positions": {"position": rows[0] if len(rows) == 1 else rows}}
 
     # ------------------------------------------------------------ market data
-    def _quotes(self, symbols_param: str) -> dict[str, Any]:
-        symbols = [s for s in symbols_param.split(",") if s]
-        found = [self._quote(s) for s in symbols if self._prices(s)]
-        missing = [s for s in symbols if not self._prices(s)]
-        block: dict[str, Any] = {}
-        if found:
-            block["quote"] = found[0] if len(found) == 1 else found
-        if missing:
-            block["unmatched_symbols"] = {"symbol": missing[0] if len(missing) == 1 else missing}
-        return {"quotes": block}
-
-    def _expirations(self, query: dict[str, str]) -> dict[str, Any]:
-        """``GET /markets/options/expirations``: bare dates, or with ``strikes=true`` (what Lumibot's
-        ``get_chains`` asks for) one object per expiry with its strikes and contract size."""
-        dates = self.expirations.get(query.get("symbol", ""))
-        if not dates:
-            return {"expirations": None}
-        if query.get("strikes", "").lower() != "true":
-            return {"expirations": {"date": dates}}
-        rows = [
-            {
-                "date": day,
-                "contract_size": 100,
-                "expiration_type": "standard",
-                "strikes": {"strike": [float(k) for k in self.CHAIN_STRIKES]},
-            }
-            for day in dates
-        ]
-        return {"expirations": {"expiration": rows if len(rows) > 1 else rows[0]}}
-
-    def _chain(self, symbol: str, expiration: str) -> dict[str, Any]:
-        if expiration not in self.expirations.get(symbol, []):
-            return {"options": None}
-        underlying = self.equity_quotes[symbol][2]
-        rows = []
-        for strike in self.CHAIN_STRIKES:
-            for right in ("C", "P"):
-                occ = self.occ(symbol, expiration, right, strike)
-                row = self._quote(occ)
-                moneyness = (underlying - strike) / 10.0
-                delta = 0.5 + moneyness * 0.1 if right == "C" else -0.5 + moneyness * 0.1
-                row["greeks"] = {
-                    "delta": round(delta, 4),
-                    "gamma": 0.0312,
-                    "theta": -0.2451,
-                    "vega": 0.3112,
-                    "rho": 0.0511,
-                    "phi": -0.0623,
-                    "bid_iv": 0.142,
-                    "mid_iv": 0.145,
-                    "ask_iv": 0.148,
-                    "smv_vol": 0.146,
-                    "updated_at": "2025-11-14 19:59:08",
-                }
-                rows.append(row)
-        return {"options": {"option": rows}}
-
-    def bar_close(self, symbol: str, minute: int) -> float:
-        """Close of the minute bar ``minute`` (minutes since the epoch): the last price plus a slow
-        deterministic wave (0.1%), so indicators have something to chew on."""
-        last = self._prices(symbol)[2]  # type: ignore[index]
-        return round(last * (1 + 0.001 * math.sin(minute / 45.0)), 2)
-
-    def _timesales(self, query: dict[str, str]) -> Response:
-        """``GET /markets/timesales``: minute bars (``interval`` 1min/5min/15min) between ``start`` and
-        ``end`` (US/Eastern ``YYYY-MM-DD HH:MM``), weekdays only, 09:30-16:00 with ``session_filter=open``
-        and 04:00-20:00 with ``all`` (every minute of every day with ``all_hours``); ``{"series": {"data":
-        [...]}}`` or ``{"series": null}``."""
-        symbol = query.get("symbol", "")
-        if not self._prices(symbol):
-            return Response(400, {"errors": {"error": [f"Invalid symbol {symbol!r}"]}})
-        interval = {"1min": 1, "5min": 5, "15min": 15}.get(query.get("interval", "1min"))
-        if interval is None:
-            return Response(400, {"errors": {"error": [f"Invalid interval {query.get('interval')!r}"]}})
-        try:
-            start = datetime.strptime(query["start"], "%Y-%m-%d %H:%M").replace(tzinfo=_EASTERN)
-            end = datetime.strptime(query["end"], "%Y-%m-%d %H:%M").replace(tzinfo=_EASTERN)
-        except (KeyError, ValueError):
-            return Response(400, {"errors": {"error": ["start and end are required (YYYY-MM-DD HH:MM)"]}})
-        open_only = query.get("session_filter", "all") == "open"
-        first, last = (9 * 60 + 30, 16 * 60) if open_only else (4 * 60, 20 * 60)
-        self.history_requests += 1
-        rows = []
-        t = start.replace(second=0, microsecond=0)
-        t -= timedelta(minutes=t.minute % interval)
-        while t <= end:
-            minute_of_day = t.hour * 60 + t.minute
-            if self.all_hours or (t.weekday() < 5 and first <= minute_of_day < last):
-                epoch_min = int(t.timestamp() // 60)
-                o, c = self.bar_close(symbol, epoch_min - interval), self.bar_close(symbol, epoch_min)
-                rows.append(
-                    {
-                        "time": t.strftime("%Y-%m-%dT%H:%M:%S"),
-                        "timestamp": int(t.timestamp()),
-                        "price": c,
-                        "open": o,
-                        "high": round(max(o, c) + 0.01, 2),
-                        "low": round(min(o, c) - 0.01, 2),
-                        "close": c,
-                        "volume": 1000,
-                        "vwap": round((o + c) / 2, 4),
-                    }
-                )
-            t += timedelta(minutes=interval)
-        if not rows:
-            return Response(200, {"series": None})
-        return Response(200, {"series": {"data": rows if len(rows) > 1 else rows[0]}})
-
-    def _history(self, query: dict[str, str]) -> Response:
-        """``GET /markets/history``: daily bars between ``start`` and ``end`` (weekdays)."""
-        symbol = query.get("symbol", "")
-        if not self._prices(symbol):
-            return Response(400, {"errors": {"error": [f"Invalid symbol {symbol!r}"]}})
-        try:
-            day = date.fromisoformat(query["start"])
-            end = date.fromisoformat(query["end"])
-        except (KeyError, ValueError):
-            return Response(400, {"errors": {"error": ["start and end are required (YYYY-MM-DD)"]}})
-        self.history_requests += 1
-        rows = []
-        while day <= end:
-            if day.weekday() < 5:
-                minute = int(datetime(day.year, day.month, day.day, 16, tzinfo=_EASTERN).timestamp() // 60)
-                o, c = self.bar_close(symbol, minute - 390), self.bar_close(symbol, minute)
-                rows.append(
-                    {
-                        "date": day.isoformat(),
-                        "open": o,
-                        "high": max(o, c) + 0.5,
-                        "low": min(o, c) - 0.5,
-                        "close": c,
-                        "volume": 50_000_000,
-                    }
-                )
-            day += timedelta(days=1)
-        if not rows:
-            return Response(200, {"history": None})
-        return Response(200, {"history": {"day": rows if len(rows) > 1 else rows[0]}})
-
     # ------------------------------------------------------------ orders
     def _new_id(self) -> int:
         self._next_order_id += 1
@@ -575,7 +472,7 @@ class FakeTradier(FakeServer):
             order = self._place_multileg(form, duration)
             if isinstance(order, Response):
                 return order
-        elif klass in ("otoco", "oto"):
+        elif klass in ("otoco", "oto", "oco"):
             order = self._place_bracket(form, klass, duration)
             if isinstance(order, Response):
                 return order
@@ -657,7 +554,7 @@ class FakeTradier(FakeServer):
 
     def _place_bracket(self, form: dict[str, str], klass: str, duration: str) -> dict[str, Any] | Response:
         legs = []
-        for index in range(3 if klass == "otoco" else 2):
+        for index in range({"otoco": 3}.get(klass, 2)):
             symbol = form.get(f"symbol[{index}]", "")
             option_symbol = form.get(f"option_symbol[{index}]")
             typ = form.get(f"type[{index}]", "")
@@ -686,6 +583,22 @@ class FakeTradier(FakeServer):
                     "option" if option_symbol else "equity",
                 )
             )
+        if klass == "oco":
+            if {leg["type"] for leg in legs} != {"limit", "stop"} or legs[0]["side"] != legs[1]["side"]:
+                return self._reject("An OCO order needs a limit and a stop leg on the same side")
+            order = self._leg_record(
+                legs[0]["symbol"],
+                legs[0].get("option_symbol"),
+                legs[0]["side"],
+                legs[0]["quantity"],
+                "oco",
+                None,
+                None,
+                duration,
+                "oco",
+            )
+            order.update({"num_legs": 2, "strategy": "oco", "leg": legs})
+            return order
         entry = legs[0]
         order = self._leg_record(
             entry["symbol"],
@@ -788,6 +701,12 @@ class FakeTradier(FakeServer):
                 for leg in legs:
                     leg["status"] = "open"
             return
+        if klass == "oco":
+            order["status"] = "open"
+            for leg in order["leg"]:
+                leg["status"] = "open"
+            self._work_exits(order)
+            return
         if klass in ("otoco", "oto"):
             entry, exits = order["leg"][0], order["leg"][1:]
             if entry["status"] != "filled":
@@ -820,14 +739,32 @@ class FakeTradier(FakeServer):
             return {"orders": "null"}
         return {"orders": {"order": rows[0] if len(rows) == 1 else rows}}
 
+    def _find(self, order_id: int) -> dict[str, Any] | None:
+        """An order, or a leg of an advanced order, by its id."""
+        if order_id in self.orders:
+            return self.orders[order_id]
+        for order in self.orders.values():
+            for leg in order.get("leg") or []:
+                if leg["id"] == order_id:
+                    return leg
+        return None
+
+    def _parent(self, record: dict[str, Any]) -> dict[str, Any] | None:
+        for order in self.orders.values():
+            if any(leg is record for leg in order.get("leg") or []):
+                return order
+        return None
+
     def _modify(self, order_id: int, form: dict[str, str]) -> Response:
-        order = self.orders.get(order_id)
+        order = self._find(order_id)
         if order is None:
             return Response(404, "Order not found")
         if order["status"] in _FINAL:
             return self._reject("order already in finalized state")
         if "quantity" in form:
             return self._reject("Quantity cannot be modified")
+        if not self.modifiable_legs and self._parent(order) is not None:
+            return self._reject("Legs of advanced orders cannot be modified")
         for field_name, key in (("type", "type"), ("duration", "duration")):
             if form.get(field_name):
                 order[key] = form[field_name]
@@ -836,7 +773,11 @@ class FakeTradier(FakeServer):
         if form.get("stop"):
             order["stop_price"] = float(form["stop"])
         order["transaction_date"] = _now_iso()
-        self._work(order)
+        parent = self._parent(order)
+        if parent is not None:
+            self._work_exits(parent)  # a leg moved through the price fills at once
+        else:
+            self._work(order)
         return Response(
             200,
             {"order": {"id": order_id, "status": "ok", "partner_id": "3a8bbee1-5184-4ffe-8a0c-294fbad1aee9"}},
@@ -852,7 +793,9 @@ class FakeTradier(FakeServer):
             return Response(400, "order already in finalized state")
         for leg in working_legs:
             leg["status"] = "canceled"
-        if order["class"] in ("otoco", "oto") and legs and legs[0]["status"] == "filled":
+        if order["class"] == "oco" and any(leg["status"] == "filled" for leg in legs):
+            order["status"] = "filled"
+        elif order["class"] in ("otoco", "oto") and legs and legs[0]["status"] == "filled":
             order["status"] = "filled"  # the entry traded; only its exits were canceled
         elif order["status"] not in _FINAL:
             order["status"] = "canceled"
