@@ -38,10 +38,6 @@ def live_problem(spec: StrategySpec, broker: Any = None) -> str | None:
             "futures (neither broker trades them here: Tradier's futures API is behind a feature flag and "
             "TradeLocker accounts hold FX and CFDs); trade the underlying index ETF or backtest only"
         )
-    if inst.type == "option" and inst.staged is not None:
-        problems.append(
-            "instrument.staged (a staged conversion is backtested only; remove it to trade the spec's legs)"
-        )
     pcts = [p.pct for p in spec.exits.partial_take_profits]
     if pcts != sorted(pcts) and (inst.type != "option" or len(inst.legs) == 1):
         problems.append(

@@ -16,6 +16,8 @@ import pandas as pd
 
 from brokers.live import assets as live_assets
 from brokers.live import bars as live_data
+from brokers.live.chain import LiveChain
+from brokers.live.staged import LiveStaging
 from evaluator import _kernel as K
 from evaluator.fast import signal_arrays
 from evaluator.fill_model import EXIT_REASONS
@@ -59,7 +61,7 @@ def live_plan(spec: StrategySpec) -> Plan:
     )
 
 
-class LiveSpecStrategy(SpecCore):
+class LiveSpecStrategy(LiveChain, LiveStaging, SpecCore):
     """SpecStrategy's live counterpart: the same position state and rules (:class:`SpecCore`), decisions
     from the broker's bars and fills from its order states. Built by :func:`brokers.live.live_strategy`,
     which calls :meth:`configure_live`.
@@ -111,6 +113,8 @@ class LiveSpecStrategy(SpecCore):
         self.live_day: dt.date | None = None
         self.live_warned: set[str] = set()
         self.live_cancelled: set[int] = set()  # id() of orders this run asked the broker to cancel
+        self.live_convert: live_data.Contract | None = None  # a staged conversion's short, sold at the next open
+        self.live_convert_leg: tuple[Any, live_data.Contract] | None = None
         self.set_parameters({"spec": spec.model_dump(mode="json")})
 
     def on_filled_order(
@@ -178,7 +182,9 @@ class LiveSpecStrategy(SpecCore):
         frame = live_data.closed_bars(bars.df, spec, pd.Timestamp(live.clock(), tz="UTC"))
         if len(frame) < 2:
             return None
-        return live_data.frame_market(signal_symbol(spec), frame, intraday=live.bar_minutes < 1440)
+        return live_data.frame_market(
+            signal_symbol(spec), frame, intraday=live.bar_minutes < 1440, kind=spec.instrument.type
+        )
 
     def _live_price(self, asset: Any) -> float | None:
         try:
@@ -210,19 +216,25 @@ class LiveSpecStrategy(SpecCore):
         ts_i = int(bars.ts[i])
         # bar j, whose open is now: the bar after i, or the bar now forming when the data lag the clock
         ts_j = max(ts_i + bar_ns, live.clock() // bar_ns * bar_ns)
-        minute_i = int(bars.minute[i])
+        # session minutes, not clock minutes: a forex or futures day opens the evening before its date
+        kind = spec.instrument.type
+        minute_i = int(bars.session_minute[i])
         day_i = bars.session_dates[int(bars.day[i])]
-        minute_j, day_j = live_data.ny_minute_and_date(ts_j)
+        minute_j, day_j = live_data.session_minute_and_date(ts_j, kind)
         # the arrays' own window and flat flags treat the last bar as its session's last (the backtest
         # knows; live, the next bar does not exist yet), so these two come from the calendar
-        flat = live_data.clock_minutes(spec.exits.eod_flat_time)
+        flat = live_data.spec_session_minute(spec.exits.eod_flat_time, kind)
         ff_i = flat is not None and (minute_i >= flat or live_data.is_last_bar(spec, ts_i, live.bar_minutes))
         ff_j = flat is not None and (minute_j >= flat or live_data.is_last_bar(spec, ts_j, live.bar_minutes))
         w0, w1 = (
-            live_data.clock_minutes(spec.entry.window_start),
-            live_data.clock_minutes(spec.entry.window_end),
+            live_data.spec_session_minute(spec.entry.window_start, kind),
+            live_data.spec_session_minute(spec.entry.window_end, kind),
         )
         entry_ok = (w0 is None or minute_i >= w0) and (w1 is None or minute_i < w1) and not (ff_i or ff_j)
+
+        if self.live_day is not None and day_i > self.live_day:
+            # bar i opened a new trading day whose first open was not decided at (a data gap at the roll)
+            self.live_day, self.trades_today = day_i, 0
 
         # ---- 7. decisions on bar i's close
         if self.direction != 0:
@@ -233,6 +245,7 @@ class LiveSpecStrategy(SpecCore):
                     self.best_v = bar_best
             if not self.single and priced:
                 self._close_mark_levels(v_close)
+            self._live_stage_trigger(i, v_close, priced, day_i == day_j)
             exit_signal = sig["exit_long"][i] if self.direction > 0 else sig["exit_short"][i]
             if self.pend_exit_frac == 0.0 and exit_signal:
                 self.pend_exit_frac, self.pend_exit_reason = 1.0, 0
@@ -264,6 +277,7 @@ class LiveSpecStrategy(SpecCore):
             if exit_qty > 0.0:
                 self._live_exit(exit_qty, self.pend_exit_reason)
         self.pend_exit_frac = 0.0
+        self._live_convert_now()
         entered = False
         # an option entry decided on one session never fills on the next (rule 2)
         if self.pend_entry != 0 and self.direction == 0 and not (plan.is_option and day_i != day_j):
@@ -351,88 +365,6 @@ class LiveSpecStrategy(SpecCore):
                 return c, c, c
         price = self._live_price(asset)
         return (price, price, price) if price is not None else (nan, nan, nan)
-
-    def _live_select(self, want: int, i: int) -> list[live_data.Contract] | None:
-        """Rule 2 live: each leg's contract from the broker's chain, by the kernel's own selection rule
-        (``select_contract``) on the chain's prices; None when a leg finds no priced contract."""
-        plan = self.plan
-        prm = self.prm
-        bars = plan.market.bars
-        spot = float(bars.close[i])
-        day = bars.session_dates[int(bars.day[i])]
-        today = live_data.day_ordinal(day)
-        underlying = plan.underlying
-        try:
-            chains = self.get_chains(underlying)
-            expiries = sorted(dt.date.fromisoformat(str(e)[:10]) for e in chains["Chains"]["CALL"])
-        except Exception as exc:  # no chain: no entry this bar
-            self.log_message(f"no option chain for {underlying.symbol}: {exc}", color="yellow")
-            return None
-        snapshot: dict[dt.date, list[live_data.Contract]] = {}
-        legs: list[live_data.Contract] = []
-        for k in range(self.n_legs):
-            right = int(plan.leg_right[k])
-            want_call = right == 0 or (right == 2 and want > 0)
-            dte = int(plan.leg_dte[k])
-            contracts: list[live_data.Contract] = []
-            for expiry in [e for e in expiries if (e - day).days >= dte][:3]:
-                if expiry not in snapshot:
-                    try:
-                        snapshot[expiry] = self._live_chain(expiry, spot)
-                    except Exception as exc:  # that expiry's chain is unavailable: select from the others
-                        self.log_message(f"no {underlying.symbol} chain for {expiry}: {exc}", color="yellow")
-                        snapshot[expiry] = []
-                contracts.extend(snapshot[expiry])
-            if not contracts:
-                self.log_message(f"no {underlying.symbol} expiry at least {dte} days out", color="yellow")
-                return None
-            c_exp, c_strike, c_call, c_off, p_last = live_data.chain_arrays(contracts)
-            c = int(
-                K.select_contract(
-                    0,
-                    len(contracts),
-                    0,
-                    spot,
-                    int(bars.minute[i]),
-                    today,
-                    want_call,
-                    dte,
-                    int(plan.leg_select[k]),
-                    float(plan.leg_value[k]),
-                    prm[K.P_RATE],
-                    c_exp,
-                    c_strike,
-                    c_call,
-                    c_off,
-                    p_last,
-                )
-            )
-            if c < 0:
-                self.log_message(
-                    f"leg {k + 1}: no priced {underlying.symbol} contract in the chain", color="yellow"
-                )
-                return None
-            legs.append(contracts[c])
-        return legs
-
-    def _live_chain(self, expiry: dt.date, spot: float) -> list[live_data.Contract]:
-        underlying = self.plan.underlying
-        frame = self.get_chain_full_info(underlying, expiry, underlying_price=spot, risk_free_rate=0.0)
-        out = []
-        for row in frame.to_dict("records") if frame is not None else []:
-            kind = str(row.get("option_type") or row.get("right") or "").lower()
-            if kind not in ("call", "put") or row.get("strike") is None:
-                continue
-            out.append(
-                live_data.Contract(
-                    expiry,
-                    float(row["strike"]),
-                    kind == "call",
-                    live_data.chain_price(row),
-                    underlying.symbol,
-                )
-            )
-        return out
 
     # ------------------------------------------------------------------ live: orders
 
@@ -534,6 +466,8 @@ class LiveSpecStrategy(SpecCore):
         self.traded_event = int(sig["sig_event"][i])
         self.next_partial = 0
         self.converted = False
+        # the staged trigger's reference: the underlying at the entry (the engines use the entry bar's open)
+        self.stage_und_ref = (self._live_price(plan.underlying) or float(bars.close[i])) if plan.is_option else 0.0
         self.trades_today += 1
         self.entry_pending = True
         self.log_message(f"{what}: signal at bar {live_data.stamp(bars.ts[i])}")
@@ -653,7 +587,7 @@ class LiveSpecStrategy(SpecCore):
     # ------------------------------------------------------------------ live: the broker's answers
 
     def _live_busy(self) -> bool:
-        return any(action.kind in ("entry", "exit") for _, action, _ in self.live_orders.values())
+        return any(action.kind in ("entry", "exit", "convert") for _, action, _ in self.live_orders.values())
 
     def _live_sync(self) -> None:
         """Apply every tracked order that reached a final state (filled, canceled, refused)."""
@@ -672,6 +606,9 @@ class LiveSpecStrategy(SpecCore):
         price = live_assets.fill_price(order)
         if action.kind == "resting":
             self._live_resting_filled(order, action, price if price is not None else 0.0, qty)
+            return
+        if action.kind == "convert":
+            self._live_converted(order, action)
             return
         if k >= 0:
             action.prices[k] = price if price is not None else self.last_mark[k]
@@ -737,6 +674,8 @@ class LiveSpecStrategy(SpecCore):
             if self.direction == 0:
                 self.direction, self.qty = direction, qty
             self.pend_exit_frac, self.pend_exit_reason = 1.0, action.reason
+        elif action.kind == "convert":
+            self._live_convert_failed(order, why)
         else:
             self.resting = [r for r in self.resting if r.order is not order]  # re-placed at the next bar
 
@@ -845,6 +784,7 @@ class LiveSpecStrategy(SpecCore):
             self.pos_n = min(len(held), 4)
             self.qty = self.orig_qty = size
             self.direction = 1
+            self._live_stage_adopted(self._live_price(plan.underlying))
         else:
             asset, units, avg = held[0]
             self.direction = 1 if units > 0 else -1
@@ -865,7 +805,7 @@ class LiveSpecStrategy(SpecCore):
         self.next_partial = 0
         self.entry_pending = False
         # a position found at the broker is one of today's trades: a restart must not add one more
-        self.live_day = pd.Timestamp(now, tz="UTC").tz_convert(NY).date()
+        self.live_day = live_data.session_minute_and_date(now, self.plan.spec.instrument.type)[1]
         self.trades_today = max(self.trades_today, 1)
         self.log_message(
             f"holding {self.direction * self.qty:+g} {self._live_label()} found at the broker; levels from its "

@@ -508,7 +508,7 @@ def test_end_of_day_flat_closes_what_is_held_and_opens_nothing(
     spec = _spec(
         instrument={"type": "forex", "symbol": "EURUSD"},
         entry={"long": "close > 0"},
-        exits={"eod_flat_time": "00:00"},  # every bar is past it
+        exits={"eod_flat_time": "17:00"},  # the forex day's first minute: every bar is past it
         sizing={"mode": "fixed", "quantity": 0.1},
     )
     strategy = live_strategy(broker, spec, name="live-fx-flat", sleeptime="1S")
