@@ -69,6 +69,12 @@ def closed_bars(df: pd.DataFrame, spec: StrategySpec, now: pd.Timestamp) -> pd.D
     frame["volume"] = frame["volume"].fillna(0.0)
     minutes = BAR_MINUTES[spec.timeframe]
     fetched = minutes // FETCH[spec.timeframe][1]
+    if spec.instrument.type == "future" and spec.session != "extended" and minutes < 1440:
+        # a regular-session futures spec reads the root's day session only, as the store gives it
+        open_, close = futures_regular_hours(spec.instrument.symbol)
+        local = pd.DatetimeIndex(frame.index).tz_convert(NY)
+        minute = np.asarray(local.hour * 60 + local.minute)
+        frame = frame[(minute >= open_) & (minute < close)]
     if minutes >= 1440:
         frame = _daily_labels(frame, forex=spec.instrument.type == "forex")
     else:
@@ -213,7 +219,12 @@ def round_to_tick(price: float, tick: float, *, up: bool) -> float:
 
 def price_tick(kind: str, price: float, symbol: str) -> float:
     """The broker's price increment: cents for stocks and options (0.0001 under a dollar, as Reg NMS
-    allows), a tenth of a pip for forex."""
+    allows), a tenth of a pip for forex, the contract's tick for futures (``MESZ26`` or a root)."""
+    if kind == "future":
+        from brokers.futures import contract_of
+        from spec_space.instruments import FUTURES
+
+        return FUTURES[symbol].tick_size if symbol in FUTURES else contract_of(symbol).tick_size
     if kind == "forex":
         from spec_space.instruments import forex_pair
 

@@ -17,6 +17,7 @@ import pandas as pd
 from brokers.live import assets as live_assets
 from brokers.live import bars as live_data
 from brokers.live.chain import LiveChain
+from brokers.live.futures import LiveFutures
 from brokers.live.staged import LiveStaging
 from evaluator import _kernel as K
 from evaluator.fast import signal_arrays
@@ -61,7 +62,7 @@ def live_plan(spec: StrategySpec) -> Plan:
     )
 
 
-class LiveSpecStrategy(LiveChain, LiveStaging, SpecCore):
+class LiveSpecStrategy(LiveChain, LiveFutures, LiveStaging, SpecCore):
     """SpecStrategy's live counterpart: the same position state and rules (:class:`SpecCore`), decisions
     from the broker's bars and fills from its order states. Built by :func:`brokers.live.live_strategy`,
     which calls :meth:`configure_live`.
@@ -115,6 +116,8 @@ class LiveSpecStrategy(LiveChain, LiveStaging, SpecCore):
         self.live_cancelled: set[int] = set()  # id() of orders this run asked the broker to cancel
         self.live_convert: live_data.Contract | None = None  # a staged conversion's short, sold at the next open
         self.live_convert_leg: tuple[Any, live_data.Contract] | None = None
+        self.live_contract = None  # futures: the listed contract traded (brokers.live.futures)
+        self.live_contract_day: dt.date | None = None
         self.set_parameters({"spec": spec.model_dump(mode="json")})
 
     def on_filled_order(
@@ -137,6 +140,7 @@ class LiveSpecStrategy(LiveChain, LiveStaging, SpecCore):
     def on_trading_iteration(self) -> None:
         live = self.live
         with self.live_lock:
+            self._live_front(live_data.session_minute_and_date(live.clock(), self.plan.spec.instrument.type)[1])
             self._live_sync()
             if self._live_busy():
                 return  # market orders still working: the next decision waits for their fills
@@ -232,6 +236,7 @@ class LiveSpecStrategy(LiveChain, LiveStaging, SpecCore):
         )
         entry_ok = (w0 is None or minute_i >= w0) and (w1 is None or minute_i < w1) and not (ff_i or ff_j)
 
+        self._live_front(day_j)
         if self.live_day is not None and day_i > self.live_day:
             # bar i opened a new trading day whose first open was not decided at (a data gap at the roll)
             self.live_day, self.trades_today = day_i, 0
@@ -293,6 +298,8 @@ class LiveSpecStrategy(LiveChain, LiveStaging, SpecCore):
             later = self.entry_bar_ns < ts_j  # not the bar the position entered in
             if ff_j:
                 reason = 7
+            elif self._live_contract_expiring(day_j):
+                reason = 8  # a futures position never rides into its contract's expiry (brokers.live.futures)
             elif later and prm[K.P_MAX_HOLD_NS] > 0 and ts_j - self.entry_ts >= prm[K.P_MAX_HOLD_NS]:
                 reason = 6
             elif (
@@ -755,6 +762,9 @@ class LiveSpecStrategy(LiveChain, LiveStaging, SpecCore):
             if not symbol or not qty or basis is None:
                 continue
             mult = K.OPTION_MULT if len(symbol) > 15 and symbol[-9] in "CP" else 1.0
+            if symbol.startswith("/"):  # a futures contract: its multiplier, keyed without the slash
+                symbol = symbol[1:]
+                mult = self.plan.mult
             out[symbol] = abs(float(basis) / (float(qty) * mult))
         return out
 

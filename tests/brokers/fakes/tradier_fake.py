@@ -22,6 +22,9 @@ from zoneinfo import ZoneInfo
 from ._server import FakeServer, RecordedRequest, Response
 
 _OCC = re.compile(r"^([A-Z]{1,6})(\d{6})([CP])(\d{8})$")
+# futures contracts (``/MESZ26``): root, month code, two-digit year; dollars per point by root
+_FUTURE = re.compile(r"^/([A-Z0-9]{1,4}?)[FGHJKMNQUVXZ]\d{2}$")
+_FUTURE_MULTIPLIERS = {"MES": 5.0, "ES": 50.0, "MNQ": 2.0, "NQ": 20.0, "MGC": 10.0, "GC": 100.0}
 _TAG = re.compile(r"^[A-Za-z0-9-]{1,255}$")
 _BUY_SIDES = {"buy", "buy_to_cover", "buy_to_open", "buy_to_close"}
 _EQUITY_SIDES = {"buy", "sell", "buy_to_cover", "sell_short"}
@@ -59,6 +62,7 @@ class FakeTradier(FakeServer):
         self._next_order_id = 1000
         self._next_position_id = 500
         self.history_requests = 0
+        self.session_volumes: dict[str, float] = {}  # daily volume by symbol (futures' front month)
         # timesales around the clock, every day (a market that never closes), so a test's latest bar is
         # always the minute just ended whatever the wall clock says
         self.all_hours = False
@@ -81,7 +85,7 @@ class FakeTradier(FakeServer):
         with self.lock:
             self.equity_quotes[symbol] = (bid, ask, last if last is not None else round((bid + ask) / 2, 2))
             for order in list(self.orders.values()):
-                if order["status"] in _FINAL or order["class"] not in ("equity", "option"):
+                if order["status"] in _FINAL or order["class"] not in ("equity", "option", "future"):
                     continue
                 instrument = self._instrument(order)
                 match = _OCC.match(instrument)
@@ -234,6 +238,9 @@ class FakeTradier(FakeServer):
         }
 
     def _multiplier(self, symbol: str) -> float:
+        future = _FUTURE.match(symbol)
+        if future:
+            return _FUTURE_MULTIPLIERS[future[1]]
         return 100.0 if _OCC.match(symbol) else 1.0
 
     def _mark(self, symbol: str) -> float:
@@ -445,7 +452,7 @@ class FakeTradier(FakeServer):
                         "high": max(o, c) + 0.5,
                         "low": min(o, c) - 0.5,
                         "close": c,
-                        "volume": 50_000_000,
+                        "volume": self.session_volumes.get(symbol, 50_000_000),
                     }
                 )
             day += timedelta(days=1)
@@ -600,7 +607,10 @@ class FakeTradier(FakeServer):
         if order["side"] not in _BUY_SIDES:
             return True
         instrument = self._instrument(order)
-        return self._prices(instrument)[1] * order["quantity"] * self._multiplier(instrument) <= self.cash * 2  # type: ignore[index]
+        # a future needs its initial margin (a tenth of the notional here), not the notional
+        margin = 0.1 if _FUTURE.match(instrument) else 1.0
+        notional = self._prices(instrument)[1] * order["quantity"] * self._multiplier(instrument)  # type: ignore[index]
+        return notional * margin <= self.cash * 2
 
     def _place_multileg(self, form: dict[str, str], duration: str) -> dict[str, Any] | Response:
         legs = []

@@ -1,0 +1,79 @@
+"""Futures live (Tradier, ``FARM_ENABLE_FUTURES=1``): which contract the spec's continuous future trades.
+
+A spec names a root (``MES``); the backtests read the store's continuous front month. Live, the strategy
+trades one listed contract at a time (``Asset("MESZ26", asset_type="future")``, quantity in contracts,
+value = price x the contract multiplier, the backtests' ``plan.mult``), chosen once per trading day by
+:meth:`brokers.tradier.TradierAdapter.front_month` (``brokers.futures``: the most volume in the last
+complete session, the store's rule a session late). Its bars are that contract's.
+
+Rolling: the strategy moves to a new front contract only while flat, so a position's bars, marks and exits
+stay those of the contract it holds. A position still held on its contract's last trading day closes at
+market (reason ``expiry``) and the next entry trades the new front contract. Where this differs from the
+backtest: the store's continuous series switches contracts under an open position (its P&L then carries
+the spread between the two contracts); live, no position is carried into another contract.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from brokers.futures import FuturesContract, contract_of, listed_contracts
+from evaluator.lumibot._lumibot import Asset
+
+
+def future_asset(contract: FuturesContract) -> Any:
+    """The Lumibot asset of a listed contract (what Lumibot's Tradier broker parses a ``/MESZ26`` into)."""
+    return Asset(contract.ticker, asset_type="future", multiplier=contract.multiplier)
+
+
+class LiveFutures:
+    """Mixin of :class:`brokers.live.LiveSpecStrategy`: the contract a futures spec trades today."""
+
+    live_contract: FuturesContract | None
+    live_contract_day: dt.date | None
+
+    def _live_front(self: Any, day: dt.date) -> None:
+        """Point the plan at the contract to trade on ``day`` (once a day; only while flat)."""
+        spec = self.plan.spec
+        if spec.instrument.type != "future" or self.live_contract_day == day:
+            return
+        adapter = getattr(self.broker, "futures_adapter", None)
+        try:
+            if adapter is not None:
+                contract = adapter.front_month(spec.instrument.symbol, day)
+            else:  # a broker without the futures adapter: the nearest contract
+                contract = listed_contracts(spec.instrument.symbol, day)[0]
+        except (
+            Exception
+        ) as exc:  # no volumes today: keep the contract in use, ask again at the next iteration
+            self.log_message(f"no front month for {spec.instrument.symbol}: {exc}", color="yellow")
+            if self.live_contract is None:
+                contract = listed_contracts(spec.instrument.symbol, day)[0]
+            else:
+                return
+        self.live_contract_day = day
+        if contract == self.live_contract:
+            return
+        if self.live_contract is not None and (self.direction != 0 or self._live_busy()):
+            self.log_message(
+                f"{contract.ticker} is the front month now; {self.live_contract.ticker} is kept while its "
+                "position is open"
+            )
+            self.live_contract_day = None  # ask again at the next decision
+            return
+        if self.live_contract is not None:
+            self.log_message(
+                f"rolling from {self.live_contract.ticker} to {contract.ticker} (the front month)"
+            )
+        self.live_contract = contract
+        self.plan.underlying = future_asset(contract)
+
+    def _live_contract_expiring(self: Any, day: dt.date) -> bool:
+        """True when the held futures position's contract has its last trading day on ``day`` or before."""
+        if self.plan.spec.instrument.type != "future" or self.direction == 0 or self.pos_asset[0] is None:
+            return False
+        try:
+            return contract_of(str(self.pos_asset[0].symbol)).last_trade <= day
+        except ValueError:
+            return False

@@ -1,0 +1,132 @@
+"""A futures spec traded live on the fake Tradier (``FARM_ENABLE_FUTURES=1``): the continuous MES mapped to
+the listed contract with the most volume in the last session, quantity in contracts, value = price x 5,
+orders ``class=future`` on ``/MESZ26`` through the adapter, resting exits on the 0.25 tick grid, and the
+next day's entry on the new front month after the volume has rolled. Decisions are driven bar by bar with
+the strategy's clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brokers.live import bars as live_data
+from brokers.live import live_strategy
+from spec_space.models import StrategySpec
+from tests.evaluator.test_spec_strategy_live import NY, _posts, _wait, _working, fakes
+
+
+@pytest.fixture
+def tradier_futures(live_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any]]:
+    """The fake Tradier with two MES contracts, and the futures broker of a deployment pointed at it."""
+    from brokers.lumibot_tradier_futures import TradierFuturesBroker
+    from brokers.tradier import TradierAdapter, point_lumiwealth_at
+
+    monkeypatch.setenv("FARM_ENABLE_FUTURES", "1")
+    fake = fakes.FakeTradier()
+    restore = point_lumiwealth_at(fake.start())
+    fake.set_quote("/MESZ26", 6000.00, 6000.25, 6000.25)
+    fake.set_quote("/MESH27", 6050.00, 6050.25, 6050.25)
+    fake.session_volumes.update({"/MESZ26": 1_200_000, "/MESH27": 300_000})
+    adapter = TradierAdapter(
+        fake.token, fake.account_id, base_url=fake.base_url, enable_futures=True, submit_settle_seconds=0.0
+    )
+    broker = TradierFuturesBroker(
+        {"ACCESS_TOKEN": fake.token, "ACCOUNT_NUMBER": fake.account_id, "PAPER": True, "MARKET": "24/7"},
+        adapter,
+        polling_interval=0.2,
+    )
+    broker.data_source._delay = None  # the fake serves real-time bars
+    try:
+        yield fake, broker
+    finally:
+        broker.cleanup_streams()
+        broker.data_source.shutdown()
+        adapter.close()
+        restore()
+        fake.stop()
+
+
+def _frame(day: str, closes: list[float]) -> pd.DataFrame:
+    index = pd.date_range(f"{day} 10:00", periods=len(closes), freq="1min", tz=NY)
+    close = np.array(closes)
+    return pd.DataFrame(
+        {
+            "open": close,
+            "high": close + 0.5,
+            "low": close - 0.5,
+            "close": close,
+            "volume": np.ones(len(close)),
+        },
+        index=index,
+    )
+
+
+def test_mes_trades_the_front_contract_in_contracts_then_the_next_one_after_the_roll(
+    tradier_futures: tuple[Any, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    fake, broker = tradier_futures
+    spec = StrategySpec.model_validate(
+        {
+            "name": "mes_live",
+            "timeframe": "1min",
+            "instrument": {"type": "future", "symbol": "MES"},
+            "entry": {"long": "close > 0"},
+            "exits": {"stop_loss": {"points": 4.0}, "take_profit": {"points": 8.0}},
+            "sizing": {"mode": "fixed", "quantity": 2, "max_trades_per_day": 1},
+        }
+    )
+    clock = [0]
+    strategy = live_strategy(broker, spec, name="live-mes", clock=lambda: clock[0], fill_wait=10.0)
+    frame = pd.concat(
+        [_frame("2026-11-30", [6000.0, 6001.0, 6002.0]), _frame("2026-12-01", [6050.0, 6051.0])]
+    )
+
+    def decide(stamp: str) -> None:
+        bars = frame[frame.index <= pd.Timestamp(stamp, tz=NY)]
+        market = live_data.frame_market("MES", bars, intraday=True, kind="future")
+        clock[0] = int(market.bars.ts[-1]) + 60_000_000_000
+        with strategy.live_lock:
+            strategy._live_sync()
+            strategy._live_decide(market, len(market.bars) - 1)
+
+    decide("2026-11-30 10:00")  # MESZ26 traded 4x MESH27's volume yesterday: it is the front month
+    _wait(lambda: fake.positions.get("/MESZ26", {}).get("quantity") == 2, "the buy of 2 MESZ26 at the ask")
+    assert str(strategy.plan.underlying.symbol) == "MESZ26"
+    # the levels from the fill (6000.25) in points, on the 0.25 grid; one contract is worth 5 x the price
+    _wait(
+        lambda: (
+            sorted((o["type"], o["quantity"], o.get("stop_price") or o["price"]) for o in _working(fake))
+            == [("limit", 2.0, 6008.25), ("stop", 2.0, 5996.25)]
+        ),
+        "the resting stop and target",
+    )
+    assert strategy.v_entry == pytest.approx(5 * 6000.25)
+    entry = _posts(fake)[0]
+    assert (entry["class"], entry["symbol"], entry["side"], entry["type"], float(entry["quantity"])) == (
+        "future",
+        "/MESZ26",
+        "buy",
+        "market",
+        2,
+    )
+    fake.set_quote("/MESZ26", 6008.50, 6008.75)  # through the target
+    _wait(lambda: "/MESZ26" not in fake.positions, "the target's fill")
+    _wait(
+        lambda: any(o.is_filled() for o, _, _ in strategy.live_orders.values()), "Lumibot's poll of the fill"
+    )
+    decide("2026-11-30 10:01")  # the strategy sees the target's fill and cancels the stop
+    _wait(lambda: not _working(fake), "the stop's cancel")
+    assert fake.realized_today == pytest.approx(2 * 5 * (6008.50 - 6000.25))
+    decide("2026-11-30 10:02")  # one trade a day
+    assert len([p for p in _posts(fake) if p["type"] == "market"]) == 1
+
+    fake.session_volumes.update({"/MESZ26": 200_000, "/MESH27": 1_500_000})  # the volume has rolled
+    decide("2026-12-01 10:00")  # a new day, flat: the strategy moves to MESH27 and trades it
+    _wait(lambda: fake.positions.get("/MESH27", {}).get("quantity") == 2, "the buy of 2 MESH27")
+    assert str(strategy.plan.underlying.symbol) == "MESH27" and "/MESZ26" not in fake.positions
+    assert "rolling from MESZ26 to MESH27" in caplog.text
