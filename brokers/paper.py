@@ -11,7 +11,9 @@ directory: Lumibot's files land there, never in the caller's directory):
 * the **runner** (``python -m brokers.paper run ID``, ``runner.log`` and Lumibot's ``lumibot.log``)
   checks the credentials, reconciles the positions from the broker (recorded as a ``reconcile``
   snapshot), builds the Lumibot broker (Lumibot's own ``Tradier`` with ``lumiwealth_tradier``
-  pointed at the configured base URL, or :class:`brokers.lumibot_tradelocker.TradeLockerBroker`),
+  pointed at the configured base URL, its futures variant
+  :class:`brokers.lumibot_tradier_futures.TradierFuturesBroker` for a futures spec (``FARM_ENABLE_FUTURES=1``),
+  or :class:`brokers.lumibot_tradelocker.TradeLockerBroker`),
   the strategy and the risk guard, and runs ``Trader.run_all()`` in its main thread. A monitor
   thread records PnL snapshots every ``monitor_seconds`` and checks the daily loss limit.
 
@@ -65,6 +67,7 @@ from brokers.deployments import (
     scrub,
 )
 from brokers.errors import AuthenticationError, BrokerError
+from brokers.markets import futures_enabled
 from brokers.risk import RiskGuard, RiskLimitBreached
 from brokers.tradelocker import TradeLockerAdapter
 from brokers.tradier import TradierAdapter
@@ -152,6 +155,7 @@ def make_adapter(
     live = Mode(mode) is Mode.LIVE
     env_file = env_file if env_file is not None else _env_file()
     if broker == "tradier":
+        options.setdefault("enable_futures", futures_enabled())  # FARM_ENABLE_FUTURES=1 (brokers.markets)
         return TradierAdapter.from_credentials(
             load_tradier_credentials(live=live, env_file=env_file), **options
         )
@@ -523,15 +527,20 @@ def build_lumibot_broker(
         point_lumiwealth_at(creds.base_url)
         from lumibot.brokers import Tradier
 
-        return Tradier(
-            config={
-                "ACCESS_TOKEN": creds.api_key.get_secret_value(),
-                "ACCOUNT_NUMBER": creds.account_id,
-                "PAPER": not live,
-                "MARKET": dep.market,
-            },
-            polling_interval=settings.polling_interval,
-        )
+        config = {
+            "ACCESS_TOKEN": creds.api_key.get_secret_value(),
+            "ACCOUNT_NUMBER": creds.account_id,
+            "PAPER": not live,
+            "MARKET": dep.market,
+        }
+        if dep.spec.get("instrument", {}).get("type") == "future":
+            # futures orders go through the adapter (Lumibot's Tradier broker does not send them)
+            from brokers.lumibot_tradier_futures import TradierFuturesBroker
+
+            adapter = make_adapter("tradier", dep.mode, env_file=env_file)
+            assert isinstance(adapter, TradierAdapter)
+            return TradierFuturesBroker(config, adapter, polling_interval=settings.polling_interval)
+        return Tradier(config=config, polling_interval=settings.polling_interval)
     if dep.broker == "tradelocker":
         from brokers.lumibot_tradelocker import TradeLockerBroker
 

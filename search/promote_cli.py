@@ -70,7 +70,8 @@ _common_env = click.option(
     "--broker",
     type=click.Choice(["tradier", "tradelocker"]),
     default=None,
-    help="Default: tradelocker for forex specs, tradier for stocks, options and futures.",
+    help="Default by instrument type: tradelocker (demo for paper) for forex, tradier (sandbox for paper) for "
+    "stocks and options, and for futures with FARM_ENABLE_FUTURES=1.",
 )
 @click.option(
     "--schedule",
