@@ -7,7 +7,8 @@ value = price x the contract multiplier, the backtests' ``plan.mult``), chosen o
 complete session, the store's rule a session late). Its bars are that contract's.
 
 Rolling: the strategy moves to a new front contract only while flat, so a position's bars, marks and exits
-stay those of the contract it holds. A position still held on its contract's last trading day closes at
+stay those of the contract it holds (after a restart, a contract of the root found at the broker is the one
+traded until flat). A position still held on its contract's last trading day closes at
 market (reason ``expiry``) and the next entry trades the new front contract. Where this differs from the
 backtest: the store's continuous series switches contracts under an open position (its P&L then carries
 the spread between the two contracts); live, no position is carried into another contract.
@@ -53,6 +54,9 @@ class LiveFutures:
             else:
                 return
         self.live_contract_day = day
+        if self.live_contract is None:
+            # a restart: a contract of this root already held at the broker is the one traded until flat
+            contract = self._live_held_contract(spec.instrument.symbol) or contract
         if contract == self.live_contract:
             return
         if self.live_contract is not None and (self.direction != 0 or self._live_busy()):
@@ -68,6 +72,24 @@ class LiveFutures:
             )
         self.live_contract = contract
         self.plan.underlying = future_asset(contract)
+
+    def _live_held_contract(self: Any, root: str) -> FuturesContract | None:
+        try:
+            positions = self.get_positions()
+        except Exception as exc:  # the reconcile at this iteration will see what is held
+            self.log_message(f"no positions from the broker: {exc}", color="yellow")
+            return None
+        for position in positions:
+            asset = position.asset
+            if str(asset.asset_type) not in ("future", "cont_future") or not float(position.quantity or 0):
+                continue
+            try:
+                contract = contract_of(str(asset.symbol))
+            except ValueError:
+                continue
+            if contract.root == root.upper():
+                return contract
+        return None
 
     def _live_contract_expiring(self: Any, day: dt.date) -> bool:
         """True when the held futures position's contract has its last trading day on ``day`` or before."""

@@ -130,3 +130,39 @@ def test_mes_trades_the_front_contract_in_contracts_then_the_next_one_after_the_
     _wait(lambda: fake.positions.get("/MESH27", {}).get("quantity") == 2, "the buy of 2 MESH27")
     assert str(strategy.plan.underlying.symbol) == "MESH27" and "/MESZ26" not in fake.positions
     assert "rolling from MESZ26 to MESH27" in caplog.text
+
+
+def test_a_restart_keeps_trading_the_held_contract_after_the_volume_rolled(
+    tradier_futures: tuple[Any, Any],
+) -> None:
+    import datetime as dt
+
+    from brokers import OrderRequest
+
+    fake, broker = tradier_futures
+    broker.futures_adapter.place_order(
+        OrderRequest.single("MESZ26", "sell", 1, asset_class="future", intent="t")
+    )
+    fake.session_volumes.update({"/MESZ26": 100_000, "/MESH27": 2_000_000})  # MESH27 is the front now
+    spec = StrategySpec.model_validate(
+        {
+            "name": "mes_restart",
+            "timeframe": "1min",
+            "instrument": {"type": "future", "symbol": "MES"},
+            "direction": "short",
+            "entry": {"short": "close > 0"},
+            "sizing": {"mode": "fixed", "quantity": 1},
+        }
+    )
+    strategy = live_strategy(broker, spec, name="live-mes-restart", fill_wait=10.0)
+    _wait(lambda: strategy.get_positions(), "Lumibot's sync of the broker's positions")
+    with strategy.live_lock:
+        strategy._live_front(dt.date(2026, 12, 10))
+        assert str(strategy.plan.underlying.symbol) == "MESZ26"  # held: kept until flat
+        strategy._live_reconcile()
+    assert (strategy.direction, strategy.qty, strategy.pos_mult[0]) == (-1, 1.0, 5.0)
+    # cost basis 6000.00 a point (the short's fill at the bid), not the price x 5
+    assert strategy.v_entry == pytest.approx(-5 * 6000.00)
+    # a futures position never rides into its contract's last trading day (the third Friday)
+    assert not strategy._live_contract_expiring(dt.date(2026, 12, 17))
+    assert strategy._live_contract_expiring(dt.date(2026, 12, 18))
