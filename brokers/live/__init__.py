@@ -7,7 +7,9 @@ store does) into a Market built by the backtests' ``bars_from_frame``, and recom
 order: step 7 on its close, then steps 1-5 at the next bar's open, which is now (the wall clock's bar,
 so the end-of-day flat and ``max_hold_minutes`` follow the clock even on delayed data). The entry window
 and the flat flags come from the calendar (``data.calendar``): the arrays cannot know yet that their last
-bar is its session's last. Options are chosen from the broker's chain (``get_chains``,
+bar is its session's last. Times compare in session minutes: a forex day rolls at 17:00 and a futures day
+at 18:00 New York, so a 16:55 ``eod_flat_time`` closes before the roll and the evening after it opens the
+next day (:func:`brokers.live.bars.session_minute_and_date`). Options are chosen from the broker's chain (``get_chains``,
 ``get_chain_full_info``) by ``select_contract`` itself, on the quotes' mids. Orders go through Lumibot's
 order API: market orders for entries and exits (a multi-leg position as one multi-leg order); the stop,
 partial targets and target of a single-instrument position rest at the broker (GTC, on the price grid,
@@ -21,9 +23,11 @@ are the broker's prices, not a bar's open; an expiring option closes at its last
 the close; the stop and the target are two orders the broker does not link (both can fill in a fast
 market; the position check then sees what is held). On a TradeLocker account (hedging: a resting
 opposite order opens a second position instead of closing the first) the levels are watched at every
-iteration against the last price and closed with a market order. Refused live (:func:`live_problem`):
-futures, staged conversions, and instruments the broker does not trade here (forex on Tradier, stocks
-and options on TradeLocker).
+iteration against the last price and closed with a market order. Staged conversions trade live as the
+engines trade them (:mod:`brokers.live.staged`); futures trade on Tradier with ``FARM_ENABLE_FUTURES=1``,
+one listed contract at a time (:mod:`brokers.live.futures`). Refused live (:func:`live_problem`): what
+``brokers.markets`` routes elsewhere or keeps behind a flag (forex on Tradier, stocks and options on
+TradeLocker, futures without the flag).
 
 Lumibot live behaviours the live mode works around (lumibot 4.6.30):
 
@@ -44,8 +48,10 @@ Lumibot live behaviours the live mode works around (lumibot 4.6.30):
     a zero rate (else it fetches them); ``Order.get_fill_price`` rounds to cents, so fills are averaged here.
 
 Modules: :mod:`~brokers.live.strategy` (:class:`LiveSpecStrategy`), :mod:`~brokers.live.factory` (what trades
-live where, and the factory), :mod:`~brokers.live.bars` (broker bars as a Market, the live calendar),
-:mod:`~brokers.live.assets` (fill prices, broker symbols). The backtest engine never imports this package.
+live where, and the factory), :mod:`~brokers.live.bars` (broker bars as a Market, the live calendar and
+session minutes), :mod:`~brokers.live.assets` (fill prices, broker symbols), :mod:`~brokers.live.chain`
+(option contracts from the broker's chain), :mod:`~brokers.live.staged` (staged conversions),
+:mod:`~brokers.live.futures` (the futures contract traded). The backtest engine never imports this package.
 """
 
 from brokers.live.factory import UnsupportedLive, live_problem, live_strategy

@@ -6,7 +6,8 @@ and the live calendar (sessions left to an expiry, clock times).
   :func:`~evaluator.market.bars_from_frame` the backtests use, so :func:`evaluator.fast.signal_arrays`
   evaluates the spec's expressions on it exactly as it does on the store's bars. Resampled windows
   follow ``data.store``: stocks' regular-session windows count from 09:30, everything else from the
-  clock, daily bars are labelled 00:00 New York.
+  clock, daily bars are labelled 00:00 New York; a regular-session futures spec keeps its root's day
+  session only (``data.calendar.futures_regular_hours``), as the store's regular bars do.
 * :func:`session_minute_and_date` / :func:`spec_session_minute`: a bar's (or a spec's clock time's) minute
   in its trading day, which for forex and futures starts the evening before (17:00 / 18:00 New York),
   so ``eod_flat_time`` and entry windows compare in session minutes, never clock minutes.
@@ -148,7 +149,9 @@ def frame_market(symbol: str, frame: pd.DataFrame, *, intraday: bool, kind: str 
 def session_end_minute(kind: str, session: str, day: dt.date, root: str = "") -> int:
     """Minutes after 00:00 New York at which ``day``'s session of an instrument of type ``kind`` ends (0
     when ``day`` has no session). Stocks and options: the NYSE close (13:00 on half days), four hours
-    later for extended sessions; forex: 17:00, where its day rolls (``data.calendar``)."""
+    later for extended sessions; forex: 17:00, where its day rolls (``data.calendar``); futures: the
+    root's day session (``root``: MES 16:00, gold 13:30; 13:15 at most on NYSE half days), 17:00 (the
+    Globex close) for extended sessions."""
     if kind == "forex":
         return DAY_START_MINUTE["forex"]
     if kind == "future" and session == "extended":
