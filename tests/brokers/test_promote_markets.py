@@ -59,6 +59,8 @@ def test_futures_need_the_flag_then_trade_the_front_contract_on_tradier(
     fake.set_quote(front.tradier_symbol, 6000.00, 6000.25, 6000.25)
     fake.set_quote(after.tradier_symbol, 6050.00, 6050.25, 6050.25)
     fake.session_volumes.update({front.tradier_symbol: 900_000, after.tradier_symbol: 100_000})
+    plan = promote_candidates(farm.options("mes", market=None, dry_run=True), farm.store)
+    assert "always_long_mes, future MES) on tradier as paper, market us_futures" in plan.planned[0]
     result = promote_candidates(farm.options("mes"), farm.store, echo=farm.lines.append)
     (dep_id,) = result.started
     dep = farm.store.get(dep_id)
