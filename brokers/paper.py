@@ -395,7 +395,12 @@ def stop_deployment(
     flattened: list[Position] = []
     if flatten:
         try:
-            adapter = make_adapter(dep.broker, dep.mode, env_file=env_file, submit_settle_seconds=0.0)
+            # closing futures must work whatever FARM_ENABLE_FUTURES says now (it gates opening them)
+            is_future = dep.spec.get("instrument", {}).get("type") == "future"
+            futures = {"enable_futures": True} if is_future else {}
+            adapter = make_adapter(
+                dep.broker, dep.mode, env_file=env_file, submit_settle_seconds=0.0, **futures
+            )
         except (CredentialsError, ValueError) as exc:
             errors.append(scrub(f"cannot flatten: {exc}"))
         else:

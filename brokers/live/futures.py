@@ -32,39 +32,31 @@ class LiveFutures:
     """Mixin of :class:`brokers.live.LiveSpecStrategy`: the contract a futures spec trades today."""
 
     live_contract: FuturesContract | None
-    live_contract_day: dt.date | None
+    live_front_of_day: tuple[dt.date, FuturesContract] | None
 
     def _live_front(self: Any, day: dt.date) -> None:
-        """Point the plan at the contract to trade on ``day`` (once a day; only while flat)."""
+        """Point the plan at the contract to trade on ``day`` (asked of the broker once a day; switched
+        only while flat)."""
         spec = self.plan.spec
-        if spec.instrument.type != "future" or self.live_contract_day == day:
+        if spec.instrument.type != "future":
             return
-        adapter = getattr(self.broker, "futures_adapter", None)
-        try:
-            if adapter is not None:
-                contract = adapter.front_month(spec.instrument.symbol, day)
-            else:  # a broker without the futures adapter: the nearest contract
-                contract = listed_contracts(spec.instrument.symbol, day)[0]
-        except (
-            Exception
-        ) as exc:  # no volumes today: keep the contract in use, ask again at the next iteration
-            self.log_message(f"no front month for {spec.instrument.symbol}: {exc}", color="yellow")
-            if self.live_contract is None:
-                contract = listed_contracts(spec.instrument.symbol, day)[0]
-            else:
+        if self.live_front_of_day is None or self.live_front_of_day[0] != day:
+            contract = self._live_front_month(day)
+            if contract is None:
                 return
-        self.live_contract_day = day
+            self.live_front_of_day = (day, contract)
+        contract = self.live_front_of_day[1]
         if self.live_contract is None:
             # a restart: a contract of this root already held at the broker is the one traded until flat
             contract = self._live_held_contract(spec.instrument.symbol) or contract
         if contract == self.live_contract:
             return
         if self.live_contract is not None and (self.direction != 0 or self._live_busy()):
-            self.log_message(
+            self._live_warn(
+                f"front-{day}",
                 f"{contract.ticker} is the front month now; {self.live_contract.ticker} is kept while its "
-                "position is open"
+                "position is open",
             )
-            self.live_contract_day = None  # ask again at the next decision
             return
         if self.live_contract is not None:
             self.log_message(
@@ -72,6 +64,19 @@ class LiveFutures:
             )
         self.live_contract = contract
         self.plan.underlying = future_asset(contract)
+
+    def _live_front_month(self: Any, day: dt.date) -> FuturesContract | None:
+        """The front month by the broker's volumes (the nearest contract on a broker without the futures
+        adapter); None when the broker cannot say now and a contract is already in use."""
+        root = self.plan.spec.instrument.symbol
+        adapter = getattr(self.broker, "futures_adapter", None)
+        try:
+            if adapter is not None:
+                return adapter.front_month(root, day)
+            return listed_contracts(root, day)[0]
+        except Exception as exc:  # no volumes now: keep the contract in use, ask again at the next iteration
+            self.log_message(f"no front month for {root}: {exc}", color="yellow")
+            return None if self.live_contract is not None else listed_contracts(root, day)[0]
 
     def _live_held_contract(self: Any, root: str) -> FuturesContract | None:
         try:

@@ -117,7 +117,7 @@ class LiveSpecStrategy(LiveChain, LiveFutures, LiveStaging, SpecCore):
         self.live_convert: live_data.Contract | None = None  # a staged conversion's short, sold at the next open
         self.live_convert_leg: tuple[Any, live_data.Contract] | None = None
         self.live_contract = None  # futures: the listed contract traded (brokers.live.futures)
-        self.live_contract_day: dt.date | None = None
+        self.live_front_of_day = None  # futures: (trading day, its front month) as the broker named it
         self.set_parameters({"spec": spec.model_dump(mode="json")})
 
     def on_filled_order(

@@ -12,6 +12,7 @@ import pandas as pd
 from brokers.live import bars as live_data
 from brokers.live import live_strategy
 from spec_space.models import StrategySpec
+from tests.brokers.live.test_staged import _settled
 from tests.evaluator.test_spec_strategy_live import NY, _tl_positions, _wait
 
 
@@ -80,6 +81,9 @@ def test_forex_flat_at_16_55_then_a_new_day_trades_from_17_00(tradelocker: tuple
     strategy = live_strategy(broker, spec, name="live-fx-session", clock=lambda: clock[0], fill_wait=10.0)
 
     def decide(minute: str) -> None:
+        """Decide on the bar starting at ``minute`` once the orders already out have reached the strategy
+        (an entry behind a working exit would wait for the next iteration, which this test does not run)."""
+        _wait(lambda: _settled(strategy), "the strategy to see its orders' fills")
         bars = frame[frame.index <= pd.Timestamp(f"2026-11-24 {minute}", tz=NY)]
         market = live_data.frame_market("C:EURUSD", bars, intraday=True, kind="forex")
         clock[0] = int(market.bars.ts[-1]) + 60_000_000_000
