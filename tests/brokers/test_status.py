@@ -115,6 +115,15 @@ def test_a_broker_that_cannot_be_reached_or_has_no_credentials_is_shown_not_rais
     assert row.broker is None and row.orders_text == "-"
 
 
+def test_credentials_for_another_account_are_not_read_as_the_deployments(
+    tradier: Any, store: DeploymentStore, tmp_path: Path
+) -> None:
+    dep = _deploy(store, tmp_path, "tradier", "VA99999999", "stocks")  # deployed on another account
+    (row,) = deployment_statuses(store, [dep], adapters=lambda broker, mode: tradier.make_adapter())
+    assert row.broker is not None and not row.broker.reachable
+    assert row.orders_text == "the tradier credentials now point at another account than …9999"
+
+
 def test_the_deployments_command_lists_the_broker_view(
     tradier: Any, store: DeploymentStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -166,3 +166,42 @@ def test_a_restart_keeps_trading_the_held_contract_after_the_volume_rolled(
     # a futures position never rides into its contract's last trading day (the third Friday)
     assert not strategy._live_contract_expiring(dt.date(2026, 12, 17))
     assert strategy._live_contract_expiring(dt.date(2026, 12, 18))
+
+
+def test_futures_sessions_bars_and_ticks() -> None:
+    spec = StrategySpec.model_validate(
+        {
+            "name": "mes",
+            "timeframe": "5min",
+            "instrument": {"type": "future", "symbol": "MES"},
+            "entry": {"long": "close > 0"},
+        }
+    )
+    extended = spec.model_copy(update={"session": "extended"})
+
+    def ns(text: str) -> int:
+        return int(pd.Timestamp(text, tz=NY).value)
+
+    # regular: the root's day session ends at 16:00 (13:15 on the half day after Thanksgiving)
+    assert live_data.is_last_bar(spec, ns("2026-11-30 15:55"), 5)
+    assert not live_data.is_last_bar(spec, ns("2026-11-30 15:50"), 5)
+    assert live_data.is_last_bar(spec, ns("2026-11-27 13:10"), 5)
+    # extended: Globex closes at 17:00; the 18:00 bar opens the next trade date
+    assert live_data.is_last_bar(extended, ns("2026-11-30 16:55"), 5)
+    assert not live_data.is_last_bar(extended, ns("2026-11-30 18:00"), 5)
+    # a regular-session spec reads the day session only, as the store's regular bars
+    index = pd.DatetimeIndex(
+        [
+            pd.Timestamp(t, tz=NY)
+            for t in ("2026-11-30 08:00", "2026-11-30 09:30", "2026-11-30 15:55", "2026-11-30 16:00")
+        ]
+    )
+    frame = pd.DataFrame(
+        {c: [1.0, 2.0, 3.0, 4.0] for c in ("open", "high", "low", "close", "volume")}, index=index
+    )
+    kept = live_data.closed_bars(frame, spec, pd.Timestamp("2026-11-30 17:00", tz=NY))
+    assert [t.strftime("%H:%M") for t in kept.index.tz_convert(NY)] == ["09:30", "15:55"]
+    assert len(live_data.closed_bars(frame, extended, pd.Timestamp("2026-11-30 17:00", tz=NY))) == 4
+    # resting orders on the contract's tick grid
+    assert live_data.price_tick("future", 6000.0, "MESZ26") == 0.25
+    assert live_data.round_to_tick(5996.3, 0.25, up=False) == 5996.25
