@@ -114,7 +114,8 @@ class LiveSpecStrategy(LiveChain, LiveFutures, LiveStaging, SpecCore):
         self.live_day: dt.date | None = None
         self.live_warned: set[str] = set()
         self.live_cancelled: set[int] = set()  # id() of orders this run asked the broker to cancel
-        self.live_convert: live_data.Contract | None = None  # a staged conversion's short, sold at the next open
+        # a staged conversion's short leg, sold at the next open (brokers.live.staged)
+        self.live_convert: live_data.Contract | None = None
         self.live_convert_leg: tuple[Any, live_data.Contract] | None = None
         self.live_contract = None  # futures: the listed contract traded (brokers.live.futures)
         self.live_front_of_day = None  # futures: (trading day, its front month) as the broker named it
@@ -140,7 +141,8 @@ class LiveSpecStrategy(LiveChain, LiveFutures, LiveStaging, SpecCore):
     def on_trading_iteration(self) -> None:
         live = self.live
         with self.live_lock:
-            self._live_front(live_data.session_minute_and_date(live.clock(), self.plan.spec.instrument.type)[1])
+            kind = self.plan.spec.instrument.type
+            self._live_front(live_data.session_minute_and_date(live.clock(), kind)[1])
             self._live_sync()
             if self._live_busy():
                 return  # market orders still working: the next decision waits for their fills
@@ -474,7 +476,8 @@ class LiveSpecStrategy(LiveChain, LiveFutures, LiveStaging, SpecCore):
         self.next_partial = 0
         self.converted = False
         # the staged trigger's reference: the underlying at the entry (the engines use the entry bar's open)
-        self.stage_und_ref = (self._live_price(plan.underlying) or float(bars.close[i])) if plan.is_option else 0.0
+        if plan.is_option:
+            self.stage_und_ref = self._live_price(plan.underlying) or float(bars.close[i])
         self.trades_today += 1
         self.entry_pending = True
         self.log_message(f"{what}: signal at bar {live_data.stamp(bars.ts[i])}")
