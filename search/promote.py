@@ -180,7 +180,12 @@ def find_candidates(
             rejected.append(Rejection(trial.number, f"gate: {gate_summary or 'not passed'}"))
             continue
         if not confirm_ok:
-            rejected.append(Rejection(trial.number, f"confirm: {confirm_summary or 'not passed'}"))
+            hint = (
+                f"; run `search confirm --study {study.study_name} --trial {trial.number}`"
+                if confirm_ok is None
+                else ""
+            )
+            rejected.append(Rejection(trial.number, f"confirm: {confirm_summary or 'not passed'}{hint}"))
             continue
         reproduce_ok, reproduce_summary, _ = read_verdict(study, trial, REPRODUCE_ATTR)
         if not reproduce_ok:
