@@ -58,6 +58,7 @@ from brokers.base import (
 )
 from brokers.base import Order as AdapterOrder
 from brokers.errors import BrokerError, InvalidOrderError, OrderNotFoundError
+from brokers.futures import contract_of
 from brokers.risk import RiskLimitBreached
 from data.flatfiles import occ_symbol
 from evaluator.lumibot.env import no_dotenv
@@ -128,6 +129,8 @@ def leg_symbol(asset: Asset, quote: Asset | None = None) -> tuple[str, AssetClas
         return symbol, asset_class
     if asset_class is AssetClass.FOREX:
         return instrument_name(asset, quote), asset_class
+    if asset_class is AssetClass.FUTURE:  # MESZ26: adapters spell contracts without Tradier's slash
+        return str(asset.symbol).upper().lstrip("/"), asset_class
     return str(asset.symbol).upper(), asset_class
 
 
@@ -140,8 +143,19 @@ def asset_of(symbol: str, asset_class: AssetClass) -> Asset:
             return Asset(
                 occ.root, asset_type="option", expiration=occ.expiration, strike=occ.strike, right=right
             )
-    kind = {AssetClass.FOREX: "forex", AssetClass.FUTURE: "future"}.get(asset_class, "stock")
+    if asset_class is AssetClass.FUTURE:
+        return _future_asset(symbol.upper().lstrip("/"))
+    kind = "forex" if asset_class is AssetClass.FOREX else "stock"
     return Asset(symbol.upper(), asset_type=kind)
+
+
+def _future_asset(ticker: str) -> Asset:
+    """A listed contract (``MESZ26``) with its dollars per point, so Lumibot values the position right."""
+    try:
+        multiplier = contract_of(ticker).multiplier
+    except ValueError:  # a root outside the contract table: per point as the broker books it
+        return Asset(ticker, asset_type="future")
+    return Asset(ticker, asset_type="future", multiplier=multiplier)
 
 
 def _side_of(order: LumiOrder) -> tuple[Side, PositionEffect | None]:

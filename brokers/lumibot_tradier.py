@@ -9,12 +9,19 @@ Why Lumibot's data source: it already turns Tradier's timesales, history, quotes
 instances instead, so nothing global is rewritten and paper data stays on the credentials' base URL. It only
 reads market data: no order goes through ``lumiwealth_tradier``.
 
+Futures (``FARM_ENABLE_FUTURES=1``): a contract is ``Asset("MESZ26", asset_type="future")`` to Lumibot and
+``/MESZ26`` to Tradier, so :class:`TradierMarketData` asks for bars and quotes of the ``/``-prefixed symbol,
+and reads a future's last price itself (``lumiwealth_tradier`` indexes quotes by symbol with ``/`` turned into
+``.``, share classes' spelling, so its own lookup of ``/MESZ26`` misses). Futures orders need nothing here:
+they go through the adapter like every other order (:mod:`brokers.lumibot_broker`).
+
 Lumibot behaviour kept: sandbox (paper) data is treated as 15 minutes late (``delay``), as Lumibot's Tradier
 broker does; the live strategy decides on the bars as delivered (see :mod:`brokers.live`).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -25,10 +32,25 @@ from evaluator.lumibot.env import no_dotenv
 
 with no_dotenv():
     from lumibot.data_sources.tradier_data import TradierData
+    from lumibot.entities import Asset
 
-__all__ = ["TradierBroker", "TradierMarketData"]
+__all__ = ["TradierBroker", "TradierMarketData", "is_future", "tradier_data_asset"]
+
+logger = logging.getLogger(__name__)
 
 SANDBOX_DELAY_MINUTES = 15
+_FUTURE_TYPES = ("future", "cont_future")
+
+
+def is_future(asset: Any) -> bool:
+    return asset is not None and str(getattr(asset, "asset_type", "")) in _FUTURE_TYPES
+
+
+def tradier_data_asset(asset: Any) -> Any:
+    """The asset Lumibot's Tradier data source should ask for: a future as its ``/``-prefixed symbol."""
+    if not is_future(asset):
+        return asset
+    return Asset("/" + str(asset.symbol).lstrip("/"), asset_type="stock")
 
 
 class TradierMarketData(TradierData):
@@ -40,6 +62,23 @@ class TradierMarketData(TradierData):
         root = base_url.rstrip("/").removesuffix("/v1")
         for client in (self.tradier.account, self.tradier.orders, self.tradier.market):
             client.base_url = lambda root=root: root  # per instance: lumiwealth appends "v1/..." itself
+
+    def get_historical_prices(self, asset: Any, *args: Any, **kwargs: Any) -> Any:
+        return super().get_historical_prices(tradier_data_asset(asset), *args, **kwargs)
+
+    def get_last_price(self, asset: Any, *args: Any, **kwargs: Any) -> Any:
+        if not is_future(asset):
+            return super().get_last_price(asset, *args, **kwargs)
+        symbol = tradier_data_asset(asset).symbol  # read the one quote asked for (see the module note)
+        try:
+            frame = self.tradier.market.get_quotes(symbol)
+            return float(frame["last"].iloc[0])
+        except Exception as exc:  # Lumibot's data sources answer None when a price is unavailable
+            logger.warning("no last price for %s from Tradier: %s", symbol, exc)
+            return None
+
+    def get_quote(self, asset: Any, *args: Any, **kwargs: Any) -> Any:
+        return super().get_quote(tradier_data_asset(asset), *args, **kwargs)
 
 
 class TradierBroker(AdapterBroker):

@@ -18,10 +18,12 @@ directory: Lumibot's files land there, never in the caller's directory):
   must), not placed twice (:mod:`brokers.live`).
 
 One order path (:mod:`brokers.lumibot_broker`): the Lumibot broker of every deployment, paper or live,
-is :class:`~brokers.lumibot_broker.AdapterBroker` over the broker's :class:`~brokers.base.BrokerAdapter`
-(:class:`~brokers.lumibot_tradier.TradierBroker`, :class:`~brokers.lumibot_tradelocker.TradeLockerBroker`,
-picked from :data:`BROKERS`), so every order has an idempotent client id, is reconciled rather than
-re-sent after an uncertain submit, and passes the risk guard inside the adapter.
+whatever the market (stocks, options, futures, forex), is :class:`~brokers.lumibot_broker.AdapterBroker`
+over the broker's :class:`~brokers.base.BrokerAdapter` (:class:`~brokers.lumibot_tradier.TradierBroker`,
+:class:`~brokers.lumibot_tradelocker.TradeLockerBroker`, picked from :data:`BROKERS`), so every order has an
+idempotent client id, is reconciled rather than re-sent after an uncertain submit, and passes the risk
+guard inside the adapter. A registry entry's adapter options carry the market flags: the Tradier adapter
+trades futures only with ``FARM_ENABLE_FUTURES=1`` (:mod:`brokers.markets`).
 
 Exit codes of the runner: 0 done (stopped on request, or stopped itself after a risk breach),
 2 setup failure (credentials, approval, spec: recorded as ``failed``; not restarted), anything
@@ -74,6 +76,7 @@ from brokers.deployments import (
     scrub,
 )
 from brokers.errors import AuthenticationError, BrokerError
+from brokers.markets import futures_enabled
 from brokers.risk import RiskGuard, RiskLimitBreached
 from brokers.tradelocker import TradeLockerAdapter
 from brokers.tradier import TradierAdapter
@@ -110,10 +113,13 @@ __all__ = [
 class BrokerEntry:
     """What deploying on one broker takes: its adapter from the environment's credentials
     (``adapter(live, env_file, **adapter_options)``) and the Lumibot broker over that adapter
-    (``lumibot(adapter, live, **AdapterBroker options)``)."""
+    (``lumibot(adapter, live, **AdapterBroker options)``); ``options()`` are the adapter options the
+    environment sets (read at each call: a flag such as ``FARM_ENABLE_FUTURES`` may change between runs),
+    which a caller's own options override."""
 
     adapter: Callable[..., BrokerAdapter]
     lumibot: Callable[..., LumiBroker]
+    options: Callable[[], dict[str, Any]] = dict
 
 
 def _tradier_adapter(live: bool, env_file: str | Path | None, **options: Any) -> BrokerAdapter:
@@ -142,7 +148,12 @@ def _tradelocker_lumibot(adapter: BrokerAdapter, live: bool, **options: Any) -> 
 
 # The brokers deployments trade: adding one is an adapter and an entry here.
 BROKERS: dict[str, BrokerEntry] = {
-    "tradier": BrokerEntry(_tradier_adapter, _tradier_lumibot),
+    "tradier": BrokerEntry(
+        _tradier_adapter,
+        _tradier_lumibot,
+        # futures orders only with FARM_ENABLE_FUTURES=1 (brokers.markets)
+        lambda: {"enable_futures": futures_enabled()},
+    ),
     "tradelocker": BrokerEntry(_tradelocker_adapter, _tradelocker_lumibot),
 }
 ENV_FILE_ENV = "FARM_ENV_FILE"
@@ -200,7 +211,7 @@ def make_adapter(
     if entry is None:
         raise PaperSetupError(f"unknown broker {broker!r}; choose one of {', '.join(BROKERS)}")
     env_file = env_file if env_file is not None else _env_file()
-    return entry.adapter(Mode(mode) is Mode.LIVE, env_file, **options)
+    return entry.adapter(Mode(mode) is Mode.LIVE, env_file, **{**entry.options(), **options})
 
 
 def account_id_of(adapter: BrokerAdapter) -> str:
@@ -452,7 +463,12 @@ def stop_deployment(
     flattened: list[Position] = []
     if flatten:
         try:
-            adapter = make_adapter(dep.broker, dep.mode, env_file=env_file, submit_settle_seconds=0.0)
+            # closing futures must work whatever FARM_ENABLE_FUTURES says now (it gates opening them)
+            is_future = dep.spec.get("instrument", {}).get("type") == "future"
+            futures = {"enable_futures": True} if is_future else {}
+            adapter = make_adapter(
+                dep.broker, dep.mode, env_file=env_file, submit_settle_seconds=0.0, **futures
+            )
         except (CredentialsError, ValueError) as exc:
             errors.append(scrub(f"cannot flatten: {exc}"))
         else:
@@ -578,8 +594,9 @@ def build_lumibot_broker(
     env_file: str | Path | None = None,
 ) -> LumiBroker:
     """The Lumibot broker of a deployment: :class:`~brokers.lumibot_broker.AdapterBroker` over the broker's
-    adapter (every order through it), with ``guard`` as the adapter's risk guard and ``on_risk_breach``
-    told of each order it refuses. Paper stays on the credentials' (sandbox / demo) URLs."""
+    adapter (every order through it, futures and forex included), with ``guard`` as the adapter's risk guard
+    and ``on_risk_breach`` told of each order it refuses. Paper stays on the credentials' (sandbox / demo)
+    URLs."""
     entry = BROKERS.get(dep.broker)
     if entry is None:
         raise PaperSetupError(f"unknown broker {dep.broker!r}; choose one of {', '.join(BROKERS)}")

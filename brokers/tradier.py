@@ -16,7 +16,11 @@ Tradier quirks handled here:
 Futures: Tradier's public documentation does not describe a futures order form. With
 ``enable_futures=True`` futures legs are sent as ``class=future`` with the ``/``-prefixed contract
 symbol (the form lumibot's Tradier broker parses back from positions). That path is verified only
-against the local fake server: confirm it on the sandbox before trading it.
+against the local fake server: confirm it on the sandbox before trading it. Contracts are spelled
+``/MESZ26`` at Tradier and ``MESZ26`` in this adapter's positions and legs; a position's average price
+is its cost basis over quantity x the contract multiplier (``spec_space.instruments.FUTURES``), and
+:meth:`TradierAdapter.front_month` names the contract a spec's continuous future trades today
+(``brokers.futures``: the most volume in the last complete session, from ``/markets/history``).
 
 Exits held at the broker (:meth:`TradierAdapter.protect_position`): an OCO order (``class=oco``, a
 target limit and a stop on indexed legs, one cancelling the other) closing the position, or a single
@@ -28,9 +32,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import urlparse
+from zoneinfo import ZoneInfo
 
 import httpx
 from pydantic import SecretStr
@@ -70,10 +75,12 @@ from brokers.errors import (
     retrier,
     translate_transport_error,
 )
+from brokers.futures import FuturesContract, contract_of, front_contract
 
 logger = logging.getLogger(__name__)
 
 _LIVE_HOST = "api.tradier.com"
+_NEW_YORK = ZoneInfo("America/New_York")
 
 _STATES: Mapping[str, OrderState] = {
     "pending": OrderState.PENDING,
@@ -162,6 +169,18 @@ def _fmt_qty(quantity: float) -> str:
 
 def _fmt_price(price: float) -> str:
     return f"{price:.2f}" if abs(price) >= 1 else f"{price:.4f}".rstrip("0").rstrip(".")
+
+
+def _multiplier(symbol: str, asset_class: AssetClass) -> float:
+    """Dollars per price point of one unit: 100 an option, the contract's multiplier a future."""
+    if asset_class is AssetClass.OPTION:
+        return 100.0
+    if asset_class is AssetClass.FUTURE:
+        try:
+            return contract_of(symbol).multiplier
+        except ValueError:  # a root outside the contract table: cost basis per contract point
+            return 1.0
+    return 1.0
 
 
 def _asset_class_for(symbol: str, klass: str | None = None) -> AssetClass:
@@ -358,7 +377,7 @@ class TradierAdapter(BrokerAdapter):
             quantity = parse_number(row.get("quantity")) or 0.0
             asset_class = _asset_class_for(symbol)
             cost = parse_number(row.get("cost_basis"))
-            multiplier = 100.0 if asset_class is AssetClass.OPTION else 1.0
+            multiplier = _multiplier(symbol, asset_class)
             avg = cost / (quantity * multiplier) if cost is not None and quantity else None
             positions.append(
                 Position(
@@ -400,6 +419,33 @@ class TradierAdapter(BrokerAdapter):
                 timestamp=_ms_datetime(q.get("trade_date")) or _ms_datetime(q.get("bid_date")),
             )
         return quotes
+
+    @retrier
+    def session_volume(self, symbol: str, before: date) -> float | None:
+        """Volume of ``symbol`` (a Tradier symbol, ``/MESZ26`` for a future) in its last complete daily bar
+        before ``before`` (``/markets/history``), or None when it has none in the week before."""
+        body = self._request(
+            "GET",
+            "/markets/history",
+            params={
+                "symbol": symbol,
+                "interval": "daily",
+                "start": (before - timedelta(days=7)).isoformat(),
+                "end": (before - timedelta(days=1)).isoformat(),
+            },
+        )
+        block = body.get("history")
+        days = _as_list(block.get("day")) if isinstance(block, dict) else []
+        earlier = [d for d in days if str(d.get("date", "")) < before.isoformat()]
+        return parse_number(earlier[-1].get("volume")) if earlier else None
+
+    def front_month(self, root: str, today: date | None = None) -> FuturesContract:
+        """The contract of ``root`` (``MES``) a continuous future trades ``today`` (default: today in New
+        York): of the nearest two, the one with the most volume in the last complete session
+        (:func:`brokers.futures.front_contract`). Needs ``enable_futures``."""
+        self._require("futures", f"{root} futures contracts")
+        day = today or datetime.now(_NEW_YORK).date()
+        return front_contract(root, day, lambda c: self.session_volume(c.tradier_symbol, day))
 
     @retrier
     def get_option_expirations(self, underlying: str) -> list[date]:

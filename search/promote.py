@@ -180,7 +180,12 @@ def find_candidates(
             rejected.append(Rejection(trial.number, f"gate: {gate_summary or 'not passed'}"))
             continue
         if not confirm_ok:
-            rejected.append(Rejection(trial.number, f"confirm: {confirm_summary or 'not passed'}"))
+            hint = (
+                f"; run `search confirm --study {study.study_name} --trial {trial.number}`"
+                if confirm_ok is None
+                else ""
+            )
+            rejected.append(Rejection(trial.number, f"confirm: {confirm_summary or 'not passed'}{hint}"))
             continue
         reproduce_ok, reproduce_summary, _ = read_verdict(study, trial, REPRODUCE_ATTR)
         if not reproduce_ok:
@@ -263,7 +268,7 @@ class PromoteOptions:
     db: str | None = None
     studies_root: Path = Path("studies")
     dry_run: bool = False
-    broker: str | None = None  # None: tradelocker for forex specs, tradier otherwise
+    broker: str | None = None  # None: by instrument type (brokers.markets)
     live: bool = False
     market: str | None = None  # Lumibot calendar override (default from the instrument type)
     max_position: float | None = None
@@ -287,20 +292,14 @@ class PromoteResult:
 
 
 def _broker_for(spec: StrategySpec, wanted: str | None) -> tuple[str | None, str]:
-    kind = spec.instrument.type
-    natural = "tradelocker" if kind == "forex" else "tradier"
-    broker = wanted or natural
-    if broker == "tradelocker" and kind != "forex":
-        return (
-            None,
-            f"--broker tradelocker trades forex only; this spec trades {kind} {spec.instrument.symbol}",
-        )
-    if broker == "tradier" and kind == "forex":
-        return (
-            None,
-            f"--broker tradier has no forex; this spec trades {spec.instrument.symbol} (use tradelocker)",
-        )
-    return broker, ""
+    """(broker, "") for the spec's instrument type (``brokers.markets``: forex on TradeLocker, stocks and
+    options on Tradier, futures on Tradier with FARM_ENABLE_FUTURES=1), else (None, why)."""
+    from brokers.markets import UnsupportedMarket, broker_for
+
+    try:
+        return broker_for(spec.instrument.type, wanted), ""
+    except UnsupportedMarket as exc:
+        return None, f"{spec.instrument.type} {spec.instrument.symbol}: {exc}"
 
 
 def _risk_limits(options: PromoteOptions, equity: float) -> RiskLimits | None:

@@ -70,7 +70,8 @@ _common_env = click.option(
     "--broker",
     type=click.Choice(["tradier", "tradelocker"]),
     default=None,
-    help="Default: tradelocker for forex specs, tradier for stocks, options and futures.",
+    help="Default by instrument type: tradelocker (demo for paper) for forex, tradier (sandbox for paper) for "
+    "stocks and options, and for futures with FARM_ENABLE_FUTURES=1.",
 )
 @click.option(
     "--schedule",
@@ -186,14 +187,29 @@ def _pct(value: float | None) -> str:
 @click.command("deployments")
 @click.option("--study", "study_name", default=None, help="Only this study's deployments.")
 @click.option("--active", is_flag=True, help="Only pending and running deployments.")
+@click.option(
+    "--no-broker",
+    is_flag=True,
+    help="Do not ask the brokers for positions and working orders (the store's records only).",
+)
 @_common_db
 @_common_root
-def deployments(study_name: str | None, active: bool, db: str | None, studies_root: Path | None) -> None:
-    """List deployments with their paper PnL against the backtest's expectation."""
+@_common_env
+def deployments(
+    study_name: str | None,
+    active: bool,
+    no_broker: bool,
+    db: str | None,
+    studies_root: Path | None,
+    env_file: Path | None,
+) -> None:
+    """List deployments: broker and masked account, the position and working orders at the broker (active
+    deployments, when it can be reached), paper PnL against the backtest's expectation, the last error."""
     from rich.console import Console
     from rich.table import Table
 
-    from brokers.deployments import Status, check_expectation, paper_stats
+    from brokers.deployments import Status
+    from brokers.status import default_adapters, deployment_statuses
 
     store = _store(db, _studies_root(studies_root))
     statuses = (Status.PENDING, Status.RUNNING) if active else None
@@ -201,6 +217,7 @@ def deployments(study_name: str | None, active: bool, db: str | None, studies_ro
     if not rows:
         click.echo(f"no deployments in {store.masked_url}")
         return
+    adapters = None if no_broker else default_adapters(env_file)
     table = Table(title=f"deployments ({store.masked_url})")
     table.add_column("id", no_wrap=True)
     for name in (
@@ -209,18 +226,19 @@ def deployments(study_name: str | None, active: bool, db: str | None, studies_ro
         "mode",
         "status",
         "started (UTC)",
+        "position",
+        "open orders",
         "paper PnL",
         "days",
         "mean/day paper | backtest",
         "max DD paper | p95",
         "vs backtest",
         "reason",
+        "last error",
     ):
         table.add_column(name)
-    for dep in rows:
-        stats = paper_stats(dep.starting_equity, store.snapshots(dep.id))
-        check = check_expectation(dep.expected, stats)
-        exp = dep.expected
+    for row in deployment_statuses(store, rows, adapters=adapters):
+        dep, stats, check, exp = row.deployment, row.stats, row.check, row.deployment.expected
         table.add_row(
             dep.id,
             str(dep.trial_number),
@@ -228,14 +246,17 @@ def deployments(study_name: str | None, active: bool, db: str | None, studies_ro
             dep.mode.value,
             dep.status.value,
             dep.started_at.strftime("%Y-%m-%d %H:%M") if dep.started_at else "-",
+            row.position_text,
+            row.orders_text,
             "-" if stats.pnl is None else f"{stats.pnl:+,.2f}",
             str(stats.days),
             f"{_pct(stats.daily_mean)} | {_pct(exp.daily_mean)}±{_pct(exp.daily_std)}",
             f"{_pct(stats.max_drawdown)} | {_pct(exp.drawdown_p95)}",
             "[red]outside[/red]" if check.outside else "within" if stats.days else "-",
             dep.stop_reason or check.reason,
+            row.last_error_text,
         )
-    Console(width=max(160, Console().width)).print(table)
+    Console(width=max(240, Console().width)).print(table)
 
 
 @click.command("stop")

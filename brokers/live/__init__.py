@@ -7,16 +7,19 @@ store does) into a Market built by the backtests' ``bars_from_frame``, and recom
 order: step 7 on its close, then steps 1-5 at the next bar's open, which is now (the wall clock's bar,
 so the end-of-day flat and ``max_hold_minutes`` follow the clock even on delayed data). The entry window
 and the flat flags come from the calendar (``data.calendar``): the arrays cannot know yet that their last
-bar is its session's last. Options are chosen from the broker's chain (``get_chains``,
+bar is its session's last. Times compare in session minutes: a forex day rolls at 17:00 and a futures day
+at 18:00 New York, so a 16:55 ``eod_flat_time`` closes before the roll and the evening after it opens the
+next day (:func:`brokers.live.bars.session_minute_and_date`). Options are chosen from the broker's chain (``get_chains``,
 ``get_chain_full_info``) by ``select_contract`` itself, on the quotes' mids. Orders go through Lumibot's
 order API to the deployment's :class:`brokers.lumibot_broker.AdapterBroker`, so every one of them passes
 the broker adapter (idempotent client ids, reconciled after an uncertain submit, the deployment's risk
-limits). Entries and exits are market orders (a multi-leg position as one multi-leg order). The stop and
+limits), whatever the market: stocks, options, futures (``/MESZ26``) and forex. Entries and exits are
+market orders (a multi-leg position as one multi-leg order). The stop and
 the final target of a single-instrument position are one bracket held at the broker from the entry's fill
 (GTC, on the price grid, rounded towards the side they trigger on): a Tradier OCO order, one cancelling the
-other, or a TradeLocker position's own stop-loss and take-profit; trailing and break-even move it in place
-(a modify, so the position keeps its stop; cancel-and-replace only where the broker refuses the move),
-and it is replaced only
+other (a futures contract's too), or a TradeLocker position's own stop-loss and take-profit; trailing and
+break-even move it in place (a modify, so the position keeps its stop; cancel-and-replace only where the
+broker refuses the move), and it is replaced only
 when its quantity changes (after a partial target; Tradier cannot change an order's quantity). Partial
 targets cannot join the bracket: at Tradier they rest as their own limit orders next to it (an option's
 are watched: Lumibot refuses option closes beyond the position counting working ones); on a
@@ -29,8 +32,11 @@ is the truth (:mod:`~brokers.live.reconcile`: one found at the broker is taken o
 average price, one gone is forgotten; a bracket an earlier run left working is adopted, moved if its levels
 must change, other working orders of an earlier run are cancelled). Where the fill model cannot hold live:
 fills are the broker's prices, not a bar's open; an expiring option closes at its last bar's open instead
-of the close. Refused live (:func:`live_problem`): futures, staged conversions, and instruments the broker
-does not trade here (forex on Tradier, stocks and options on TradeLocker).
+of the close. Staged conversions trade live as the engines trade them (:mod:`brokers.live.staged`);
+futures trade on Tradier with ``FARM_ENABLE_FUTURES=1``, one listed contract at a time
+(:mod:`brokers.live.futures`). Refused live (:func:`live_problem`): what ``brokers.markets`` routes
+elsewhere or keeps behind a flag (forex on Tradier, stocks and options on TradeLocker, futures without the
+flag).
 
 Lumibot live behaviours the live mode works around (lumibot 4.6.30):
 
@@ -53,8 +59,10 @@ Lumibot live behaviours the live mode works around (lumibot 4.6.30):
 
 Modules: :mod:`~brokers.live.strategy` (:class:`LiveSpecStrategy`), :mod:`~brokers.live.reconcile` (the broker's
 positions and working exits at each iteration and after a restart), :mod:`~brokers.live.factory` (what trades
-live where, and the factory), :mod:`~brokers.live.bars` (broker bars as a Market, the live calendar),
-:mod:`~brokers.live.assets` (fill prices, broker symbols). The backtest engine never imports this package.
+live where, and the factory), :mod:`~brokers.live.bars` (broker bars as a Market, the live calendar and
+session minutes), :mod:`~brokers.live.assets` (fill prices, broker symbols), :mod:`~brokers.live.chain`
+(option contracts from the broker's chain), :mod:`~brokers.live.staged` (staged conversions),
+:mod:`~brokers.live.futures` (the futures contract traded). The backtest engine never imports this package.
 """
 
 from brokers.live.factory import UnsupportedLive, live_problem, live_strategy

@@ -6,7 +6,11 @@ and the live calendar (sessions left to an expiry, clock times).
   :func:`~evaluator.market.bars_from_frame` the backtests use, so :func:`evaluator.fast.signal_arrays`
   evaluates the spec's expressions on it exactly as it does on the store's bars. Resampled windows
   follow ``data.store``: stocks' regular-session windows count from 09:30, everything else from the
-  clock, daily bars are labelled 00:00 New York.
+  clock, daily bars are labelled 00:00 New York; a regular-session futures spec keeps its root's day
+  session only (``data.calendar.futures_regular_hours``), as the store's regular bars do.
+* :func:`session_minute_and_date` / :func:`spec_session_minute`: a bar's (or a spec's clock time's) minute
+  in its trading day, which for forex and futures starts the evening before (17:00 / 18:00 New York),
+  so ``eod_flat_time`` and entry windows compare in session minutes, never clock minutes.
 * :func:`is_last_bar`: whether a bar is its session's last one (what a backtest reads off the data:
   the end-of-day flat and the no-entry-before-the-flat rules need it live before the next bar exists).
 * :func:`round_to_tick`: resting order prices on the broker's price grid, rounded so they trigger on
@@ -25,7 +29,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from data.calendar import DAY_START_MINUTE, nyse_session_dates, trading_dates
+from data.calendar import DAY_START_MINUTE, futures_regular_hours, nyse_session_dates, trading_dates
 from data.flatfiles import occ_ticker
 from data.safe import finite_float
 from evaluator.market import BAR_MINUTES, NY, Market, OptionArrays, bars_from_frame
@@ -66,6 +70,12 @@ def closed_bars(df: pd.DataFrame, spec: StrategySpec, now: pd.Timestamp) -> pd.D
     frame["volume"] = frame["volume"].fillna(0.0)
     minutes = BAR_MINUTES[spec.timeframe]
     fetched = minutes // FETCH[spec.timeframe][1]
+    if spec.instrument.type == "future" and spec.session != "extended" and minutes < 1440:
+        # a regular-session futures spec reads the root's day session only, as the store gives it
+        open_, close = futures_regular_hours(spec.instrument.symbol)
+        local = pd.DatetimeIndex(frame.index).tz_convert(NY)
+        minute = np.asarray(local.hour * 60 + local.minute)
+        frame = frame[(minute >= open_) & (minute < close)]
     if minutes >= 1440:
         frame = _daily_labels(frame, forex=spec.instrument.type == "forex")
     else:
@@ -107,13 +117,14 @@ def _resample(frame: pd.DataFrame, minutes: int, *, anchored: bool) -> pd.DataFr
     return out
 
 
-def frame_market(symbol: str, frame: pd.DataFrame, *, intraday: bool) -> Market:
+def frame_market(symbol: str, frame: pd.DataFrame, *, intraday: bool, kind: str | None = None) -> Market:
     """A Market (no option arrays) over ``frame``, through the backtests' own ``bars_from_frame``. An
     intraday frame holding more than two sessions loses its first one, which the lookback has likely cut
     (its session indicators would start mid-session). ``symbol`` is the spec's signal symbol: a forex
-    pair (``C:EURUSD``) gets forex trading days (rolling at 17:00 New York), anything else the NYSE's
-    (live mode runs no futures)."""
-    market = "forex" if symbol.startswith("C:") else "stock"
+    pair (``C:EURUSD``) gets forex trading days (rolling at 17:00 New York), anything else the NYSE's,
+    unless ``kind`` (the spec's instrument type) says otherwise (``future``: CME trade dates, rolling
+    at 18:00)."""
+    market = kind if kind in ("future", "forex") else "forex" if symbol.startswith("C:") else "stock"
     index = pd.DatetimeIndex(frame.index)
     if intraday and len(frame):
         local = index.tz_convert(NY)
@@ -135,12 +146,16 @@ def frame_market(symbol: str, frame: pd.DataFrame, *, intraday: bool) -> Market:
     return Market(symbol, series, day_first_bar, day_ord, OptionArrays.empty(len(series.session_dates)))
 
 
-def session_end_minute(kind: str, session: str, day: dt.date) -> int:
+def session_end_minute(kind: str, session: str, day: dt.date, root: str = "") -> int:
     """Minutes after 00:00 New York at which ``day``'s session of an instrument of type ``kind`` ends (0
     when ``day`` has no session). Stocks and options: the NYSE close (13:00 on half days), four hours
-    later for extended sessions; forex: 17:00, where its day rolls (``data.calendar``)."""
+    later for extended sessions; forex: 17:00, where its day rolls (``data.calendar``); futures: the
+    root's day session (``root``: MES 16:00, gold 13:30; 13:15 at most on NYSE half days), 17:00 (the
+    Globex close) for extended sessions."""
     if kind == "forex":
         return DAY_START_MINUTE["forex"]
+    if kind == "future" and session == "extended":
+        return 17 * 60  # Globex closes at 17:00 and reopens at 18:00 for the next trade date
     from data.calendar import nyse_sessions
 
     schedule = nyse_sessions(day, day)
@@ -148,6 +163,8 @@ def session_end_minute(kind: str, session: str, day: dt.date) -> int:
         return 0
     close = pd.Timestamp(schedule["close"].iloc[0]).tz_convert(NY)
     minute = close.hour * 60 + close.minute
+    if kind == "future":  # the root's day session; on NYSE half days its Globex session ends at 13:15
+        return min(futures_regular_hours(root)[1], minute + 15)
     return minute + 240 if session == "extended" else minute
 
 
@@ -157,16 +174,37 @@ def is_last_bar(spec: StrategySpec, ts_ns: int, bar_minutes: int) -> bool:
     if bar_minutes >= 1440:
         return True
     minute = local.hour * 60 + local.minute
-    end = session_end_minute(spec.instrument.type, spec.session, local.date())
-    if spec.instrument.type == "forex":
-        # a bar from 17:00 on opens the next day: the last bar is the one that reaches 17:00
+    kind = spec.instrument.type
+    end = session_end_minute(kind, spec.session, local.date(), spec.instrument.symbol)
+    if kind == "forex" or (kind == "future" and spec.session == "extended"):
+        # a bar from 17:00 on opens the next day (or trades after the break): the last bar reaches 17:00
         return minute < end <= minute + bar_minutes
     return minute + bar_minutes >= end
 
 
-def ny_minute_and_date(ts_ns: int) -> tuple[int, dt.date]:
+def session_minute_and_date(ts_ns: int, kind: str) -> tuple[int, dt.date]:
+    """(session minute, trading day) of the bar starting at ``ts_ns`` (UTC ns) for an instrument of type
+    ``kind``: the New York clock minute, less 1,440 when the bar belongs to the next trading day (forex
+    from 17:00, futures from 18:00; ``data.calendar.trading_dates``), the way ``bars_from_frame`` fills
+    ``BarSeries.session_minute``. The live side's one mapping of a timestamp to its session minute: the
+    integrator points it at the evaluator's shared function once that exists."""
     local = pd.Timestamp(ts_ns, tz="UTC").tz_convert(NY)
-    return local.hour * 60 + local.minute, local.date()
+    minute = local.hour * 60 + local.minute
+    clock_day = np.array([local.date()], dtype="datetime64[D]")
+    trade_day = trading_dates(clock_day, np.array([minute]), kind)[0]
+    shift = int((trade_day - clock_day[0]).astype(np.int64))
+    return minute - 1440 * shift, trade_day.astype(dt.date)
+
+
+def spec_session_minute(text: str | None, kind: str) -> int | None:
+    """A spec's clock time (``eod_flat_time``, ``entry.window_start``/``window_end``) in session minutes:
+    times at or after the instrument's day start (17:00 forex, 18:00 futures) are the evening that opens
+    the trading day, so they come before midnight's 0 (``"17:00"`` for forex is the day's first minute)."""
+    minute = clock_minutes(text)
+    if minute is None:
+        return None
+    start = DAY_START_MINUTE.get(kind, 0)
+    return minute - 1440 if start and minute >= start else minute
 
 
 def day_ordinal(day: dt.date) -> int:
@@ -184,7 +222,12 @@ def round_to_tick(price: float, tick: float, *, up: bool) -> float:
 
 def price_tick(kind: str, price: float, symbol: str) -> float:
     """The broker's price increment: cents for stocks and options (0.0001 under a dollar, as Reg NMS
-    allows), a tenth of a pip for forex."""
+    allows), a tenth of a pip for forex, the contract's tick for futures (``MESZ26`` or a root)."""
+    if kind == "future":
+        from brokers.futures import contract_of
+        from spec_space.instruments import FUTURES
+
+        return FUTURES[symbol].tick_size if symbol in FUTURES else contract_of(symbol).tick_size
     if kind == "forex":
         from spec_space.instruments import forex_pair
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from brokers.live import bars as live_data
 from brokers.live.strategy import LiveSpecStrategy
+from brokers.markets import MARKETS, UnsupportedMarket, broker_for, instrument_types
 from spec_space.models import StrategySpec
 
 
@@ -16,14 +17,10 @@ class UnsupportedLive(ValueError):
     """SpecStrategy cannot trade this spec live (or not on this broker); the message says why."""
 
 
-# the instruments each broker's Lumibot glue trades live
-_LIVE_BROKERS = {"tradier": ("stock", "option"), "tradelocker": ("forex",)}
-
-
 def _broker_kind(broker: Any) -> str:
     """``tradier``, ``tradelocker`` or the lower-cased name of another Lumibot broker."""
     name = str(getattr(broker, "name", "") or getattr(broker, "NAME", "") or type(broker).__name__).lower()
-    for kind in _LIVE_BROKERS:
+    for kind in {route.broker for route in MARKETS.values()}:
         if kind in name:
             return kind
     return name
@@ -33,24 +30,19 @@ def live_problem(spec: StrategySpec, broker: Any = None) -> str | None:
     """Why SpecStrategy cannot trade ``spec`` live (on ``broker``: a Lumibot broker or its name), or None."""
     inst = spec.instrument
     problems = []
-    if inst.type == "future":
-        problems.append(
-            "futures (neither broker trades them here: Tradier's futures API is behind a feature flag and "
-            "TradeLocker accounts hold FX and CFDs); trade the underlying index ETF or backtest only"
-        )
-    if inst.type == "option" and inst.staged is not None:
-        problems.append(
-            "instrument.staged (a staged conversion is backtested only; remove it to trade the spec's legs)"
-        )
+    try:
+        broker_for(inst.type)  # futures: refused unless FARM_ENABLE_FUTURES=1 (brokers.markets)
+    except UnsupportedMarket as exc:
+        problems.append(str(exc))
     pcts = [p.pct for p in spec.exits.partial_take_profits]
     if pcts != sorted(pcts) and (inst.type != "option" or len(inst.legs) == 1):
         problems.append(
             f"exits.partial_take_profits must have ascending pct (they rest together), got {pcts}"
         )
     if broker is not None:
-        kind = broker if isinstance(broker, str) else _broker_kind(broker)
-        allowed = _LIVE_BROKERS.get(kind.lower())
-        if allowed is not None and inst.type not in allowed:
+        kind = (broker if isinstance(broker, str) else _broker_kind(broker)).lower()
+        allowed = instrument_types(kind)
+        if allowed and inst.type not in allowed:
             problems.append(f"{inst.type} instruments on {kind} ({kind} trades {' and '.join(allowed)} here)")
     if not problems:
         return None

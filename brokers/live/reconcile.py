@@ -6,14 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
-
 from brokers.live import assets as live_assets
 from brokers.live import bars as live_data
 from evaluator import _kernel as K
 from evaluator.lumibot.core import Action, Resting
 from evaluator.lumibot.plan import NS_PER_MIN
-from evaluator.market import NY
 
 
 class BrokerReconcile:
@@ -39,6 +36,7 @@ class BrokerReconcile:
     _wanted_resting: Any
     _stop_distance: Any
     _entry_levels: Any
+    _live_stage_adopted: Any
 
     def _live_reconcile(self) -> None:
         """The broker's position is the truth: adopt one this strategy does not know (a restart, a manual
@@ -159,6 +157,7 @@ class BrokerReconcile:
             self.pos_n = min(len(held), 4)
             self.qty = self.orig_qty = size
             self.direction = 1
+            self._live_stage_adopted(self._live_price(plan.underlying))
         else:
             asset, units, avg = held[0]
             self.direction = 1 if units > 0 else -1
@@ -179,7 +178,7 @@ class BrokerReconcile:
         self.next_partial = 0
         self.entry_pending = False
         # a position found at the broker is one of today's trades: a restart must not add one more
-        self.live_day = pd.Timestamp(now, tz="UTC").tz_convert(NY).date()
+        self.live_day = live_data.session_minute_and_date(now, plan.spec.instrument.type)[1]
         self.trades_today = max(self.trades_today, 1)
         self.log_message(
             f"holding {self.direction * self.qty:+g} {self._live_label()} found at the broker; levels from its "

@@ -16,7 +16,10 @@ import pandas as pd
 
 from brokers.live import assets as live_assets
 from brokers.live import bars as live_data
+from brokers.live.chain import LiveChain
+from brokers.live.futures import LiveFutures
 from brokers.live.reconcile import BrokerReconcile
+from brokers.live.staged import LiveStaging
 from evaluator import _kernel as K
 from evaluator.fast import signal_arrays
 from evaluator.fill_model import EXIT_REASONS
@@ -63,7 +66,7 @@ def live_plan(spec: StrategySpec) -> Plan:
     )
 
 
-class LiveSpecStrategy(BrokerReconcile, SpecCore):
+class LiveSpecStrategy(BrokerReconcile, LiveChain, LiveFutures, LiveStaging, SpecCore):
     """SpecStrategy's live counterpart: the same position state and rules (:class:`SpecCore`), decisions
     from the broker's bars and fills from its order states. Built by :func:`brokers.live.live_strategy`,
     which calls :meth:`configure_live`.
@@ -115,6 +118,11 @@ class LiveSpecStrategy(BrokerReconcile, SpecCore):
         self.live_day: dt.date | None = None
         self.live_warned: set[str] = set()
         self.live_cancelled: set[int] = set()  # id() of orders this run asked the broker to cancel
+        # a staged conversion's short leg, sold at the next open (brokers.live.staged)
+        self.live_convert: live_data.Contract | None = None
+        self.live_convert_leg: tuple[Any, live_data.Contract] | None = None
+        self.live_contract = None  # futures: the listed contract traded (brokers.live.futures)
+        self.live_front_of_day = None  # futures: (trading day, its front month) as the broker named it
         self.set_parameters({"spec": spec.model_dump(mode="json")})
 
     def on_filled_order(
@@ -136,6 +144,8 @@ class LiveSpecStrategy(BrokerReconcile, SpecCore):
 
     def on_trading_iteration(self) -> None:
         with self.live_lock:
+            kind = self.plan.spec.instrument.type
+            self._live_front(live_data.session_minute_and_date(self.live.clock(), kind)[1])
             self._live_sync()
             if self._live_busy():
                 return  # market orders still working: the next decision waits for their fills
@@ -181,7 +191,9 @@ class LiveSpecStrategy(BrokerReconcile, SpecCore):
         frame = live_data.closed_bars(bars.df, spec, pd.Timestamp(live.clock(), tz="UTC"))
         if len(frame) < 2:
             return None
-        return live_data.frame_market(signal_symbol(spec), frame, intraday=live.bar_minutes < 1440)
+        return live_data.frame_market(
+            signal_symbol(spec), frame, intraday=live.bar_minutes < 1440, kind=spec.instrument.type
+        )
 
     def _live_price(self, asset: Any) -> float | None:
         try:
@@ -213,19 +225,26 @@ class LiveSpecStrategy(BrokerReconcile, SpecCore):
         ts_i = int(bars.ts[i])
         # bar j, whose open is now: the bar after i, or the bar now forming when the data lag the clock
         ts_j = max(ts_i + bar_ns, live.clock() // bar_ns * bar_ns)
-        minute_i = int(bars.minute[i])
+        # session minutes, not clock minutes: a forex or futures day opens the evening before its date
+        kind = spec.instrument.type
+        minute_i = int(bars.session_minute[i])
         day_i = bars.session_dates[int(bars.day[i])]
-        minute_j, day_j = live_data.ny_minute_and_date(ts_j)
+        minute_j, day_j = live_data.session_minute_and_date(ts_j, kind)
         # the arrays' own window and flat flags treat the last bar as its session's last (the backtest
         # knows; live, the next bar does not exist yet), so these two come from the calendar
-        flat = live_data.clock_minutes(spec.exits.eod_flat_time)
+        flat = live_data.spec_session_minute(spec.exits.eod_flat_time, kind)
         ff_i = flat is not None and (minute_i >= flat or live_data.is_last_bar(spec, ts_i, live.bar_minutes))
         ff_j = flat is not None and (minute_j >= flat or live_data.is_last_bar(spec, ts_j, live.bar_minutes))
         w0, w1 = (
-            live_data.clock_minutes(spec.entry.window_start),
-            live_data.clock_minutes(spec.entry.window_end),
+            live_data.spec_session_minute(spec.entry.window_start, kind),
+            live_data.spec_session_minute(spec.entry.window_end, kind),
         )
         entry_ok = (w0 is None or minute_i >= w0) and (w1 is None or minute_i < w1) and not (ff_i or ff_j)
+
+        self._live_front(day_j)
+        if self.live_day is not None and day_i > self.live_day:
+            # bar i opened a new trading day whose first open was not decided at (a data gap at the roll)
+            self.live_day, self.trades_today = day_i, 0
 
         # ---- 7. decisions on bar i's close
         if self.direction != 0:
@@ -236,6 +255,7 @@ class LiveSpecStrategy(BrokerReconcile, SpecCore):
                     self.best_v = bar_best
             if not self.single and priced:
                 self._close_mark_levels(v_close)
+            self._live_stage_trigger(i, v_close, priced, day_i == day_j)
             exit_signal = sig["exit_long"][i] if self.direction > 0 else sig["exit_short"][i]
             if self.pend_exit_frac == 0.0 and exit_signal:
                 self.pend_exit_frac, self.pend_exit_reason = 1.0, 0
@@ -267,6 +287,7 @@ class LiveSpecStrategy(BrokerReconcile, SpecCore):
             if exit_qty > 0.0:
                 self._live_exit(exit_qty, self.pend_exit_reason)
         self.pend_exit_frac = 0.0
+        self._live_convert_now()
         entered = False
         # an option entry decided on one session never fills on the next (rule 2)
         if self.pend_entry != 0 and self.direction == 0 and not (plan.is_option and day_i != day_j):
@@ -282,6 +303,8 @@ class LiveSpecStrategy(BrokerReconcile, SpecCore):
             later = self.entry_bar_ns < ts_j  # not the bar the position entered in
             if ff_j:
                 reason = 7
+            elif self._live_contract_expiring(day_j):
+                reason = 8  # a futures position never rides into its contract's expiry (brokers.live.futures)
             elif later and prm[K.P_MAX_HOLD_NS] > 0 and ts_j - self.entry_ts >= prm[K.P_MAX_HOLD_NS]:
                 reason = 6
             elif (
@@ -354,88 +377,6 @@ class LiveSpecStrategy(BrokerReconcile, SpecCore):
                 return c, c, c
         price = self._live_price(asset)
         return (price, price, price) if price is not None else (nan, nan, nan)
-
-    def _live_select(self, want: int, i: int) -> list[live_data.Contract] | None:
-        """Rule 2 live: each leg's contract from the broker's chain, by the kernel's own selection rule
-        (``select_contract``) on the chain's prices; None when a leg finds no priced contract."""
-        plan = self.plan
-        prm = self.prm
-        bars = plan.market.bars
-        spot = float(bars.close[i])
-        day = bars.session_dates[int(bars.day[i])]
-        today = live_data.day_ordinal(day)
-        underlying = plan.underlying
-        try:
-            chains = self.get_chains(underlying)
-            expiries = sorted(dt.date.fromisoformat(str(e)[:10]) for e in chains["Chains"]["CALL"])
-        except Exception as exc:  # no chain: no entry this bar
-            self.log_message(f"no option chain for {underlying.symbol}: {exc}", color="yellow")
-            return None
-        snapshot: dict[dt.date, list[live_data.Contract]] = {}
-        legs: list[live_data.Contract] = []
-        for k in range(self.n_legs):
-            right = int(plan.leg_right[k])
-            want_call = right == 0 or (right == 2 and want > 0)
-            dte = int(plan.leg_dte[k])
-            contracts: list[live_data.Contract] = []
-            for expiry in [e for e in expiries if (e - day).days >= dte][:3]:
-                if expiry not in snapshot:
-                    try:
-                        snapshot[expiry] = self._live_chain(expiry, spot)
-                    except Exception as exc:  # that expiry's chain is unavailable: select from the others
-                        self.log_message(f"no {underlying.symbol} chain for {expiry}: {exc}", color="yellow")
-                        snapshot[expiry] = []
-                contracts.extend(snapshot[expiry])
-            if not contracts:
-                self.log_message(f"no {underlying.symbol} expiry at least {dte} days out", color="yellow")
-                return None
-            c_exp, c_strike, c_call, c_off, p_last = live_data.chain_arrays(contracts)
-            c = int(
-                K.select_contract(
-                    0,
-                    len(contracts),
-                    0,
-                    spot,
-                    int(bars.minute[i]),
-                    today,
-                    want_call,
-                    dte,
-                    int(plan.leg_select[k]),
-                    float(plan.leg_value[k]),
-                    prm[K.P_RATE],
-                    c_exp,
-                    c_strike,
-                    c_call,
-                    c_off,
-                    p_last,
-                )
-            )
-            if c < 0:
-                self.log_message(
-                    f"leg {k + 1}: no priced {underlying.symbol} contract in the chain", color="yellow"
-                )
-                return None
-            legs.append(contracts[c])
-        return legs
-
-    def _live_chain(self, expiry: dt.date, spot: float) -> list[live_data.Contract]:
-        underlying = self.plan.underlying
-        frame = self.get_chain_full_info(underlying, expiry, underlying_price=spot, risk_free_rate=0.0)
-        out = []
-        for row in frame.to_dict("records") if frame is not None else []:
-            kind = str(row.get("option_type") or row.get("right") or "").lower()
-            if kind not in ("call", "put") or row.get("strike") is None:
-                continue
-            out.append(
-                live_data.Contract(
-                    expiry,
-                    float(row["strike"]),
-                    kind == "call",
-                    live_data.chain_price(row),
-                    underlying.symbol,
-                )
-            )
-        return out
 
     # ------------------------------------------------------------------ live: orders
 
@@ -537,6 +478,9 @@ class LiveSpecStrategy(BrokerReconcile, SpecCore):
         self.traded_event = int(sig["sig_event"][i])
         self.next_partial = 0
         self.converted = False
+        # the staged trigger's reference: the underlying at the entry (the engines use the entry bar's open)
+        if plan.is_option:
+            self.stage_und_ref = self._live_price(plan.underlying) or float(bars.close[i])
         self.trades_today += 1
         self.entry_pending = True
         self.log_message(f"{what}: signal at bar {live_data.stamp(bars.ts[i])}")
@@ -735,7 +679,7 @@ class LiveSpecStrategy(BrokerReconcile, SpecCore):
     # ------------------------------------------------------------------ live: the broker's answers
 
     def _live_busy(self) -> bool:
-        return any(action.kind in ("entry", "exit") for _, action, _ in self.live_orders.values())
+        return any(action.kind in ("entry", "exit", "convert") for _, action, _ in self.live_orders.values())
 
     def _live_sync(self) -> None:
         """Apply every tracked order that reached a final state (filled, canceled, refused)."""
@@ -754,6 +698,9 @@ class LiveSpecStrategy(BrokerReconcile, SpecCore):
         price = live_assets.fill_price(order)
         if action.kind == "resting":
             self._live_resting_filled(order, action, price if price is not None else 0.0, qty)
+            return
+        if action.kind == "convert":
+            self._live_converted(order, action)
             return
         if k >= 0:
             action.prices[k] = price if price is not None else self.last_mark[k]
@@ -822,5 +769,7 @@ class LiveSpecStrategy(BrokerReconcile, SpecCore):
             if self.direction == 0:
                 self.direction, self.qty = direction, qty
             self.pend_exit_frac, self.pend_exit_reason = 1.0, action.reason
+        elif action.kind == "convert":
+            self._live_convert_failed(order, why)
         else:
             self.resting = [r for r in self.resting if r.order is not order]  # re-placed at the next bar

@@ -585,7 +585,7 @@ def test_end_of_day_flat_closes_what_is_held_and_opens_nothing(
     spec = _spec(
         instrument={"type": "forex", "symbol": "EURUSD"},
         entry={"long": "close > 0"},
-        exits={"eod_flat_time": "00:00"},  # every bar is past it
+        exits={"eod_flat_time": "17:00"},  # the forex day's first minute: every bar is past it
         sizing={"mode": "fixed", "quantity": 0.1},
     )
     strategy = live_strategy(broker, spec, name="live-fx-flat", sleeptime="1S")
@@ -599,9 +599,10 @@ def test_end_of_day_flat_closes_what_is_held_and_opens_nothing(
 # ----------------------------------------------------------------------------------------- no broker
 
 
-def test_what_live_mode_refuses_says_why() -> None:
+def test_what_live_mode_refuses_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FARM_ENABLE_FUTURES", raising=False)
     future = _spec(instrument={"type": "future", "symbol": "MES"}, entry={"long": "close > 0"})
-    assert "futures" in (live_problem(future) or "")
+    assert "set FARM_ENABLE_FUTURES=1" in (live_problem(future) or "")
     staged = _spec(
         instrument={
             "type": "option",
@@ -611,7 +612,7 @@ def test_what_live_mode_refuses_says_why() -> None:
         },
         entry={"long": "close > 0"},
     )
-    assert "instrument.staged" in (live_problem(staged) or "")
+    assert live_problem(staged) is None  # staged conversions trade live (tests/brokers/live/test_staged.py)
     stock = _spec(instrument={"type": "stock", "symbol": "SPY"}, entry={"long": "close > 0"})
     assert live_problem(stock) is None and live_problem(stock, "tradier") is None
     assert "stock instruments on tradelocker (tradelocker trades forex here)" in (
@@ -619,6 +620,10 @@ def test_what_live_mode_refuses_says_why() -> None:
     )
     with pytest.raises(UnsupportedLive, match="futures"):
         live_strategy("tradier", future, name="x")
+    monkeypatch.setenv("FARM_ENABLE_FUTURES", "1")
+    assert live_problem(future, "tradier") is None
+    assert "future instruments on tradelocker" in (live_problem(future, "tradelocker") or "")
+    monkeypatch.delenv("FARM_ENABLE_FUTURES")
 
     from brokers.paper import strategy_problem
 

@@ -24,6 +24,9 @@ from ._server import FakeServer, RecordedRequest, Response
 from .tradier_market import TradierMarketData
 
 _OCC = re.compile(r"^([A-Z]{1,6})(\d{6})([CP])(\d{8})$")
+# futures contracts (``/MESZ26``): root, month code, two-digit year; dollars per point by root
+_FUTURE = re.compile(r"^/([A-Z0-9]{1,4}?)[FGHJKMNQUVXZ]\d{2}$")
+_FUTURE_MULTIPLIERS = {"MES": 5.0, "ES": 50.0, "MNQ": 2.0, "NQ": 20.0, "MGC": 10.0, "GC": 100.0}
 _TAG = re.compile(r"^[A-Za-z0-9-]{1,255}$")
 _BUY_SIDES = {"buy", "buy_to_cover", "buy_to_open", "buy_to_close"}
 _EQUITY_SIDES = {"buy", "sell", "buy_to_cover", "sell_short"}
@@ -63,6 +66,7 @@ class FakeTradier(TradierMarketData, FakeServer):
         self.history_requests = 0
         # False: a PUT on a leg of an advanced order is refused (Tradier's sandbox behaviour is unconfirmed)
         self.modifiable_legs = True
+        self.session_volumes: dict[str, float] = {}  # daily volume by symbol (futures' front month)
         # timesales around the clock, every day (a market that never closes), so a test's latest bar is
         # always the minute just ended whatever the wall clock says
         self.all_hours = False
@@ -90,7 +94,7 @@ class FakeTradier(TradierMarketData, FakeServer):
                 if order["class"] in ("oco", "otoco", "oto"):
                     self._work_exits(order, symbol)
                     continue
-                if order["class"] not in ("equity", "option") or not self._prices_with(order, symbol):
+                if order["class"] not in ("equity", "option", "future") or not self._prices_with(order, symbol):
                     continue
                 price = self._triggered(order)
                 if price is not None:
@@ -270,6 +274,9 @@ class FakeTradier(TradierMarketData, FakeServer):
         }
 
     def _multiplier(self, symbol: str) -> float:
+        future = _FUTURE.match(symbol)
+        if future:
+            return _FUTURE_MULTIPLIERS[future[1]]
         return 100.0 if _OCC.match(symbol) else 1.0
 
     def _mark(self, symbol: str) -> float:
@@ -497,7 +504,10 @@ class FakeTradier(TradierMarketData, FakeServer):
         if order["side"] not in _BUY_SIDES:
             return True
         instrument = self._instrument(order)
-        return self._prices(instrument)[1] * order["quantity"] * self._multiplier(instrument) <= self.cash * 2  # type: ignore[index]
+        # a future needs its initial margin (a tenth of the notional here), not the notional
+        margin = 0.1 if _FUTURE.match(instrument) else 1.0
+        notional = self._prices(instrument)[1] * order["quantity"] * self._multiplier(instrument)  # type: ignore[index]
+        return notional * margin <= self.cash * 2
 
     def _place_multileg(self, form: dict[str, str], duration: str) -> dict[str, Any] | Response:
         legs = []

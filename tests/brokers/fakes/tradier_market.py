@@ -14,14 +14,15 @@ _EASTERN = ZoneInfo("America/New_York")
 
 
 class TradierMarketData:
-    """Needs the host's ``_prices``, ``_quote``, ``occ``, ``equity_quotes``, ``expirations``, ``all_hours``
-    and ``history_requests``."""
+    """Needs the host's ``_prices``, ``_quote``, ``occ``, ``equity_quotes``, ``expirations``, ``all_hours``,
+    ``history_requests`` and ``session_volumes`` (daily volume by symbol: the futures front month)."""
 
     CHAIN_STRIKES = range(580, 605, 5)
     equity_quotes: dict[str, tuple[float, float, float]]
     expirations: dict[str, list[str]]
     all_hours: bool
     history_requests: int
+    session_volumes: dict[str, float]
 
     def _prices(self, symbol: str) -> tuple[float, float, float] | None:
         raise NotImplementedError
@@ -163,7 +164,7 @@ class TradierMarketData:
                         "high": max(o, c) + 0.5,
                         "low": min(o, c) - 0.5,
                         "close": c,
-                        "volume": 50_000_000,
+                        "volume": self.session_volumes.get(symbol, 50_000_000),
                     }
                 )
             day += timedelta(days=1)
