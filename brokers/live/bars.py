@@ -10,7 +10,8 @@ and the live calendar (sessions left to an expiry, clock times).
   session only (``data.calendar.futures_regular_hours``), as the store's regular bars do.
 * :func:`session_minute_and_date` / :func:`spec_session_minute`: a bar's (or a spec's clock time's) minute
   in its trading day, which for forex and futures starts the evening before (17:00 / 18:00 New York),
-  so ``eod_flat_time`` and entry windows compare in session minutes, never clock minutes.
+  so ``eod_flat_time`` and entry windows compare in session minutes, never clock minutes; the minutes are
+  ``data.calendar``'s (``session_minute``, ``spec_session_minute``), one definition for live and backtest.
 * :func:`is_last_bar`: whether a bar is its session's last one (what a backtest reads off the data:
   the end-of-day flat and the no-entry-before-the-flat rules need it live before the next bar exists).
 * :func:`round_to_tick`: resting order prices on the broker's price grid, rounded so they trigger on
@@ -29,7 +30,14 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from data.calendar import DAY_START_MINUTE, futures_regular_hours, nyse_session_dates, trading_dates
+from data.calendar import (
+    DAY_START_MINUTE,
+    futures_regular_hours,
+    nyse_session_dates,
+    session_minute,
+    trading_dates,
+)
+from data.calendar import spec_session_minute as calendar_spec_session_minute
 from data.flatfiles import occ_ticker
 from data.safe import finite_float
 from evaluator.market import BAR_MINUTES, NY, Market, OptionArrays, bars_from_frame
@@ -184,27 +192,19 @@ def is_last_bar(spec: StrategySpec, ts_ns: int, bar_minutes: int) -> bool:
 
 def session_minute_and_date(ts_ns: int, kind: str) -> tuple[int, dt.date]:
     """(session minute, trading day) of the bar starting at ``ts_ns`` (UTC ns) for an instrument of type
-    ``kind``: the New York clock minute, less 1,440 when the bar belongs to the next trading day (forex
-    from 17:00, futures from 18:00; ``data.calendar.trading_dates``), the way ``bars_from_frame`` fills
-    ``BarSeries.session_minute``. The live side's one mapping of a timestamp to its session minute: the
-    integrator points it at the evaluator's shared function once that exists."""
+    ``kind``: the minute is :func:`data.calendar.session_minute`, the backtests' own definition (the
+    scale of ``BarSeries.session_minute``), and the trading day is the New York date that minute counts
+    from (the next day from 17:00 on forex, from 18:00 on futures, later over a Globex holiday)."""
     local = pd.Timestamp(ts_ns, tz="UTC").tz_convert(NY)
-    minute = local.hour * 60 + local.minute
-    clock_day = np.array([local.date()], dtype="datetime64[D]")
-    trade_day = trading_dates(clock_day, np.array([minute]), kind)[0]
-    shift = int((trade_day - clock_day[0]).astype(np.int64))
-    return minute - 1440 * shift, trade_day.astype(dt.date)
+    minute = session_minute(local, kind)
+    days_ahead = (local.hour * 60 + local.minute - minute) // 1440
+    return minute, local.date() + dt.timedelta(days=days_ahead)
 
 
 def spec_session_minute(text: str | None, kind: str) -> int | None:
-    """A spec's clock time (``eod_flat_time``, ``entry.window_start``/``window_end``) in session minutes:
-    times at or after the instrument's day start (17:00 forex, 18:00 futures) are the evening that opens
-    the trading day, so they come before midnight's 0 (``"17:00"`` for forex is the day's first minute)."""
-    minute = clock_minutes(text)
-    if minute is None:
-        return None
-    start = DAY_START_MINUTE.get(kind, 0)
-    return minute - 1440 if start and minute >= start else minute
+    """A spec's clock time (``eod_flat_time``, ``entry.window_start``/``window_end``; None when unset) in
+    session minutes: :func:`data.calendar.spec_session_minute`, the backtests' own definition."""
+    return None if text is None else calendar_spec_session_minute(text, kind)
 
 
 def day_ordinal(day: dt.date) -> int:
@@ -280,13 +280,6 @@ def sessions_left(today: dt.date, expiry_ord: int) -> int:
     if expiry <= today:
         return 0
     return len(nyse_session_dates(today + dt.timedelta(days=1), expiry))
-
-
-def clock_minutes(text: str | None) -> int | None:
-    if text is None:
-        return None
-    t = dt.time.fromisoformat(text)
-    return t.hour * 60 + t.minute
 
 
 def stamp(ns: Any) -> str:

@@ -139,9 +139,7 @@ def test_a_restart_keeps_trading_the_held_contract_after_the_volume_rolled(
     from brokers import OrderRequest
 
     fake, broker = tradier_futures
-    broker.adapter.place_order(
-        OrderRequest.single("MESZ26", "sell", 1, asset_class="future", intent="t")
-    )
+    broker.adapter.place_order(OrderRequest.single("MESZ26", "sell", 1, asset_class="future", intent="t"))
     fake.session_volumes.update({"/MESZ26": 100_000, "/MESH27": 2_000_000})  # MESH27 is the front now
     spec = StrategySpec.model_validate(
         {

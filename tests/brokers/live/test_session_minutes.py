@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from brokers.live import bars as live_data
 from brokers.live import live_strategy
@@ -51,6 +52,24 @@ def test_session_minutes_of_forex_futures_and_stocks() -> None:
     assert live_data.spec_session_minute("18:30", "future") == -330
     assert live_data.spec_session_minute("18:30", "stock") == 1110
     assert live_data.spec_session_minute(None, "forex") is None
+
+
+@pytest.mark.parametrize("kind", ["forex", "future", "stock"])
+def test_live_session_minutes_are_the_backtests(kind: str) -> None:
+    """One definition: each bar's live (session minute, trading day) is what the backtests' bar arrays hold
+    for it (``bars_from_frame`` via ``frame_market``), across the forex and Globex evening rolls."""
+    index = pd.date_range("2026-11-24 16:40", "2026-11-24 18:20", freq="5min", tz=NY)
+    frame = pd.DataFrame(
+        {c: np.ones(len(index)) for c in ("open", "high", "low", "close", "volume")}, index=index
+    )
+    bars = live_data.frame_market(
+        "C:EURUSD" if kind == "forex" else "MES", frame, intraday=True, kind=kind
+    ).bars
+    live = [live_data.session_minute_and_date(int(ts), kind) for ts in bars.ts]
+    backtest = [
+        (int(bars.session_minute[i]), bars.session_dates[int(bars.day[i])]) for i in range(len(bars.ts))
+    ]
+    assert live == backtest and len(live) == len(index)
 
 
 def test_forex_flat_at_16_55_then_a_new_day_trades_from_17_00(tradelocker: tuple[Any, Any, Any]) -> None:
