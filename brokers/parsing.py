@@ -1,4 +1,5 @@
-"""Reading brokers' answers: OCC option symbols, numbers in vendor JSON, the earliest of several orders."""
+"""Reading brokers' answers: OCC option symbols, numbers in vendor JSON, one-or-many JSON values, the earliest of
+several orders."""
 
 from __future__ import annotations
 
@@ -63,3 +64,13 @@ def _numeric_id(order_id: str) -> tuple[int, str]:
 
 
 __all__ = ["OccSymbol", "first_or_none", "parse_number", "parse_occ_symbol"]
+
+
+def as_list(value: Any) -> list[Any]:
+    """A JSON value that may be one element, a list or nothing (Tradier returns one element as an object
+    and none as ``"null"``): always a list."""
+    if value is None or value == "null" or value == "":
+        return []
+    if isinstance(value, list):
+        return value
+    return [value]

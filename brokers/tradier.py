@@ -22,10 +22,11 @@ is its cost basis over quantity x the contract multiplier (``spec_space.instrume
 :meth:`TradierAdapter.front_month` names the contract a spec's continuous future trades today
 (``brokers.futures``: the most volume in the last complete session, from ``/markets/history``).
 
-Exits held at the broker (:meth:`TradierAdapter.protect_position`): an OCO order (``class=oco``, a
-target limit and a stop on indexed legs, one cancelling the other) closing the position, or a single
-limit/stop order for a single level. Its levels move by a PUT on each leg's own id; where Tradier refuses
-that (not confirmed on the sandbox), the OCO is cancelled and placed anew.
+Exits held at the broker (:meth:`TradierAdapter.protect_position`, :mod:`brokers.tradier_protection`): an
+OCO order (``class=oco``, a target limit and a stop on indexed legs, one cancelling the other) closing the
+position, futures contracts included, or a single limit/stop order for a single level. Its levels move by
+a PUT on each leg's own id; where Tradier refuses that (not confirmed on the sandbox), the OCO is cancelled
+and placed anew.
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ from pydantic import SecretStr
 from brokers.base import (
     AssetClass,
     Balance,
-    BrokerAdapter,
     Leg,
     OptionContract,
     Order,
@@ -54,7 +54,6 @@ from brokers.base import (
     OrderType,
     Position,
     PositionEffect,
-    Protection,
     Quote,
     Side,
     TimeInForce,
@@ -76,6 +75,8 @@ from brokers.errors import (
     translate_transport_error,
 )
 from brokers.futures import FuturesContract, contract_of, front_contract
+from brokers.parsing import as_list
+from brokers.tradier_protection import OcoProtections
 
 logger = logging.getLogger(__name__)
 
@@ -132,15 +133,6 @@ def _closing_side(entry: Leg) -> str:
     return tradier_side(exit_leg)
 
 
-def _as_list(value: Any) -> list[Any]:
-    """Tradier returns one element as an object and none as ``"null"``: always give a list."""
-    if value is None or value == "null" or value == "":
-        return []
-    if isinstance(value, list):
-        return value
-    return [value]
-
-
 def _ms_datetime(value: Any) -> datetime | None:
     number = parse_number(value)
     if not number:
@@ -159,7 +151,7 @@ def _iso_datetime(value: Any) -> datetime | None:
 
 def _is_working(raw: Mapping[str, Any]) -> bool:
     """True while the order or any of its legs can still trade."""
-    parts = [raw, *_as_list(raw.get("leg"))]
+    parts = [raw, *as_list(raw.get("leg"))]
     return any(not _STATES.get(str(p.get("status", "")).lower(), OrderState.PENDING).is_final for p in parts)
 
 
@@ -191,7 +183,7 @@ def _asset_class_for(symbol: str, klass: str | None = None) -> AssetClass:
     return AssetClass.EQUITY
 
 
-class TradierAdapter(BrokerAdapter):
+class TradierAdapter(OcoProtections):
     """Tradier brokerage account ``account_id`` at ``base_url`` (default: the sandbox).
 
     ``transport`` replaces httpx's network transport (``httpx.MockTransport`` in unit tests); the
@@ -318,7 +310,7 @@ class TradierAdapter(BrokerAdapter):
         if isinstance(body, dict):
             errors = body.get("errors")
             if isinstance(errors, dict) and "error" in errors:
-                return " | ".join(str(e) for e in _as_list(errors["error"]))
+                return " | ".join(str(e) for e in as_list(errors["error"]))
             fault = body.get("fault")
             if isinstance(fault, dict) and "faultstring" in fault:
                 return str(fault["faultstring"])
@@ -330,7 +322,7 @@ class TradierAdapter(BrokerAdapter):
         """Account numbers visible to the API key (``/user/profile``)."""
         body = self._request("GET", "/user/profile")
         profile = body.get("profile") or {}
-        return [str(acc.get("account_number")) for acc in _as_list(profile.get("account"))]
+        return [str(acc.get("account_number")) for acc in as_list(profile.get("account"))]
 
     def check_connection(self) -> None:
         """Raise AuthenticationError unless the key works and can see ``account_id``."""
@@ -370,7 +362,7 @@ class TradierAdapter(BrokerAdapter):
     def get_positions(self) -> list[Position]:
         body = self._request("GET", f"/accounts/{self.account_id}/positions")
         positions_block = body.get("positions")
-        rows = _as_list(positions_block.get("position") if isinstance(positions_block, dict) else None)
+        rows = as_list(positions_block.get("position") if isinstance(positions_block, dict) else None)
         positions = []
         for row in rows:
             symbol = str(row["symbol"])
@@ -402,7 +394,7 @@ class TradierAdapter(BrokerAdapter):
         block = body.get("quotes") or {}
         if not isinstance(block, dict):
             block = {}
-        by_symbol = {str(q["symbol"]).upper(): q for q in _as_list(block.get("quote"))}
+        by_symbol = {str(q["symbol"]).upper(): q for q in as_list(block.get("quote"))}
         missing = [s for s in symbols if s.upper() not in by_symbol]
         if missing:
             raise BrokerError(f"Tradier has no quote for {missing}: check the symbols", broker=self.name)
@@ -435,7 +427,7 @@ class TradierAdapter(BrokerAdapter):
             },
         )
         block = body.get("history")
-        days = _as_list(block.get("day")) if isinstance(block, dict) else []
+        days = as_list(block.get("day")) if isinstance(block, dict) else []
         earlier = [d for d in days if str(d.get("date", "")) < before.isoformat()]
         return parse_number(earlier[-1].get("volume")) if earlier else None
 
@@ -453,7 +445,7 @@ class TradierAdapter(BrokerAdapter):
             "GET", "/markets/options/expirations", params={"symbol": underlying, "includeAllRoots": "true"}
         )
         block = body.get("expirations")
-        dates = _as_list(block.get("date")) if isinstance(block, dict) else []
+        dates = as_list(block.get("date")) if isinstance(block, dict) else []
         return sorted(date.fromisoformat(str(d)) for d in dates)
 
     @retrier
@@ -464,7 +456,7 @@ class TradierAdapter(BrokerAdapter):
             params={"symbol": underlying, "expiration": expiration.isoformat(), "greeks": "true"},
         )
         block = body.get("options")
-        rows = _as_list(block.get("option")) if isinstance(block, dict) else []
+        rows = as_list(block.get("option")) if isinstance(block, dict) else []
         chain = []
         for row in rows:
             greeks = row.get("greeks") if isinstance(row.get("greeks"), dict) else {}
@@ -513,7 +505,7 @@ class TradierAdapter(BrokerAdapter):
         """Today's orders, open and final (Tradier keeps the current day's history)."""
         body = self._request("GET", f"/accounts/{self.account_id}/orders", params={"includeTags": "true"})
         block = body.get("orders")
-        rows = _as_list(block.get("order")) if isinstance(block, dict) else []
+        rows = as_list(block.get("order")) if isinstance(block, dict) else []
         return [self._parse_order(row) for row in rows]
 
     def list_open_orders(self) -> list[Order]:
@@ -527,7 +519,7 @@ class TradierAdapter(BrokerAdapter):
     def _parse_order(self, raw: Mapping[str, Any]) -> Order:
         klass = str(raw.get("class", "equity"))
         state = _STATES.get(str(raw.get("status", "")).lower(), OrderState.PENDING)
-        legs_raw = _as_list(raw.get("leg"))
+        legs_raw = as_list(raw.get("leg"))
         tag = raw.get("tag") or None
         common = {
             "order_id": str(raw["id"]),
@@ -741,7 +733,7 @@ class TradierAdapter(BrokerAdapter):
         side, qty = tradier_side(leg), _fmt_qty(leg.quantity)
         if len(levels) == 1:
             ((kind, price),) = levels
-            klass = "option" if leg.asset_class is AssetClass.OPTION else "equity"
+            klass = {AssetClass.OPTION: "option", AssetClass.FUTURE: "future"}.get(leg.asset_class, "equity")
             form.update(
                 {"class": klass, "side": side, "quantity": qty, "type": kind, **self._leg_symbol_fields(leg)}
             )
@@ -753,79 +745,6 @@ class TradierAdapter(BrokerAdapter):
             form.update({f"side[{i}]": side, f"quantity[{i}]": qty, f"type[{i}]": kind})
             form[f"price[{i}]" if kind == "limit" else f"stop[{i}]"] = _fmt_price(float(price))  # type: ignore[arg-type]
         return form
-
-    # ----------------------------------------------------------------- protections
-    def protect_position(
-        self,
-        symbol: str,
-        side: Side,
-        quantity: float,
-        *,
-        stop_loss: float | None = None,
-        take_profit: float | None = None,
-        asset_class: AssetClass = AssetClass.EQUITY,
-        intent: str = "",
-    ) -> Protection:
-        """An OCO order (target limit + stop) closing ``quantity``, or one limit/stop order for a single level;
-        through :meth:`place_order` (client id in the tag, reconciled after an uncertain submit)."""
-        request = OrderRequest.single(
-            symbol,
-            side,
-            quantity,
-            asset_class=asset_class,
-            position_effect=PositionEffect.CLOSE,
-            take_profit=take_profit,
-            stop_loss=stop_loss,
-            time_in_force=TimeInForce.GTC,
-            oco=True,
-            intent=intent,
-        )
-        return _protection(self.place_order(request))
-
-    def get_protection(self, protection_id: str) -> Protection:
-        return _protection(self.get_order(protection_id))
-
-    def list_protections(self) -> list[Protection]:
-        return [
-            _protection(o) for o in self.list_orders() if o.raw.get("class") == "oco" and _is_working(o.raw)
-        ]
-
-    def modify_protection(
-        self, protection_id: str, *, stop_loss: float | None = None, take_profit: float | None = None
-    ) -> Protection:
-        """Each moved level is a PUT on its own leg (or on the single order). Where Tradier refuses a leg's
-        change the OCO is cancelled and placed anew with the new levels (a new protection id)."""
-        current = self.get_protection(protection_id)
-        if current.state.is_final:
-            raise InvalidOrderError(f"protection {protection_id} is {current.state.value}", broker=self.name)
-        order = self.get_order(protection_id)
-        legs = _as_list(order.raw.get("leg")) or [order.raw]
-        try:
-            for raw_leg in legs:
-                kind = str(raw_leg.get("type"))
-                new = stop_loss if kind == "stop" else take_profit if kind == "limit" else None
-                if new is not None:
-                    self.replace_order(
-                        str(raw_leg["id"]),
-                        **({"stop_price": new} if kind == "stop" else {"limit_price": new}),
-                    )
-        except (InvalidOrderError, OrderNotFoundError) as exc:
-            logger.warning("tradier: moving protection %s refused (%s); replacing it", protection_id, exc)
-            self.cancel_order(protection_id)
-            return self.protect_position(
-                current.symbol,
-                current.side,
-                current.quantity,
-                stop_loss=stop_loss if stop_loss is not None else current.stop_loss,
-                take_profit=take_profit if take_profit is not None else current.take_profit,
-                asset_class=current.asset_class,
-                intent=f"moved:{protection_id}:{stop_loss}:{take_profit}",
-            )
-        return self.get_protection(protection_id)
-
-    def cancel_protection(self, protection_id: str) -> Protection:
-        self.cancel_order(protection_id)
-        return self.get_protection(protection_id)
 
     def _submit_order(self, request: OrderRequest) -> Order:
         form = self.build_order_form(request)
@@ -887,34 +806,6 @@ class TradierAdapter(BrokerAdapter):
             intent=f"flatten:{position.position_id}:{position.raw.get('date_acquired', '')}",
         )
         return self.place_order(request)
-
-
-def _protection(order: Order) -> Protection:
-    """A protection from its Tradier order: an OCO (``take_profit``/``stop_loss`` from its legs) or one order."""
-    leg = order.legs[0]
-    stop, target = order.stop_loss, order.take_profit
-    if order.raw.get("class") != "oco":
-        stop = order.stop_price if order.order_type is OrderType.STOP else None
-        target = order.limit_price if order.order_type is OrderType.LIMIT else None
-    filled_by = None
-    if order.state is OrderState.FILLED:
-        legs = _as_list(order.raw.get("leg")) or [order.raw]
-        kind = next((str(x.get("type")) for x in legs if str(x.get("status")) == "filled"), "")
-        filled_by = "stop_loss" if kind == "stop" else "take_profit"
-    return Protection(
-        protection_id=order.order_id,
-        symbol=leg.symbol,
-        side=leg.side,
-        quantity=leg.quantity,
-        stop_loss=stop,
-        take_profit=target,
-        state=order.state,
-        filled_quantity=order.filled_quantity,
-        avg_fill_price=order.avg_fill_price,
-        filled_by=filled_by,
-        order_ids=order.child_order_ids or (order.order_id,),
-        asset_class=leg.asset_class,
-    )
 
 
 __all__ = ["TradierAdapter", "tradier_side"]
