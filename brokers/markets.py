@@ -6,7 +6,8 @@
     forex          TradeLocker (TrendMarkets; the demo environment for paper)
 
 ``search promote`` picks the broker here, the live strategy (:func:`brokers.live.live_problem`) refuses
-what its broker does not trade here, and the paper runner builds the futures glue when the flag is on.
+what its broker does not trade here, and the paper runner turns the Tradier adapter's futures on when the
+flag is (``brokers.paper.BROKERS``).
 """
 
 from __future__ import annotations
