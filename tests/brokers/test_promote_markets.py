@@ -23,22 +23,13 @@ from tests.brokers.test_promotion import Farm, _holdout_daily, _make_study, _out
 pytestmark = pytest.mark.slow
 farm = test_promotion.farm  # the promotion tests' fixture: fake brokers, two studies, a deployments store
 
-FUTURES_SPACE = """\
-name: live_tiny_mes
-data: {start: 2024-01-02, end: 2024-03-29}
-walk_forward: {scheme: rolling, train_days: 20, test_days: 10, embargo_days: 0, folds: 2}
-objectives:
-  - {metric: sharpe, direction: maximize}
-params:
-  qty: {int: [1, 9], default: 2}
-spec:
-  name: always_long_mes
-  instrument: {type: future, symbol: MES}
-  timeframe: 1min
-  direction: long
-  entry: {long: "close > 0"}
-  sizing: {mode: fixed, quantity: $qty}
-"""
+# the promotion tests' tiny always-long candidate, on the MES futures root
+FUTURES_SPACE = (
+    test_promotion.STOCK_SPACE.replace("name: live_tiny\n", "name: live_tiny_mes\n")
+    .replace("name: always_long_spy", "name: always_long_mes")
+    .replace("{type: stock, symbol: SPY}", "{type: future, symbol: MES}")
+    .replace("default: 3}", "default: 2}")
+)
 
 
 def test_futures_need_the_flag_then_trade_the_front_contract_on_tradier(

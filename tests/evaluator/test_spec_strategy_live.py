@@ -216,6 +216,23 @@ def _states(fake: Any) -> list[tuple[str, float, str]]:
         return sorted((p["type"], p["quantity"], p["status"]) for p in parts)
 
 
+def _minute_bars(start: str, closes: Any, half_range: float = 0.5) -> pd.DataFrame:
+    """One-minute bars from ``start`` (New York) closing at ``closes``, high and low ``half_range`` either
+    side: the broker's bars a live decision reads, built by the test."""
+    close = np.asarray(closes, dtype=float)
+    index = pd.date_range(start, periods=len(close), freq="1min", tz=NY)
+    return pd.DataFrame(
+        {
+            "open": close,
+            "high": close + half_range,
+            "low": close - half_range,
+            "close": close,
+            "volume": np.ones(len(close)),
+        },
+        index=index,
+    )
+
+
 def _posts(fake: Any) -> list[dict[str, str]]:
     return [r.form() for r in fake.requests_to("POST", r"/accounts/[^/]+/orders$")]
 
@@ -404,12 +421,7 @@ def test_decisions_bar_by_bar_follow_the_window_size_trail_the_stop_and_end_at_t
         exits={"trailing": {"pct": 0.01}, "max_hold_minutes": 3},
         sizing={"mode": "pct_equity", "pct_equity": 0.1},
     )
-    index = pd.date_range("2026-11-30 09:58", periods=6, freq="1min", tz=NY)
-    close = np.array([590.0, 590.2, 590.4, 600.0, 599.0, 598.0])
-    frame = pd.DataFrame(
-        {"open": close, "high": close + 0.5, "low": close - 0.5, "close": close, "volume": np.ones(6)},
-        index=index,
-    )
+    frame = _minute_bars("2026-11-30 09:58", [590.0, 590.2, 590.4, 600.0, 599.0, 598.0])
     clock = [0]
     strategy = live_strategy(make_broker(), spec, name="live-bars", clock=lambda: clock[0], fill_wait=10.0)
 
@@ -454,12 +466,7 @@ def test_a_restart_never_loosens_a_stop_an_earlier_run_trailed_up(
         exits={"trailing": {"pct": 0.01}},
         sizing={"mode": "fixed", "quantity": 16},
     )
-    index = pd.date_range("2026-11-30 10:00", periods=3, freq="1min", tz=NY)
-    close = np.array([590.0, 600.0, 599.0])
-    frame = pd.DataFrame(
-        {"open": close, "high": close + 0.5, "low": close - 0.5, "close": close, "volume": np.ones(3)},
-        index=index,
-    )
+    frame = _minute_bars("2026-11-30 10:00", [590.0, 600.0, 599.0])
     clock = [0]
 
     def decide(strategy: Any, minute: str) -> None:

@@ -10,14 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from brokers.live import bars as live_data
 from brokers.live import live_strategy
 from spec_space.models import StrategySpec
-from tests.evaluator.test_spec_strategy_live import NY, _posts, _wait, _working, fakes
+from tests.evaluator.test_spec_strategy_live import NY, _minute_bars, _posts, _wait, _working, fakes
 
 
 @pytest.fixture
@@ -45,21 +44,6 @@ def tradier_futures(live_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         fake.stop()
 
 
-def _frame(day: str, closes: list[float]) -> pd.DataFrame:
-    index = pd.date_range(f"{day} 10:00", periods=len(closes), freq="1min", tz=NY)
-    close = np.array(closes)
-    return pd.DataFrame(
-        {
-            "open": close,
-            "high": close + 0.5,
-            "low": close - 0.5,
-            "close": close,
-            "volume": np.ones(len(close)),
-        },
-        index=index,
-    )
-
-
 def test_mes_trades_the_front_contract_in_contracts_then_the_next_one_after_the_roll(
     tradier_futures: tuple[Any, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -77,7 +61,10 @@ def test_mes_trades_the_front_contract_in_contracts_then_the_next_one_after_the_
     clock = [0]
     strategy = live_strategy(broker, spec, name="live-mes", clock=lambda: clock[0], fill_wait=10.0)
     frame = pd.concat(
-        [_frame("2026-11-30", [6000.0, 6001.0, 6002.0]), _frame("2026-12-01", [6050.0, 6051.0])]
+        [
+            _minute_bars("2026-11-30 10:00", [6000.0, 6001.0, 6002.0]),
+            _minute_bars("2026-12-01 10:00", [6050.0, 6051.0]),
+        ]
     )
 
     def decide(stamp: str) -> None:

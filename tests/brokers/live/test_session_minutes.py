@@ -14,7 +14,7 @@ from brokers.live import bars as live_data
 from brokers.live import live_strategy
 from spec_space.models import StrategySpec
 from tests.brokers.live.test_staged import _settled
-from tests.evaluator.test_spec_strategy_live import NY, _tl_positions, _wait
+from tests.evaluator.test_spec_strategy_live import NY, _minute_bars, _tl_positions, _wait
 
 
 def _ns(text: str) -> int:
@@ -84,18 +84,7 @@ def test_forex_flat_at_16_55_then_a_new_day_trades_from_17_00(tradelocker: tuple
             "sizing": {"mode": "fixed", "quantity": 0.1, "max_trades_per_day": 1},
         }
     )
-    index = pd.date_range("2026-11-24 16:50", "2026-11-24 17:05", freq="1min", tz=NY)
-    close = np.full(len(index), 1.085)
-    frame = pd.DataFrame(
-        {
-            "open": close,
-            "high": close + 0.0002,
-            "low": close - 0.0002,
-            "close": close,
-            "volume": np.ones(len(index)),
-        },
-        index=index,
-    )
+    frame = _minute_bars("2026-11-24 16:50", [1.085] * 16, 0.0002)  # 16:50 to 17:05
     clock = [0]
     strategy = live_strategy(broker, spec, name="live-fx-session", clock=lambda: clock[0], fill_wait=10.0)
 

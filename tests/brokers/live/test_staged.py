@@ -7,14 +7,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from brokers.live import bars as live_data
 from brokers.live import live_problem, live_strategy
 from spec_space.models import StrategySpec
-from tests.evaluator.test_spec_strategy_live import NY, _posts, _wait, _working
+from tests.evaluator.test_spec_strategy_live import NY, _minute_bars, _posts, _wait, _working
 
 
 def _staged_spec(**staged: Any) -> StrategySpec:
@@ -64,12 +63,7 @@ def test_staged_spread_buys_the_call_then_sells_the_higher_one_on_the_move_then_
     fake.expirations["SPY"] = ["2026-12-01", "2026-12-04", "2026-12-11"]
     spec = _staged_spec(underlying_move_pct=0.005)
     assert live_problem(spec, "tradier") is None  # staged conversions are no longer refused live
-    index = pd.date_range("2026-11-30 10:00", periods=6, freq="1min", tz=NY)
-    close = np.array([590.0, 593.8, 593.8, 593.9, 594.0, 594.0])
-    frame = pd.DataFrame(
-        {"open": close, "high": close + 0.2, "low": close - 0.2, "close": close, "volume": np.ones(6)},
-        index=index,
-    )
+    frame = _minute_bars("2026-11-30 10:00", [590.0, 593.8, 593.8, 593.9, 594.0, 594.0], 0.2)
     clock = [0]
     strategy = live_strategy(make_broker(), spec, name="live-staged", clock=lambda: clock[0], fill_wait=10.0)
     strategy.broker.data_source._delay = None
@@ -113,12 +107,7 @@ def test_a_conversion_that_would_leave_too_small_a_debit_keeps_the_long_leg(
     fake.expirations["SPY"] = ["2026-12-01", "2026-12-04", "2026-12-11"]
     # a debit of at least 0.50 a share must be left; selling the 595 call at ~1.51 leaves 0.16
     spec = _staged_spec(underlying_move_pct=0.005, min_net_debit=0.5)
-    index = pd.date_range("2026-11-30 10:00", periods=4, freq="1min", tz=NY)
-    close = np.array([590.0, 593.8, 593.9, 594.0])
-    frame = pd.DataFrame(
-        {"open": close, "high": close + 0.2, "low": close - 0.2, "close": close, "volume": np.ones(4)},
-        index=index,
-    )
+    frame = _minute_bars("2026-11-30 10:00", [590.0, 593.8, 593.9, 594.0], 0.2)
     clock = [0]
     strategy = live_strategy(
         make_broker(), spec, name="live-staged-2", clock=lambda: clock[0], fill_wait=10.0
