@@ -233,6 +233,19 @@ def _minute_bars(start: str, closes: Any, half_range: float = 0.5) -> pd.DataFra
     )
 
 
+def _decide_on(
+    strategy: Any, frame: pd.DataFrame, clock: list[int], stamp: str, *, symbol: str = "SPY", kind: str | None = None
+) -> None:
+    """Decide on the bar of ``frame`` starting at ``stamp`` (New York; its close) at the next bar's open,
+    with the strategy's clock set there: what an iteration does once that bar has closed."""
+    bars = frame[frame.index <= pd.Timestamp(stamp, tz=NY)]
+    market = _live.frame_market(symbol, bars, intraday=True, kind=kind)
+    clock[0] = int(market.bars.ts[-1]) + 60_000_000_000
+    with strategy.live_lock:
+        strategy._live_sync()
+        strategy._live_decide(market, len(market.bars) - 1)
+
+
 def _posts(fake: Any) -> list[dict[str, str]]:
     return [r.form() for r in fake.requests_to("POST", r"/accounts/[^/]+/orders$")]
 
@@ -426,13 +439,7 @@ def test_decisions_bar_by_bar_follow_the_window_size_trail_the_stop_and_end_at_t
     strategy = live_strategy(make_broker(), spec, name="live-bars", clock=lambda: clock[0], fill_wait=10.0)
 
     def decide(minute: str) -> None:
-        """Decide on the bar starting at ``minute`` (its close), at the next bar's open."""
-        bars = frame[frame.index <= pd.Timestamp(f"2026-11-30 {minute}", tz=NY)]
-        market = _live.frame_market("SPY", bars, intraday=True)
-        clock[0] = int(market.bars.ts[-1]) + 60_000_000_000
-        with strategy.live_lock:
-            strategy._live_sync()
-            strategy._live_decide(market, len(market.bars) - 1)
+        _decide_on(strategy, frame, clock, f"2026-11-30 {minute}")
 
     decide("09:58")
     decide("09:59")  # both before the entry window: nothing
@@ -470,12 +477,7 @@ def test_a_restart_never_loosens_a_stop_an_earlier_run_trailed_up(
     clock = [0]
 
     def decide(strategy: Any, minute: str) -> None:
-        bars = frame[frame.index <= pd.Timestamp(f"2026-11-30 {minute}", tz=NY)]
-        market = _live.frame_market("SPY", bars, intraday=True)
-        clock[0] = int(market.bars.ts[-1]) + 60_000_000_000
-        with strategy.live_lock:
-            strategy._live_sync()
-            strategy._live_decide(market, len(market.bars) - 1)
+        _decide_on(strategy, frame, clock, f"2026-11-30 {minute}")
 
     first = live_strategy(make_broker(), spec, name="live-trail", clock=lambda: clock[0], fill_wait=10.0)
     decide(first, "10:00")

@@ -16,7 +16,15 @@ import pytest
 from brokers.live import bars as live_data
 from brokers.live import live_strategy
 from spec_space.models import StrategySpec
-from tests.evaluator.test_spec_strategy_live import NY, _minute_bars, _posts, _wait, _working, fakes
+from tests.evaluator.test_spec_strategy_live import (
+    NY,
+    _decide_on,
+    _minute_bars,
+    _posts,
+    _wait,
+    _working,
+    fakes,
+)
 
 
 @pytest.fixture
@@ -68,12 +76,7 @@ def test_mes_trades_the_front_contract_in_contracts_then_the_next_one_after_the_
     )
 
     def decide(stamp: str) -> None:
-        bars = frame[frame.index <= pd.Timestamp(stamp, tz=NY)]
-        market = live_data.frame_market("MES", bars, intraday=True, kind="future")
-        clock[0] = int(market.bars.ts[-1]) + 60_000_000_000
-        with strategy.live_lock:
-            strategy._live_sync()
-            strategy._live_decide(market, len(market.bars) - 1)
+        _decide_on(strategy, frame, clock, stamp, symbol="MES", kind="future")
 
     decide("2026-11-30 10:00")  # MESZ26 traded 4x MESH27's volume yesterday: it is the front month
     _wait(lambda: fake.positions.get("/MESZ26", {}).get("quantity") == 2, "the buy of 2 MESZ26 at the ask")

@@ -14,7 +14,7 @@ from brokers.live import bars as live_data
 from brokers.live import live_strategy
 from spec_space.models import StrategySpec
 from tests.brokers.live.test_staged import _settled
-from tests.evaluator.test_spec_strategy_live import NY, _minute_bars, _tl_positions, _wait
+from tests.evaluator.test_spec_strategy_live import NY, _decide_on, _minute_bars, _tl_positions, _wait
 
 
 def _ns(text: str) -> int:
@@ -92,12 +92,7 @@ def test_forex_flat_at_16_55_then_a_new_day_trades_from_17_00(tradelocker: tuple
         """Decide on the bar starting at ``minute`` once the orders already out have reached the strategy
         (an entry behind a working exit would wait for the next iteration, which this test does not run)."""
         _wait(lambda: _settled(strategy), "the strategy to see its orders' fills")
-        bars = frame[frame.index <= pd.Timestamp(f"2026-11-24 {minute}", tz=NY)]
-        market = live_data.frame_market("C:EURUSD", bars, intraday=True, kind="forex")
-        clock[0] = int(market.bars.ts[-1]) + 60_000_000_000
-        with strategy.live_lock:
-            strategy._live_sync()
-            strategy._live_decide(market, len(market.bars) - 1)
+        _decide_on(strategy, frame, clock, f"2026-11-24 {minute}", symbol="C:EURUSD", kind="forex")
 
     decide("16:52")  # before the flat time: the day's one trade
     _wait(lambda: _tl_positions(fake) == {"EURUSD": 0.1}, "the entry at 16:53")

@@ -10,10 +10,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from brokers.live import bars as live_data
 from brokers.live import live_problem, live_strategy
 from spec_space.models import StrategySpec
-from tests.evaluator.test_spec_strategy_live import NY, _minute_bars, _posts, _wait, _working
+from tests.evaluator.test_spec_strategy_live import _decide_on, _minute_bars, _posts, _wait, _working
 
 
 def _staged_spec(**staged: Any) -> StrategySpec:
@@ -40,12 +39,7 @@ def _driver(strategy: Any, frame: pd.DataFrame, clock: list[int]) -> Callable[[s
         """Decide on the bar starting at ``minute`` (its close), at the next bar's open, once the orders
         already out have reached the strategy."""
         _wait(lambda: _settled(strategy), "the strategy to see its orders' fills")
-        bars = frame[frame.index <= pd.Timestamp(f"2026-11-30 {minute}", tz=NY)]
-        market = live_data.frame_market("SPY", bars, intraday=True)
-        clock[0] = int(market.bars.ts[-1]) + 60_000_000_000
-        with strategy.live_lock:
-            strategy._live_sync()
-            strategy._live_decide(market, len(market.bars) - 1)
+        _decide_on(strategy, frame, clock, f"2026-11-30 {minute}")
 
     return decide
 
