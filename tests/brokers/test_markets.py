@@ -3,6 +3,9 @@ options on Tradier, futures on Tradier only behind FARM_ENABLE_FUTURES, clear re
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
 from brokers.markets import UnsupportedMarket, broker_for, futures_enabled, instrument_types
@@ -36,3 +39,27 @@ def test_refusals_say_what_to_do() -> None:
         broker_for("stock", "tradelocker", environ={})
     with pytest.raises(UnsupportedMarket, match="no broker trades 'crypto' instruments here"):
         broker_for("crypto", environ={})
+
+
+def test_the_tradier_registry_entry_trades_futures_only_under_the_flag(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``brokers.paper.BROKERS``: the Tradier entry's adapter options follow FARM_ENABLE_FUTURES at each call
+    (the paper runner's adapter trades futures only under it); a caller's own option wins (flattening a
+    futures deployment works whatever the flag says)."""
+    from brokers.paper import make_adapter
+
+    env_file = tmp_path / ".env"
+    env_file.write_text("TRADIER_API_KEY=test-key\nTRADIER_ACCOUNT_ID=VA00000001\n")
+    for name in ("TRADIER_API_KEY", "TRADIER_ACCOUNT_ID", "TRADIER_BASE_URL", "FARM_ENABLE_FUTURES"):
+        monkeypatch.delenv(name, raising=False)
+
+    def futures_on(**options: Any) -> bool:
+        with make_adapter("tradier", "paper", env_file=env_file, **options) as adapter:
+            return adapter.has("futures")
+
+    assert not futures_on()
+    assert futures_on(enable_futures=True)
+    monkeypatch.setenv("FARM_ENABLE_FUTURES", "1")
+    assert futures_on()
+    assert not futures_on(enable_futures=False)
