@@ -24,6 +24,7 @@ same way and the study ends with exactly N finished trials.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import os
 import socket
@@ -42,6 +43,7 @@ __all__ = [
     "DriverLease",
     "counts_toward_budget",
     "live_leases",
+    "over_budget",
     "ranked_over_budget",
     "stale_running",
 ]
@@ -181,6 +183,13 @@ def ranked_over_budget(trials: Sequence[FrozenTrial], candidates: Iterable[int],
     counting = sorted(t.number for t in trials if counts_toward_budget(t))
     rank = {number: i for i, number in enumerate(counting)}
     return {n for n in candidates if rank.get(n, 0) >= target}
+
+
+def over_budget(candidates: Iterable[int], discounted: Sequence[int], target: int) -> set[int]:
+    """:func:`ranked_over_budget` from the discounted trial numbers alone: trial numbers are 0, 1, 2, ...
+    so a trial's rank among the counting ones is its number less the discounted numbers below it."""
+    ordered = sorted(discounted)
+    return {n for n in candidates if n - bisect.bisect_left(ordered, n) >= target}
 
 
 def withdraw(study: optuna.Study, trial_id: int) -> None:
