@@ -9,8 +9,10 @@ How a trial travels (see :mod:`search.mirror` for why the sampler runs on an in-
 2. *evaluate*: the executor runs the batch (inline or on Ray).
 3. *tell*, in trial-number order: the record file is written, then the mirror is told at once (the
    sampler sees it) and the finished trial queued for the storage;
-4. *flush*: queued trials are written finished in one transaction every :data:`~search.mirror.FLUSH_TRIALS`
-   trials or :data:`~search.mirror.FLUSH_S` seconds, on a stop and at the end. Until then they stay
+4. *flush*: queued trials are written finished in one transaction whenever the driver would otherwise
+   wait for a worker (free), else every :data:`~search.mirror.FLUSH_TRIALS` trials or
+   :data:`~search.mirror.FLUSH_S` seconds (a driver kept busy, or the inline executor), on a stop and at
+   the end. Until then they stay
    RUNNING in the storage and listed in the lease: a crash loses at most these, and the next run
    re-runs them (their record files are removed by the recovery).
 """
@@ -444,7 +446,11 @@ def drive(
                 for number in sorted(held):  # finished, so told even out of order; the rest is re-enqueued
                     tell(number)
                 break
-            result = executor.next_result(timeout=0.5)
+            result = executor.next_result(timeout=0.0) if teller.pending else None
+            if result is None:
+                # nothing finished yet: the driver would only wait, so writing the queue now costs no time
+                teller.flush()
+                result = executor.next_result(timeout=0.5)
             if result is not None:
                 held[result.number] = result
             teller.maybe_flush()

@@ -189,7 +189,8 @@ def over_budget(candidates: Iterable[int], discounted: Sequence[int], target: in
     """:func:`ranked_over_budget` from the discounted trial numbers alone: trial numbers are 0, 1, 2, ...
     so a trial's rank among the counting ones is its number less the discounted numbers below it."""
     ordered = sorted(discounted)
-    return {n for n in candidates if n - bisect.bisect_left(ordered, n) >= target}
+    skip = set(ordered)  # a discounted trial holds no place (as in ranked_over_budget)
+    return {n for n in candidates if n not in skip and n - bisect.bisect_left(ordered, n) >= target}
 
 
 def withdraw(study: optuna.Study, trial_id: int) -> None:

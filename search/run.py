@@ -86,6 +86,8 @@ __all__ = [
 
 #: Trials asked per batch. Part of the determinism contract: change it and the trial sequence changes.
 BATCH_SIZE = 8
+
+
 @dataclass
 class RunConfig:
     """Options of ``search run`` (see its ``--help``); ``None`` means the space's or the stored value."""
