@@ -38,7 +38,16 @@ from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages.journal import JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["BudgetCounts", "FinishedTrial", "NewTrial", "budget_counts", "create_running", "finish", "unwrap"]
+__all__ = [
+    "BudgetCounts",
+    "FinishedTrial",
+    "NewTrial",
+    "budget_counts",
+    "create_running",
+    "discounted_numbers",
+    "finish",
+    "unwrap",
+]
 
 
 def unwrap(storage: BaseStorage) -> BaseStorage:
@@ -95,16 +104,43 @@ def budget_counts(storage: BaseStorage, study_id: int) -> BudgetCounts:
     )
 
 
+def discounted_numbers(storage: BaseStorage, study_id: int) -> list[int]:
+    """Numbers of the interrupted or withdrawn trials, ascending (one small query on an RDB storage)."""
+    storage = unwrap(storage)
+    if isinstance(storage, RDBStorage):
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        with _create_scoped_session(storage.scoped_session) as session:
+            return _rdb_discounted(session, study_id)
+    return budget_counts(storage, study_id).discounted
+
+
 def _discounted(state: TrialState, user_attrs: dict[str, Any]) -> bool:
     # search.leases.is_discounted on the raw fields (kept in step with it)
     return state == TrialState.FAIL and bool(user_attrs.get("interrupted") or user_attrs.get("withdrawn"))
+
+
+def _rdb_discounted(session: Any, study_id: int) -> list[int]:
+    from optuna.storages._rdb import models
+
+    trial, attr = models.TrialModel, models.TrialUserAttributeModel
+    flagged = session.execute(
+        sqlalchemy.select(trial.number, attr.value_json)
+        .join(attr, attr.trial_id == trial.trial_id)
+        .where(
+            trial.study_id == study_id,
+            trial.state == TrialState.FAIL,
+            attr.key.in_(("interrupted", "withdrawn")),
+        )
+    ).all()
+    return sorted({number for number, value in flagged if json.loads(value)})
 
 
 def _rdb_counts(storage: RDBStorage, study_id: int) -> BudgetCounts:
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
 
-    trial, attr = models.TrialModel, models.TrialUserAttributeModel
+    trial = models.TrialModel
     with _create_scoped_session(storage.scoped_session) as session:
         by_state = dict(
             session.execute(
@@ -113,16 +149,7 @@ def _rdb_counts(storage: RDBStorage, study_id: int) -> BudgetCounts:
                 .group_by(trial.state)
             ).all()
         )
-        flagged = session.execute(
-            sqlalchemy.select(trial.number, attr.value_json)
-            .join(attr, attr.trial_id == trial.trial_id)
-            .where(
-                trial.study_id == study_id,
-                trial.state == TrialState.FAIL,
-                attr.key.in_(("interrupted", "withdrawn")),
-            )
-        ).all()
-    discounted = sorted({number for number, value in flagged if json.loads(value)})
+        discounted = _rdb_discounted(session, study_id)
     finished = sum(by_state.get(s, 0) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
     return BudgetCounts(
         finished=finished - len(discounted),
@@ -210,14 +237,11 @@ def _rdb_create(storage: RDBStorage, study_id: int, trials: Sequence[NewTrial]) 
         session.add_all(rows)
         session.flush()  # assigns the trial ids (one multi-row INSERT ... RETURNING)
         first = min(r.trial_id for r in rows)
-        before = session.execute(
-            sqlalchemy.select(sqlalchemy.func.count(models.TrialModel.trial_id)).where(
-                models.TrialModel.study_id == study_id, models.TrialModel.trial_id < first
-            )
-        ).scalar_one()
+        before = _trials_before(session, storage, study_id, first)
         rows.sort(key=lambda r: r.trial_id)
         for offset, row in enumerate(rows):
             row.number = before + offset
+        _ANCHORS[(storage.url, study_id)] = (rows[-1].trial_id, rows[-1].number)
         params, user, system = [], [], []
         for row, new in zip(rows, trials, strict=True):
             for name, value in new.params.items():
@@ -236,6 +260,31 @@ def _rdb_create(storage: RDBStorage, study_id: int, trials: Sequence[NewTrial]) 
         _insert(session, models.TrialUserAttributeModel, user)
         _insert(session, models.TrialSystemAttributeModel, system)
         return [(r.trial_id, r.number) for r in rows]
+
+
+#: (storage URL, study id) -> (trial id, number) of the last trial this process created there. Trials are never
+#: deleted one by one, so the trials before a new id are that number + 1 plus those created after it.
+_ANCHORS: dict[tuple[int, int], tuple[int, int]] = {}
+
+
+def _trials_before(session: Any, storage: RDBStorage, study_id: int, first_id: int) -> int:
+    """How many trials of the study have an id below ``first_id`` (Optuna's numbering rule). From the last
+    anchor only the newer ids are counted: a primary-key range, not a scan of the whole study."""
+    from optuna.storages._rdb import models
+
+    trial = models.TrialModel
+    anchor = _ANCHORS.get((storage.url, study_id))
+    query = sqlalchemy.select(sqlalchemy.func.count(trial.trial_id)).where(
+        trial.study_id == study_id, trial.trial_id < first_id
+    )
+    if anchor is not None and anchor[0] < first_id:
+        # the anchor must still be that trial of that study (a database re-created under the same URL)
+        stored = session.execute(
+            sqlalchemy.select(trial.study_id, trial.number).where(trial.trial_id == anchor[0])
+        ).one_or_none()
+        if stored is not None and tuple(stored) == (study_id, anchor[1]):
+            return anchor[1] + 1 + session.execute(query.where(trial.trial_id > anchor[0])).scalar_one()
+    return session.execute(query).scalar_one()
 
 
 def _attr_rows(trial_id: int, attrs: dict[str, Any]) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ How a trial travels (see :mod:`search.mirror` for why the sampler runs on an in-
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import math
 import os
@@ -36,7 +37,15 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from data.safe import json_safe
 from evaluator.trial import TrialOutcome
-from search.batch_storage import FinishedTrial, NewTrial, budget_counts, create_running, finish, unwrap
+from search.batch_storage import (
+    FinishedTrial,
+    NewTrial,
+    budget_counts,
+    create_running,
+    discounted_numbers,
+    finish,
+    unwrap,
+)
 from search.executor import Executor, TaskResult
 from search.leases import DriverLease, over_budget, withdraw
 from search.mirror import FLUSH_S, FLUSH_TRIALS, synced_study_attrs
@@ -311,17 +320,23 @@ def drive(
     def in_flight() -> list[int]:
         return order + teller.pending_numbers
 
-    last_recovery = -math.inf
+    last_count = -math.inf
+    estimate: int | None = None  # free places as of this driver's last batch (see ask_batch)
 
     def room() -> tuple[int, list[FrozenTrial]]:
-        """Trials still to ask study-wide, and the waiting ones. Stale trials of dead drivers are recovered
-        first, at most once a heartbeat (listing the RUNNING trials costs more than counting them), and
-        whenever the study seems full (their places may be free)."""
-        nonlocal last_recovery
+        """Trials still to ask study-wide, and the waiting ones.
+
+        Counted in full (and stale trials of dead drivers recovered) once a heartbeat and whenever the
+        study looks full; in between, the numbers of this driver's last batch tell how many places were
+        taken study-wide, every driver's trials included. Counting costs a scan of the study's trials; an
+        estimate that is too high only costs withdrawn trials, as the numbers settle the race anyway."""
+        nonlocal last_count, estimate
+        if estimate is not None and estimate > 0 and time.monotonic() - last_count < lease.heartbeat_s:
+            return estimate, []
+        last_count = time.monotonic()
         counts = budget_counts(raw, study_id)
         free = target - counts.finished - counts.running
-        if counts.running and (free <= 0 or time.monotonic() - last_recovery >= lease.heartbeat_s):
-            last_recovery = time.monotonic()
+        if counts.running:
             running = raw.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
             if recover_interrupted(study, teller.records_dir, own_key=lease.key, trials=running):
                 counts = budget_counts(raw, study_id)
@@ -331,6 +346,7 @@ def drive(
             if counts.waiting
             else []
         )
+        estimate = free
         return free, waiting
 
     def suggest(trial: Trial) -> Any:
@@ -360,7 +376,7 @@ def drive(
         return claimed
 
     def ask_batch() -> None:
-        nonlocal full
+        nonlocal full, estimate
         free, waiting = room()
         count = min(batch_size, free)
         if count <= 0:
@@ -377,8 +393,10 @@ def drive(
         # waiting trials first, then the fresh ones in asked order (what study.ask() gave before the mirror)
         new += [(t, v, trial_id, number) for (t, v), (trial_id, number) in zip(fresh, ids, strict=True)]
         # another driver may have asked at the same moment: the trial numbers settle who is in budget
-        discounted = budget_counts(raw, study_id).discounted
+        discounted = discounted_numbers(raw, study_id)
         over = over_budget([number for *_, number in new], discounted, target)
+        top = max(number for *_, number in new)
+        estimate = target - (top + 1 - bisect.bisect_right(discounted, top))  # trials 0..top that count
         numbers = []
         for trial, _values, trial_id, number in new:
             if number in over:

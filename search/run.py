@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gc
 import os
 import platform
 import re
@@ -479,6 +480,10 @@ def run_search(config: RunConfig, *, echo: Callable[[str], None] = print) -> Run
             study.directions, study.sampler, trials, study._storage.get_study_system_attrs(study._study_id)
         )
         teller = Teller(study, mirror, prep.space, records_dir, session, trials)
+        # the loaded trials live as long as the run: kept out of the garbage collector's full passes, which
+        # otherwise walk all of them again and again (the driver's cost per trial grew with the study)
+        gc.collect()
+        gc.freeze()
         bar = progress_bar(config.trials, finished_before, config.progress)
         deadline = None if config.timeout is None else started + config.timeout
         t0 = time.monotonic()
@@ -500,6 +505,7 @@ def run_search(config: RunConfig, *, echo: Callable[[str], None] = print) -> Run
         except KeyboardInterrupt:
             summary.stopped = "interrupted"
         finally:
+            gc.unfreeze()
             bar.close()
             executor.close()
             try:
