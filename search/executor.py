@@ -3,6 +3,13 @@
 Both executors take trials one by one (:meth:`Executor.submit`) and hand back results as they finish
 (:meth:`Executor.next_result`); the driver decides what to ask and in which order to tell.
 
+Several trials per Ray task: the Ray executor groups ``trials_per_task`` submitted trials into one task
+(by default ``batch_size // workers``, so each worker gets one task per asked batch), which divides
+Ray's own cost per task (scheduling, result transfer; CPU the workers share on a small machine) among
+them. A group that is not full is sent as soon as the driver waits for a result. Worker processes run
+polars single-threaded (``POLARS_MAX_THREADS=1``): each already has its one CPU, and a thread pool per
+worker only fights the other workers for the same cores.
+
 What a task carries: a :class:`WorkContext` (the space by value, the store by its root path, the folds,
 the engine) shipped once per run (Ray: one ``ray.put``), plus the trial number and parameter values.
 Each worker process loads the :class:`~evaluator.market.Market` once and keeps it in a per-process
@@ -36,6 +43,7 @@ __all__ = [
     "WorkContext",
     "clear_market_cache",
     "evaluate_task",
+    "evaluate_tasks",
     "market_cache_info",
 ]
 
@@ -145,6 +153,11 @@ def evaluate_task(ctx: WorkContext, number: int, values: dict[str, Scalar]) -> T
         )
 
 
+def evaluate_tasks(ctx: WorkContext, trials: list[tuple[int, dict[str, Scalar]]]) -> list[TaskResult]:
+    """Several trials in one task, one after the other (see the module docstring)."""
+    return [evaluate_task(ctx, number, values) for number, values in trials]
+
+
 # --------------------------------------------------------------------------------- executors
 
 
@@ -207,7 +220,15 @@ class RayExecutor:
 
     kind = "ray"
 
-    def __init__(self, ctx: WorkContext, *, workers: int, address: str | None = None) -> None:
+    def __init__(
+        self,
+        ctx: WorkContext,
+        *,
+        workers: int,
+        address: str | None = None,
+        batch_size: int = 1,
+        trials_per_task: int | None = None,
+    ) -> None:
         import ray
 
         self._ray = ray
@@ -218,6 +239,7 @@ class RayExecutor:
                 "logging_level": logging.ERROR,  # quiet: no start-up banners or token notices
                 "log_to_driver": False,
                 "configure_logging": True,
+                "runtime_env": {"env_vars": {"POLARS_MAX_THREADS": "1"}},
             }
             if address:
                 ray.init(address=address, **options)
@@ -225,56 +247,82 @@ class RayExecutor:
                 ray.init(num_cpus=workers, **options)
             self._started = True
         self.workers = int(ray.cluster_resources().get("CPU", workers)) if address else workers
-        self._task = ray.remote(evaluate_task).options(
+        self.trials_per_task = trials_per_task or max(1, batch_size // self.workers)
+        self._task = ray.remote(evaluate_tasks).options(
             num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=False
         )
         self._ctx_ref = ray.put(ctx)
-        self._refs: dict[Any, int] = {}
+        self._group: list[tuple[int, dict[str, Scalar]]] = []  # submitted, not yet sent
+        self._refs: dict[Any, list[int]] = {}  # task -> its trial numbers
+        self._ready: collections.deque[TaskResult] = collections.deque()
 
     def submit(self, number: int, values: dict[str, Scalar]) -> None:
-        self._refs[self._task.remote(self._ctx_ref, number, values)] = number
+        self._group.append((number, values))
+        if len(self._group) >= self.trials_per_task:
+            self._send()
+
+    def _send(self) -> None:
+        if self._group:
+            self._refs[self._task.remote(self._ctx_ref, self._group)] = [n for n, _ in self._group]
+            self._group = []
 
     def next_result(self, timeout: float | None = None) -> TaskResult | None:
+        if self._ready:
+            return self._ready.popleft()
+        self._send()  # the driver waits: a group that is not full goes now
         ray = self._ray
         ready, _ = ray.wait(list(self._refs), num_returns=1, timeout=timeout)
         if not ready:
             return None
         ref = ready[0]
-        number = self._refs.pop(ref)
+        numbers = self._refs.pop(ref)
         try:
-            return ray.get(ref)
+            self._ready.extend(ray.get(ref))
         except (
             ray.exceptions.RayError
         ) as exc:  # the worker died more than MAX_RETRIES times, or was cancelled
             message = str(exc).strip().splitlines()
-            return TaskResult(
-                number,
-                error=f"{type(exc).__name__}: {message[0] if message else ''} (after {MAX_RETRIES} retries)",
-                traceback=str(exc)[-4000:],
+            self._ready.extend(
+                TaskResult(
+                    number,
+                    error=f"{type(exc).__name__}: {message[0] if message else ''} (after {MAX_RETRIES} retries)",
+                    traceback=str(exc)[-4000:],
+                )
+                for number in numbers
             )
+        return self._ready.popleft()
 
     def pending(self) -> int:
-        return len(self._refs)
+        return len(self._group) + sum(map(len, self._refs.values())) + len(self._ready)
 
     def cancel(self) -> list[int]:
-        numbers = sorted(self._refs.values())
+        numbers = sorted(
+            [n for n, _ in self._group]
+            + [n for ns in self._refs.values() for n in ns]
+            + [r.number for r in self._ready]
+        )
         for ref in list(self._refs):
             # best effort: the task may have finished meanwhile
             with contextlib.suppress(Exception):
                 self._ray.cancel(ref, force=True)
         self._refs.clear()
+        self._group.clear()
+        self._ready.clear()
         return numbers
 
     def close(self) -> None:
-        if self._refs:
+        if self._refs or self._group:
             self.cancel()
         if self._started:
             self._ray.shutdown()
             self._started = False
 
 
-def make_executor(ctx: WorkContext, *, workers: int, use_ray: bool, address: str | None) -> Executor:
-    """Inline for ``use_ray=False`` (one worker), else Ray (local unless ``address``)."""
+def make_executor(
+    ctx: WorkContext, *, workers: int, use_ray: bool, address: str | None, batch_size: int = 1
+) -> Executor:
+    """Inline for ``use_ray=False`` (one worker), else Ray (local unless ``address``); ``batch_size``, the
+    driver's trials per asked batch, sizes the Ray tasks (see the module docstring)."""
     if not use_ray:
         if workers != 1:
             raise ValueError(
@@ -284,4 +332,4 @@ def make_executor(ctx: WorkContext, *, workers: int, use_ray: bool, address: str
         return InlineExecutor(ctx)
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
-    return RayExecutor(ctx, workers=workers, address=address)
+    return RayExecutor(ctx, workers=workers, address=address, batch_size=batch_size)

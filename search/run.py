@@ -430,7 +430,11 @@ def run_search(config: RunConfig, *, echo: Callable[[str], None] = print) -> Run
         )
         t0 = time.monotonic()
         executor = make_executor(
-            ctx, workers=config.workers, use_ray=config.use_ray, address=config.ray_address
+            ctx,
+            workers=config.workers,
+            use_ray=config.use_ray,
+            address=config.ray_address,
+            batch_size=config.batch_size,
         )
         summary.timings["executor_start_s"] = time.monotonic() - t0
         summary.executor = f"{executor.kind} x{executor.workers}"
