@@ -112,7 +112,8 @@ def discounted_numbers(storage: BaseStorage, study_id: int) -> list[int]:
 
         with _create_scoped_session(storage.scoped_session) as session:
             return _rdb_discounted(session, study_id)
-    return budget_counts(storage, study_id).discounted
+    failed = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.FAIL,))
+    return [t.number for t in failed if _discounted(t.state, t.user_attrs)]
 
 
 def _discounted(state: TrialState, user_attrs: dict[str, Any]) -> bool:

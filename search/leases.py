@@ -19,7 +19,13 @@ Budget of N trials shared by every driver: before asking a batch a driver asks a
 trials that count (everything but interrupted and withdrawn ones, WAITING included); a new trial
 ranked N or beyond lost a race with another driver and is *withdrawn* (FAIL, ``withdrawn``, not
 counted, never evaluated). Trial numbers are handed out in insertion order, so every driver ranks the
-same way and the study ends with exactly N finished trials.
+same way and the study ends with exactly N finished trials. The driver counts the study's trials in
+full once a heartbeat; in between it takes the count from its last batch's numbers (every trial below
+them is taken), which can only be too high, costing a withdrawn trial, never an extra one
+(:mod:`search.drive`).
+
+A driver's lease also lists the finished trials it has not yet written to the storage (they are written
+in batches): they are RUNNING there, and only its death makes them stale, to be re-run.
 """
 
 from __future__ import annotations

@@ -2,8 +2,11 @@
 
 The driver holds the Optuna study and is the only process that writes to its storage. It asks trials
 in fixed-size batches, sends them to an executor (inline or Ray), and tells results back one by one in
-trial-number order as soon as they are in, each after its record file is written, so an interrupted
-run loses no finished trial.
+trial-number order as soon as they are in, each after its record file is written. The sampler works on
+an in-memory mirror of the study (:mod:`search.mirror`) and the storage is written in batches
+(:mod:`search.drive`, :mod:`search.batch_storage`): a stop (Ctrl-C, SIGTERM, an error) writes every
+finished trial; a crash (SIGKILL, power loss) loses at most the finished trials not yet written, which
+are still RUNNING in the storage and simply re-run by the next run, like the trials it interrupted.
 
 Determinism (same space, seed and trial count -> the same trials whatever the executor or worker count):
 batches have a fixed size (``batch_size``, default 8) independent of the workers; two batches are in

@@ -14,7 +14,9 @@ Resume: a trial still RUNNING whose driver is gone (SIGKILL, power loss; see :mo
 a dead driver is told from one still running on another host) is recovered by
 :func:`recover_interrupted`: marked FAIL with ``user_attrs["interrupted"] = True`` and its parameters
 enqueued again, so the budget of N trials counts only trials that really finished
-(:func:`count_finished`). Several drivers may run one study at once (see :mod:`search.leases`).
+(:func:`count_finished`). This includes finished trials the driver had not yet written to the storage
+(it writes them in batches, see :mod:`search.drive`): they are re-run. Several drivers may run one study
+at once (see :mod:`search.leases`).
 
 Seeds: the sampler of a fresh study is seeded with the study seed; a resumed session derives its seed
 from ``(seed, trials already in the study)`` so it does not replay the first session's draws. The QMC
