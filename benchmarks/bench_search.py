@@ -13,7 +13,8 @@ seed 0, SQLite storage) four ways:
 * ``inline journal`` and ``ray x2 journal``: the same with Optuna's journal file storage instead of SQLite.
 
 For each it prints the total loop time, trials/s over the whole loop and in steady state (searches:
-trials after the first two batches, when every worker has loaded its market), and Ray's start-up time;
+trials asked after the first two batches, when every worker has loaded its market, timed by the
+times their batches were asked), and Ray's start-up time;
 then ``bench_driver``'s table (the driver alone, zero-cost objective, on SQLite, PostgreSQL and the
 journal file at 100, 1,000 and 10,000 trials) and from it and the measured Ray worker cost the
 throughput the same study would reach on 8, 32 and 128 workers, ``min(workers / worker cost, 1 /
@@ -165,11 +166,14 @@ def search(
     )
     summary = run_search(config, echo=lambda _: None)
     study = optuna.load_study(study_name=name, storage=open_storage(storage_url(storage, root)))
-    done = sorted(t.datetime_complete for t in study.get_trials() if t.datetime_complete is not None)
+    # trials are written to the storage in batches, so their completion times are flush times; their start
+    # times are the times each batch was asked, which the driver does as fast as batches come back
+    starts = sorted(t.datetime_start for t in study.get_trials() if t.datetime_start is not None)
     warm = 2 * BATCH
+    last = starts.index(starts[-1])  # the first trial of the last batch
     steady = (
-        (len(done) - warm - 1) / (done[-1] - done[warm]).total_seconds()
-        if len(done) > warm + 1
+        (last - warm) / (starts[last] - starts[warm]).total_seconds()
+        if last > warm and starts[last] > starts[warm]
         else float("nan")
     )
     loop = summary.timings["loop_s"]
