@@ -14,15 +14,23 @@ included), the executor's start, and the trials per second of the loop; "x1 ->x2
 workers with 1 Ray worker (the same start-up costs on both) and with inline (no Ray at all).
 Targets (issue 17): 500 trials in at most 60 s on 2 cores; 2 workers at least 1.7x the trials per
 second of 1 worker.
+
+Last, the machine's own ceiling at that moment: the same ZRCE trials evaluated by bare processes (no
+Optuna, no Ray, no storage; each loads the market first, then they start together), one alone and
+then two side by side. On a machine other jobs share, two processes get less than twice one's CPU, and
+no search can scale past that ratio.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from data.ingest import ingest
 from data.synth import DEFAULT_END, DEFAULT_START, generate
@@ -58,6 +66,47 @@ def run_once(store: Path, studies: Path, label: str, workers: int, use_ray: bool
             "start": summary.timings.get("executor_start_s", 0.0), "loop_rate": told / loop}  # fmt: skip
 
 
+def bare_rate(store: str, trials: int, offset: int, barrier: Any) -> tuple[float, float]:
+    """(start, end) of ``trials`` ZRCE evaluations in this process, timed after loading the market."""
+    from data.store import Store
+    from evaluator.market import load_market
+    from evaluator.trial import evaluate_params
+    from evaluator.walkforward import make_layout
+    from spec_space.loader import load_space
+    from spec_space.space import DefaultSource, RandomSource
+
+    space = load_space(SPACE)
+    st = Store(store)
+    market = load_market(st, space.build(space.suggest(DefaultSource(space))), space.data.start, space.data.end)
+    wf = space.walk_forward
+    folds = make_layout(st.sessions("SPY", space.data.start, space.data.end), scheme=wf.scheme,
+                        train_days=wf.train_days, test_days=wf.test_days, embargo_days=wf.embargo_days,
+                        n_folds=wf.folds, holdout_days=wf.holdout_sessions).folds  # fmt: skip
+    evaluate_params(space, space.suggest(RandomSource(10_000 + offset)), market, folds)  # numba, signal code
+    barrier.wait()
+    start = time.time()
+    for seed in range(offset, offset + trials):
+        values = space.suggest(RandomSource(seed))
+        try:
+            evaluate_params(space, values, market, folds)
+        except Exception:  # noqa: BLE001, S112 - a failing parameter set costs what it costs in a search too
+            continue
+    return start, time.time()
+
+
+def machine_ceiling(store: Path, trials: int = 60) -> tuple[float, float]:
+    """Trials/s of one bare evaluation process, and of two side by side (see the module docstring)."""
+    rates = []
+    context = multiprocessing.get_context("spawn")
+    for processes in (1, 2):
+        with context.Manager() as manager, ProcessPoolExecutor(processes, mp_context=context) as pool:
+            barrier = manager.Barrier(processes)
+            spans = list(pool.map(bare_rate, [str(store)] * processes, [trials] * processes,
+                                  [i * trials for i in range(processes)], [barrier] * processes))  # fmt: skip
+        rates.append(processes * trials / (max(e for _, e in spans) - min(s for s, _ in spans)))
+    return rates[0], rates[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=500)
@@ -77,6 +126,7 @@ def main() -> None:
                 runs[label].append(r)
                 print(f"{label:<14}{repeat + 1:>4}{r['complete']:>9.0f}{r['failed']:>7.0f}{r['wall']:>8.1f}"
                       f"{r['rate']:>9.2f}{r['start']:>8.1f}{r['loop_rate']:>8.2f}", flush=True)  # fmt: skip
+        one_rate, two_rate = machine_ceiling(store)
     med = {label: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for label, rs in runs.items()}
     print(f"\nmedians of {args.repeat} run(s):")
     for label, m in med.items():
@@ -88,6 +138,8 @@ def main() -> None:
           f"x{two['loop_rate'] / inline['loop_rate']:.2f} over the loop alone. Target x1.7.")  # fmt: skip
     print(f"{args.trials} trials in {two['wall']:.1f} s with Ray x2: target 60 s "
           f"{'met' if two['wall'] <= 60 else 'NOT met'}")  # fmt: skip
+    print(f"machine ceiling now: bare evaluation {one_rate:.2f} trials/s in 1 process, {two_rate:.2f} in 2 "
+          f"side by side: x{two_rate / one_rate:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -3,10 +3,13 @@
 Both executors take trials one by one (:meth:`Executor.submit`) and hand back results as they finish
 (:meth:`Executor.next_result`); the driver decides what to ask and in which order to tell.
 
-Several trials per Ray task: the Ray executor groups ``trials_per_task`` submitted trials into one task
-(by default ``batch_size // workers``, so each worker gets one task per asked batch), which divides
-Ray's own cost per task (scheduling, result transfer; CPU the workers share on a small machine) among
-them. A group that is not full is sent as soon as the driver waits for a result. Worker processes run
+Several trials per Ray task when trials are short: Ray's own cost per task (scheduling, result transfer;
+about 1-5 ms of CPU that the workers share on a small machine) is divided among the trials of a task.
+The executor sizes tasks from the trials' measured evaluation time so that a task takes about
+:data:`TASK_TARGET_S`, never more than ``batch_size // workers`` trials (one task per worker and batch);
+long trials go one per task, so that workers stay evenly loaded (a worker that drew a long task would
+otherwise idle once the next batch waits for it). A group that is not full is sent as soon as the
+driver waits for a result. The grouping changes no result, only which process runs what. Worker processes run
 polars single-threaded (``POLARS_MAX_THREADS=1``): each already has its one CPU, and a thread pool per
 worker only fights the other workers for the same cores.
 
@@ -49,6 +52,8 @@ __all__ = [
 
 #: Ray retries a task this many times when its worker process dies (not when the trial raises).
 MAX_RETRIES = 3
+#: Evaluation time a Ray task aims at when it groups short trials (see the module docstring).
+TASK_TARGET_S = 0.05
 #: Markets kept per worker process (one per space and data root in practice).
 MARKET_CACHE_SIZE = 4
 #: Signal arrays cached on a market beyond this many bytes are dropped (they are recomputed on demand),
@@ -247,7 +252,10 @@ class RayExecutor:
                 ray.init(num_cpus=workers, **options)
             self._started = True
         self.workers = int(ray.cluster_resources().get("CPU", workers)) if address else workers
-        self.trials_per_task = trials_per_task or max(1, batch_size // self.workers)
+        self.max_per_task = trials_per_task or max(1, batch_size // self.workers)
+        self._fixed = trials_per_task is not None
+        self.trials_per_task = self.max_per_task if self._fixed else 1  # until trials have been timed
+        self._trial_s: float | None = None  # running mean of one trial's evaluation time
         self._task = ray.remote(evaluate_tasks).options(
             num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=False
         )
@@ -277,7 +285,9 @@ class RayExecutor:
         ref = ready[0]
         numbers = self._refs.pop(ref)
         try:
-            self._ready.extend(ray.get(ref))
+            results = ray.get(ref)
+            self._ready.extend(results)
+            self._resize([r.outcome.elapsed for r in results if r.outcome is not None])
         except (
             ray.exceptions.RayError
         ) as exc:  # the worker died more than MAX_RETRIES times, or was cancelled
@@ -291,6 +301,14 @@ class RayExecutor:
                 for number in numbers
             )
         return self._ready.popleft()
+
+    def _resize(self, elapsed: list[float]) -> None:
+        if self._fixed or not elapsed:
+            return
+        mean = sum(elapsed) / len(elapsed)
+        self._trial_s = mean if self._trial_s is None else 0.8 * self._trial_s + 0.2 * mean
+        wanted = round(TASK_TARGET_S / max(self._trial_s, 1e-6))
+        self.trials_per_task = max(1, min(self.max_per_task, wanted))
 
     def pending(self) -> int:
         return len(self._group) + sum(map(len, self._refs.values())) + len(self._ready)
