@@ -326,13 +326,15 @@ def drive(
     def room() -> tuple[int, list[FrozenTrial]]:
         """Trials still to ask study-wide, and the waiting ones.
 
-        Counted in full (and stale trials of dead drivers recovered) once a heartbeat and whenever the
-        study looks full; in between, the numbers of this driver's last batch tell how many places were
-        taken study-wide, every driver's trials included. Counting costs a scan of the study's trials; an
+        Counted in full (and stale trials of dead drivers recovered) once a heartbeat, whenever the study
+        looks full, and while trials wait to be claimed (they go before fresh ones, as ``study.ask`` takes
+        them); in between, the numbers of this driver's last fresh trials tell how many places were taken
+        study-wide, every driver's trials included. Counting costs a scan of the study's trials; an
         estimate that is too high only costs withdrawn trials, as the numbers settle the race anyway."""
         nonlocal last_count, estimate
         if estimate is not None and estimate > 0 and time.monotonic() - last_count < lease.heartbeat_s:
             return estimate, []
+        estimate = None
         last_count = time.monotonic()
         counts = budget_counts(raw, study_id)
         free = target - counts.finished - counts.running
@@ -346,7 +348,8 @@ def drive(
             if counts.waiting
             else []
         )
-        estimate = free
+        if not waiting:
+            estimate = free  # refined by the next batch's numbers
         return free, waiting
 
     def suggest(trial: Trial) -> Any:
@@ -395,8 +398,10 @@ def drive(
         # another driver may have asked at the same moment: the trial numbers settle who is in budget
         discounted = discounted_numbers(raw, study_id)
         over = over_budget([number for *_, number in new], discounted, target)
-        top = max(number for *_, number in new)
-        estimate = target - (top + 1 - bisect.bisect_right(discounted, top))  # trials 0..top that count
+        if fresh and estimate is not None:
+            # the newest trial of the study when it was made: trials 0..top that count hold their places
+            top = max(number for _id, number in ids)
+            estimate = target - (top + 1 - bisect.bisect_right(discounted, top))
         numbers = []
         for trial, _values, trial_id, number in new:
             if number in over:
