@@ -239,10 +239,11 @@ def _rdb_create(storage: RDBStorage, study_id: int, trials: Sequence[NewTrial]) 
         session.flush()  # assigns the trial ids (one multi-row INSERT ... RETURNING)
         first = min(r.trial_id for r in rows)
         before = _trials_before(session, storage, study_id, first)
-        rows.sort(key=lambda r: r.trial_id)
-        for offset, row in enumerate(rows):
+        # numbered in id order (Optuna's rule); rows stay in the callers' order, paired with their trials
+        by_id = sorted(rows, key=lambda r: r.trial_id)
+        for offset, row in enumerate(by_id):
             row.number = before + offset
-        _ANCHORS[(storage.url, study_id)] = (rows[-1].trial_id, rows[-1].number)
+        _ANCHORS[(storage.url, study_id)] = (by_id[-1].trial_id, by_id[-1].number)
         params, user, system = [], [], []
         for row, new in zip(rows, trials, strict=True):
             for name, value in new.params.items():
