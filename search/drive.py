@@ -322,6 +322,7 @@ def drive(
 
     last_count = -math.inf
     estimate: int | None = None  # free places as of this driver's last batch (see ask_batch)
+    known_discounted: list[int] = []  # interrupted / withdrawn trial numbers, as last read
 
     def room() -> tuple[int, list[FrozenTrial]]:
         """Trials still to ask study-wide, and the waiting ones.
@@ -337,11 +338,13 @@ def drive(
         estimate = None
         last_count = time.monotonic()
         counts = budget_counts(raw, study_id)
+        known_discounted[:] = counts.discounted
         free = target - counts.finished - counts.running
         if counts.running:
             running = raw.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
             if recover_interrupted(study, teller.records_dir, own_key=lease.key, trials=running):
                 counts = budget_counts(raw, study_id)
+                known_discounted[:] = counts.discounted
                 free = target - counts.finished - counts.running
         waiting = (
             raw.get_all_trials(study_id, deepcopy=False, states=(TrialState.WAITING,))
@@ -395,9 +398,15 @@ def drive(
         )
         # waiting trials first, then the fresh ones in asked order (what study.ask() gave before the mirror)
         new += [(t, v, trial_id, number) for (t, v), (trial_id, number) in zip(fresh, ids, strict=True)]
-        # another driver may have asked at the same moment: the trial numbers settle who is in budget
-        discounted = discounted_numbers(raw, study_id)
-        over = over_budget([number for *_, number in new], discounted, target)
+        # another driver may have asked at the same moment: the trial numbers settle who is in budget.
+        # Discounted trials only ever grow in number, so ranks from the last known list are upper bounds:
+        # when even those are inside the budget, there is nothing to ask the storage
+        numbers_new = [number for *_, number in new]
+        if max(n - bisect.bisect_left(known_discounted, n) for n in numbers_new) < target:
+            discounted, over = known_discounted, set()
+        else:
+            discounted = known_discounted[:] = discounted_numbers(raw, study_id)
+            over = over_budget(numbers_new, discounted, target)
         if fresh and estimate is not None:
             # the newest trial of the study when it was made: trials 0..top that count hold their places
             top = max(number for _id, number in ids)
