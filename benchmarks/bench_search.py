@@ -13,10 +13,12 @@ seed 0, SQLite storage) four ways:
 * ``inline journal`` and ``ray x2 journal``: the same with Optuna's journal file storage instead of SQLite.
 
 For each it prints the total loop time, trials/s over the whole loop and in steady state (searches:
-trials after the first two batches, when every worker has loaded its market), and Ray's start-up time;
-then the throughput the same study would reach on 8, 32 and 128 workers,
-``min(workers / worker cost, 1 / driver cost)``, and which one caps it (``bench_driver`` measures the
-driver alone, PostgreSQL included).
+trials asked after the first two batches, when every worker has loaded its market, timed by the
+times their batches were asked), and Ray's start-up time;
+then ``bench_driver``'s table (the driver alone, zero-cost objective, on SQLite, PostgreSQL and the
+journal file at 100, 1,000 and 10,000 trials) and from it and the measured Ray worker cost the
+throughput the same study would reach on 8, 32 and 128 workers, ``min(workers / worker cost, 1 /
+driver cost)``, and which one caps it.
 """
 
 from __future__ import annotations
@@ -164,11 +166,14 @@ def search(
     )
     summary = run_search(config, echo=lambda _: None)
     study = optuna.load_study(study_name=name, storage=open_storage(storage_url(storage, root)))
-    done = sorted(t.datetime_complete for t in study.get_trials() if t.datetime_complete is not None)
+    # trials are written to the storage in batches, so their completion times are flush times; their start
+    # times are the times each batch was asked, which the driver does as fast as batches come back
+    starts = sorted(t.datetime_start for t in study.get_trials() if t.datetime_start is not None)
     warm = 2 * BATCH
+    last = starts.index(starts[-1])  # the first trial of the last batch
     steady = (
-        (len(done) - warm - 1) / (done[-1] - done[warm]).total_seconds()
-        if len(done) > warm + 1
+        (last - warm) / (starts[last] - starts[warm]).total_seconds()
+        if last > warm and starts[last] > starts[warm]
         else float("nan")
     )
     loop = summary.timings["loop_s"]
@@ -181,6 +186,8 @@ def search(
 
 
 def main() -> None:
+    from benchmarks.bench_driver import driver_table, print_projection, print_table  # it imports this module
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -190,6 +197,9 @@ def main() -> None:
     parser.add_argument(
         "--keep", type=Path, default=None, help="Work folder to keep (default: a temporary one)."
     )
+    parser.add_argument("--driver-trials", type=int, default=200, help="Trials timed per driver cell.")
+    parser.add_argument("--driver-sizes", default="100,1000,10000", help="Study sizes of the driver table.")
+    parser.add_argument("--postgres", default="auto", help="'auto' (a local throw-away server), a URL, or 'none'.")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     start = dt.date(2024, 1, 2)
@@ -222,6 +232,19 @@ def main() -> None:
         rows["ray x2 journal"] = search(
             space_path, store, root, "j2", args.trials, ray=True, workers=2, storage=journal
         )
+        # the driver alone (bench_driver's zero-cost loop) on each storage as the study grows
+        space, market, folds = _setup(space_path, store)
+        outcome = evaluate_params(space, space.suggest(RandomSource(1)), market, folds)
+        costs, note = driver_table(
+            space_path,
+            store,
+            work / "driver",
+            outcome,
+            trials=args.driver_trials,
+            sizes=tuple(int(s) for s in args.driver_sizes.split(",")),
+            samplers=("tpe",),
+            postgres=args.postgres,
+        )
     print(f"{'':<14}{'loop s':>9}{'trials/s':>10}{'steady/s':>10}{'ms/trial':>10}{'start s':>9}")
     for name, r in rows.items():
         print(
@@ -238,15 +261,11 @@ def main() -> None:
         f"a search runs at most at the driver's rate, whatever the workers."
     )
     worker_ms = 1000 / rows["ray x1 eval"]["steady"]  # evaluation + Ray's per-task cost, one worker
-    print(f"projected trials/s from the measured costs (worker {worker_ms:.1f} ms/trial on Ray):")
-    for label, key in (("SQLite", "inline x1"), ("journal", "inline journal")):
-        driver_ms = max(1000 / rows[key]["steady"] - floor, 1e-3)
-        cells = []
-        for workers in (8, 32, 128):
-            by_workers, by_driver = workers * 1000 / worker_ms, 1000 / driver_ms
-            cells.append(f"{workers} workers {min(by_workers, by_driver):.0f}"
-                         f" ({'driver' if by_driver < by_workers else 'workers'}-bound)")
-        print(f"  {label:<8} driver {driver_ms:.1f} ms/trial: " + ", ".join(cells))
+    print()
+    print_table(costs, args.driver_trials)
+    if note:
+        print(note)
+    print_projection(costs, worker_ms, "one Ray worker: evaluation + Ray's per-task cost, measured above")
 
 
 if __name__ == "__main__":

@@ -19,11 +19,18 @@ Budget of N trials shared by every driver: before asking a batch a driver asks a
 trials that count (everything but interrupted and withdrawn ones, WAITING included); a new trial
 ranked N or beyond lost a race with another driver and is *withdrawn* (FAIL, ``withdrawn``, not
 counted, never evaluated). Trial numbers are handed out in insertion order, so every driver ranks the
-same way and the study ends with exactly N finished trials.
+same way and the study ends with exactly N finished trials. The driver counts the study's trials in
+full once a heartbeat; in between it takes the count from its last batch's numbers (every trial below
+them is taken), which can only be too high, costing a withdrawn trial, never an extra one
+(:mod:`search.drive`).
+
+A driver's lease also lists the finished trials it has not yet written to the storage (they are written
+in batches): they are RUNNING there, and only its death makes them stale, to be re-run.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import os
 import socket
@@ -42,6 +49,7 @@ __all__ = [
     "DriverLease",
     "counts_toward_budget",
     "live_leases",
+    "over_budget",
     "ranked_over_budget",
     "stale_running",
 ]
@@ -181,6 +189,14 @@ def ranked_over_budget(trials: Sequence[FrozenTrial], candidates: Iterable[int],
     counting = sorted(t.number for t in trials if counts_toward_budget(t))
     rank = {number: i for i, number in enumerate(counting)}
     return {n for n in candidates if rank.get(n, 0) >= target}
+
+
+def over_budget(candidates: Iterable[int], discounted: Sequence[int], target: int) -> set[int]:
+    """:func:`ranked_over_budget` from the discounted trial numbers alone: trial numbers are 0, 1, 2, ...
+    so a trial's rank among the counting ones is its number less the discounted numbers below it."""
+    ordered = sorted(discounted)
+    skip = set(ordered)  # a discounted trial holds no place (as in ranked_over_budget)
+    return {n for n in candidates if n not in skip and n - bisect.bisect_left(ordered, n) >= target}
 
 
 def withdraw(study: optuna.Study, trial_id: int) -> None:

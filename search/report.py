@@ -27,7 +27,7 @@ from search.gate_artifacts import gates_folder
 from search.provenance import data_origin
 from search.records import load_records, safe_name
 from search.return_series import fold_daily_frame
-from search.study import directions_of, mask_url
+from search.study import directions_of, mask_url, study_sessions
 from search.study_access import (
     StudySetupError,
     find_study,
@@ -195,7 +195,7 @@ def _summary(study: optuna.Study, url: str) -> list[tuple[str, str]]:
     if packages:
         rows.append(("packages", ", ".join(f"{k} {v}" for k, v in sorted(packages.items()) if v)))
     rows.append(("created", str(attrs.get("created_utc", "-"))))
-    sessions = attrs.get("sessions") or []
+    sessions = study_sessions(attrs)
     if sessions:
         rows.append(("run sessions", f"{len(sessions)}; last started {sessions[-1].get('started_utc', '-')}"))
     reproduced = (attrs.get("reproduce") or {}).get("candidates") or []

@@ -68,7 +68,7 @@ from search.provenance import (
     spec_hash,
 )
 from search.records import read_meta, read_record, record_path
-from search.study import mask_url
+from search.study import mask_url, study_sessions
 from search.study_access import (
     StudySetupError,
     complete_trial,
@@ -389,7 +389,7 @@ def _stored_files(study: optuna.Study, manifest_hash: str | None) -> dict[str, s
         return None
     if attrs.get("data_manifest_hash") == manifest_hash and isinstance(attrs.get("data_files"), dict):
         return dict(attrs["data_files"])
-    for session in reversed(attrs.get("sessions") or []):
+    for session in reversed(study_sessions(attrs)):
         if session.get("data_manifest_hash") == manifest_hash and isinstance(session.get("data_files"), dict):
             return dict(session["data_files"])
     return None

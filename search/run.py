@@ -2,8 +2,11 @@
 
 The driver holds the Optuna study and is the only process that writes to its storage. It asks trials
 in fixed-size batches, sends them to an executor (inline or Ray), and tells results back one by one in
-trial-number order as soon as they are in, each after its record file is written, so an interrupted
-run loses no finished trial.
+trial-number order as soon as they are in, each after its record file is written. The sampler works on
+an in-memory mirror of the study (:mod:`search.mirror`) and the storage is written in batches
+(:mod:`search.drive`, :mod:`search.batch_storage`): a stop (Ctrl-C, SIGTERM, an error) writes every
+finished trial; a crash (SIGKILL, power loss) loses at most the finished trials not yet written, which
+are still RUNNING in the storage and simply re-run by the next run, like the trials it interrupted.
 
 Determinism (same space, seed and trial count -> the same trials whatever the executor or worker count):
 batches have a fixed size (``batch_size``, default 8) independent of the workers; two batches are in
@@ -17,33 +20,33 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import math
+import gc
 import os
 import platform
 import re
-import signal
 import sys
-import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
-from optuna.trial import FrozenTrial, Trial, TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from data.safe import json_safe
 from data.store import Store
 from evaluator.fill_model import FILL_MODEL_VERSION
 from evaluator.market import signal_symbol
-from evaluator.trial import DIRECTIONS, TrialOutcome, check_metrics
+from evaluator.trial import DIRECTIONS, check_metrics
 from evaluator.walkforward import Fold, Holdout, make_layout
 from evaluator.wfo import WFOResult, walk_forward_optimise
-from search.executor import Executor, TaskResult, WorkContext, make_executor
-from search.leases import DriverLease, live_leases, ranked_over_budget, withdraw
+from search.drive import SearchSetupError, Teller, drive, feasible, graceful_stop, progress_bar
+from search.executor import WorkContext, make_executor
+from search.leases import DriverLease, live_leases
+from search.mirror import make_mirror
 from search.paths import default_data_root, studies_root
 from search.provenance import (
     data_files,
@@ -53,11 +56,11 @@ from search.provenance import (
     package_versions,
     project_version,
     session_provenance,
-    trial_provenance,
 )
-from search.records import load_records, study_dir, write_record
+from search.records import load_records, study_dir
 from search.study import (
     SEED_PERSISTS,
+    SESSION_PREFIX,
     StudyMismatch,
     check_same,
     count_finished,
@@ -87,12 +90,6 @@ __all__ = [
 
 #: Trials asked per batch. Part of the determinism contract: change it and the trial sequence changes.
 BATCH_SIZE = 8
-#: Stored on the study; errors longer than this are cut (the traceback attr keeps the tail).
-_MAX_MESSAGE = 2000
-
-
-class SearchSetupError(RuntimeError):
-    """The run cannot start or cannot make progress; the message says what to fix."""
 
 
 @dataclass
@@ -384,292 +381,6 @@ def _open_study(
     return study, seed, records_dir, sampler_name, sampler_seed, lease
 
 
-# ------------------------------------------------------------------------------------------ telling
-
-
-def _is_better(a: float, b: float, direction: str) -> bool:
-    return a > b if direction == "maximize" else a < b
-
-
-class _Teller:
-    """Writes a finished trial's record and attributes, then tells it; keeps counts for the progress bar."""
-
-    def __init__(
-        self, study: optuna.Study, space: SpecSpace, records_dir: Path, session: dict[str, Any] | None = None
-    ) -> None:
-        self.study = study
-        self.space = space
-        self.records_dir = records_dir
-        self.session = session  # provenance shared by this session's trials (None: records carry none)
-        self.complete = 0
-        self.failed = 0
-        self.errors = 0
-        self.first_error: str | None = None
-        self.best: tuple[float, int] | None = None
-        self.direction = space.objectives[0].direction
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            self._track(t.values[0], t.number, _feasible(t))
-
-    def _track(self, value: float, number: int, feasible: bool) -> None:
-        if feasible and (self.best is None or _is_better(value, self.best[0], self.direction)):
-            self.best = (value, number)
-
-    def _fail(self, trial: Trial, reason: str, detail: str | None = None, worker: str = "") -> None:
-        trial.set_user_attr("fail_reason", reason[:_MAX_MESSAGE])
-        if detail:
-            trial.set_user_attr("traceback", detail[-4000:])
-        if worker:
-            trial.set_user_attr("worker", worker)
-        self.study.tell(trial, state=TrialState.FAIL)
-        self.failed += 1
-
-    def tell(self, trial: Trial, result: TaskResult) -> None:
-        if result.outcome is None:
-            self.errors += 1
-            if self.first_error is None:
-                self.first_error = result.error
-            self._fail(trial, result.error or "unknown error", result.traceback, result.worker)
-            return
-        outcome = result.outcome
-        undefined = [
-            o.metric
-            for o, v in zip(self.space.objectives, outcome.objectives, strict=True)
-            if not math.isfinite(v)
-        ]
-        if undefined:
-            self._fail(
-                trial,
-                f"objective(s) {', '.join(undefined)} undefined on every in-sample fold (e.g. a Sharpe ratio "
-                "of flat equity: no trades); the sampler cannot rank this trial",
-                worker=result.worker,
-            )
-            return
-        provenance = None
-        if self.session is not None:
-            # the spec is rebuilt here (0.25 ms) so the record holds the exact JSON the trial ran
-            provenance = json_safe(trial_provenance(self.session, self.space.build(outcome.values)))
-        path = write_record(self.records_dir, trial.number, outcome, provenance=provenance)
-        self._set_attrs(trial, outcome, path, result.worker, provenance)
-        for constraint, value in zip(self.space.constraints, outcome.constraints, strict=True):
-            trial.set_constraint(f"{constraint.metric} {constraint.op} {constraint.value:g}", value)
-        self.study.tell(trial, outcome.objectives)
-        self.complete += 1
-        self._track(outcome.objectives[0], trial.number, outcome.feasible)
-
-    def _set_attrs(
-        self,
-        trial: Trial,
-        outcome: TrialOutcome,
-        path: Path,
-        worker: str,
-        provenance: dict[str, Any] | None = None,
-    ) -> None:
-        # four writes, each a storage round trip: per-fold IS metrics live in "info" and the record file
-        trial.set_user_attr("is_mean", json_safe(outcome.is_mean))
-        trial.set_user_attr("val_mean", json_safe(outcome.val_mean))
-        trial.set_user_attr("val_folds", json_safe([dict(f.val_metrics) for f in outcome.folds]))
-        trial.set_user_attr(
-            "info",
-            json_safe(
-                {
-                    "record": str(path.relative_to(self.records_dir)),
-                    "feasible": outcome.feasible,
-                    "is_defined_folds": outcome.is_defined_folds,
-                    "is_folds": [dict(f.is_metrics) for f in outcome.folds],
-                    "elapsed_s": round(outcome.elapsed, 4),
-                    "worker": worker,
-                    "spec_hash": (provenance or {}).get("spec_hash"),
-                }
-            ),
-        )
-
-    def postfix(self) -> str:
-        best = "-" if self.best is None else f"{self.best[0]:.4g} (#{self.best[1]})"
-        return f"fail={self.failed} best {self.space.objectives[0].metric}={best}"
-
-
-def _feasible(trial: FrozenTrial) -> bool:
-    return all(v <= 0.0 for v in trial.constraints.values())
-
-
-# ------------------------------------------------------------------------------------------ the loop
-
-
-class _StopRequest:
-    """Set by SIGINT / SIGTERM; the driver stops between trials (nothing is interrupted half-written)."""
-
-    def __init__(self) -> None:
-        self.signal: str | None = None
-
-    def __bool__(self) -> bool:
-        return self.signal is not None
-
-
-@contextlib.contextmanager
-def _graceful_stop() -> Iterator[_StopRequest]:
-    """Ctrl-C / SIGTERM: finish telling what is done, re-enqueue what runs, exit. A second one aborts at once.
-
-    A flag rather than an exception: ``KeyboardInterrupt`` raised inside a numba kernel comes back as a
-    ``SystemError`` (and would be recorded as a failed trial), and one raised mid-write leaves a trial
-    half-recorded.
-    """
-    stop = _StopRequest()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        if stop:
-            raise KeyboardInterrupt
-        stop.signal = signal.Signals(signum).name
-        os.write(2, b"\nstopping once the running trials are told; send it again to stop at once\n")
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
-def _progress_bar(total: int, initial: int, enabled: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total,
-        initial=initial,
-        unit="trial",
-        dynamic_ncols=True,
-        disable=not enabled,
-        file=sys.stderr,
-        smoothing=0.1,
-    )
-
-
-def _drive(
-    study: optuna.Study,
-    space: SpecSpace,
-    executor: Executor,
-    teller: _Teller,
-    *,
-    target: int,
-    lease: DriverLease,
-    batch_size: int,
-    deadline: float | None,
-    bar: Any,
-    stop: _StopRequest,
-) -> str:
-    """Ask / evaluate / tell until the study holds ``target`` trials (this driver's and any other's), the
-    deadline or a stop; returns why it stopped. See :mod:`search.leases` for the shared budget."""
-    asked: dict[int, Trial] = {}
-    order: list[int] = []  # asked, not yet told, ascending
-    batch_last: set[int] = set()
-    held: dict[int, TaskResult] = {}
-    full = False  # the study's budget is taken (finished + running everywhere)
-    stopped = "budget"
-    first_batch: list[int] = []
-
-    def room() -> int:
-        """Trials still to ask study-wide: stale trials of dead drivers recovered first."""
-        trials = study.get_trials(deepcopy=False)
-        if recover_interrupted(study, teller.records_dir, own_key=lease.key, trials=trials):
-            trials = study.get_trials(deepcopy=False)
-        running = sum(t.state == TrialState.RUNNING for t in trials)
-        return target - count_finished(trials) - running
-
-    def ask_batch() -> None:
-        nonlocal full
-        count = min(batch_size, room())
-        if count <= 0:
-            full = True
-            return
-        new: list[tuple[Trial, Any]] = []
-        for _ in range(count):
-            trial = study.ask()
-            try:
-                values: Any = space.suggest(trial)
-            except Exception as exc:  # noqa: BLE001 - e.g. an enqueued value outside the space's range
-                values = TaskResult(trial.number, error=f"{type(exc).__name__}: {exc}")
-            new.append((trial, values))
-        # another driver may have asked at the same moment: the trial numbers settle who is in budget
-        over = ranked_over_budget(study.get_trials(deepcopy=False), [t.number for t, _ in new], target)
-        numbers = []
-        for trial, _values in new:
-            if trial.number in over:
-                withdraw(study, trial._trial_id)
-                full = True
-                continue
-            asked[trial.number] = trial
-            order.append(trial.number)
-            numbers.append(trial.number)
-        lease.beat(order, force=True)
-        for trial, values in new:
-            if trial.number in over:
-                continue
-            if isinstance(values, TaskResult):
-                held[trial.number] = values
-            else:
-                executor.submit(trial.number, values)
-        if numbers:
-            batch_last.add(numbers[-1])
-            if not first_batch:
-                first_batch.extend(numbers)
-
-    def may_ask() -> bool:
-        nonlocal stopped
-        if full or stop:
-            return False
-        if deadline is not None and time.monotonic() >= deadline:
-            stopped = "timeout"
-            return False
-        return True
-
-    for _ in range(2):
-        if may_ask():
-            ask_batch()
-    try:
-        while order:
-            while order and order[0] in held:
-                number = order.pop(0)
-                teller.tell(asked.pop(number), held.pop(number))
-                bar.update(1)
-                bar.set_postfix_str(teller.postfix(), refresh=False)
-                if (
-                    number == first_batch[-1]
-                    and teller.errors == len(first_batch)
-                    and not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                ):
-                    raise SearchSetupError(
-                        f"every trial of the first batch failed; the first error was: {teller.first_error}"
-                    )
-                if number in batch_last and may_ask():
-                    ask_batch()
-            if not order and may_ask():
-                ask_batch()  # a dead driver's trials came back, or a withdrawn race left room
-            if not order:
-                break
-            lease.beat(order)
-            if stop:
-                stopped = "interrupted"
-                executor.cancel()
-                for number in sorted(held):  # finished, so told even out of order; the rest is re-enqueued
-                    teller.tell(asked.pop(number), held.pop(number))
-                    bar.update(1)
-                break
-            result = executor.next_result(timeout=0.5)
-            if result is not None:
-                held[result.number] = result
-    except BaseException:
-        # tell what finished (it is not lost), then leave the rest RUNNING for recovery by the caller
-        executor.cancel()
-        for number in sorted(held):
-            if number in asked:
-                with contextlib.suppress(Exception):
-                    teller.tell(asked.pop(number), held.pop(number))
-        raise
-    return stopped
-
-
 def run_search(config: RunConfig, *, echo: Callable[[str], None] = print) -> RunSummary:
     """Run (or resume) a study until it holds ``config.trials`` finished trials; see the module docstring."""
     if config.trials < 1:
@@ -722,7 +433,11 @@ def run_search(config: RunConfig, *, echo: Callable[[str], None] = print) -> Run
         )
         t0 = time.monotonic()
         executor = make_executor(
-            ctx, workers=config.workers, use_ray=config.use_ray, address=config.ray_address
+            ctx,
+            workers=config.workers,
+            use_ray=config.use_ray,
+            address=config.ray_address,
+            batch_size=config.batch_size,
         )
         summary.timings["executor_start_s"] = time.monotonic() - t0
         summary.executor = f"{executor.kind} x{executor.workers}"
@@ -766,17 +481,24 @@ def run_search(config: RunConfig, *, echo: Callable[[str], None] = print) -> Run
                 f"study {str(study.user_attrs.get('data_manifest_hash'))[:12]}); this session's trials record "
                 "the data they ran on"
             )
-        sessions = list(study.user_attrs.get("sessions") or [])
-        sessions.append(json_safe(entry))
-        study.set_user_attr("sessions", sessions)
-        teller = _Teller(study, prep.space, records_dir, session)
-        bar = _progress_bar(config.trials, finished_before, config.progress)
+        # one key per session: two drivers starting together never overwrite each other's entry
+        study.set_user_attr(f"{SESSION_PREFIX}{entry['started_utc']}:{lease.key}", json_safe(entry))
+        mirror = make_mirror(
+            study.directions, study.sampler, trials, study._storage.get_study_system_attrs(study._study_id)
+        )
+        teller = Teller(study, mirror, prep.space, records_dir, session, trials)
+        # the loaded trials live as long as the run: kept out of the garbage collector's full passes, which
+        # otherwise walk all of them again and again (the driver's cost per trial grew with the study)
+        gc.collect()
+        gc.freeze()
+        bar = progress_bar(config.trials, finished_before, config.progress)
         deadline = None if config.timeout is None else started + config.timeout
         t0 = time.monotonic()
         try:
-            with _graceful_stop() as stop:
-                summary.stopped = _drive(
+            with graceful_stop() as stop:
+                summary.stopped = drive(
                     study,
+                    mirror,
                     prep.space,
                     executor,
                     teller,
@@ -790,12 +512,17 @@ def run_search(config: RunConfig, *, echo: Callable[[str], None] = print) -> Run
         except KeyboardInterrupt:
             summary.stopped = "interrupted"
         finally:
+            gc.unfreeze()
             bar.close()
             executor.close()
-            with contextlib.suppress(Exception):
-                lease.end()
-            if summary.stopped == "interrupted" or sys.exc_info()[0] is not None:
-                recover_interrupted(study, records_dir)  # this driver's trials (its lease has ended)
+            try:
+                # the finished trials still in memory are written before the lease ends (else they look stale)
+                teller.flush()
+            finally:
+                with contextlib.suppress(Exception):
+                    lease.end()
+                if summary.stopped == "interrupted" or sys.exc_info()[0] is not None:
+                    recover_interrupted(study, records_dir)  # this driver's trials (its lease has ended)
         summary.timings["loop_s"] = time.monotonic() - t0
         summary.complete, summary.failed = teller.complete, teller.failed
         summary.new_trials = teller.complete + teller.failed
@@ -824,7 +551,7 @@ def top_trials(study: optuna.Study, k: int) -> list[FrozenTrial]:
         front = {t.number for t in study.best_trials}
 
     def key(t: FrozenTrial) -> tuple[bool, bool, float, int]:
-        return (not _feasible(t), t.number not in front, -sign * t.values[0], t.number)
+        return (not feasible(t), t.number not in front, -sign * t.values[0], t.number)
 
     return sorted(complete, key=key)[:k]
 

@@ -14,7 +14,9 @@ Resume: a trial still RUNNING whose driver is gone (SIGKILL, power loss; see :mo
 a dead driver is told from one still running on another host) is recovered by
 :func:`recover_interrupted`: marked FAIL with ``user_attrs["interrupted"] = True`` and its parameters
 enqueued again, so the budget of N trials counts only trials that really finished
-(:func:`count_finished`). Several drivers may run one study at once (see :mod:`search.leases`).
+(:func:`count_finished`). This includes finished trials the driver had not yet written to the storage
+(it writes them in batches, see :mod:`search.drive`): they are re-run. Several drivers may run one study
+at once (see :mod:`search.leases`).
 
 Seeds: the sampler of a fresh study is seeded with the study seed; a resumed session derives its seed
 from ``(seed, trials already in the study)`` so it does not replay the first session's draws. The QMC
@@ -53,6 +55,7 @@ from search.leases import is_discounted, stale_running
 __all__ = [
     "SAMPLERS",
     "SEED_PERSISTS",
+    "SESSION_PREFIX",
     "SamplerInfo",
     "StorageUnreachable",
     "StudyMismatch",
@@ -64,6 +67,7 @@ __all__ = [
     "recover_interrupted",
     "session_seed",
     "storage_url",
+    "study_sessions",
 ]
 
 JOURNAL_PREFIX = "journal:"
@@ -254,6 +258,18 @@ def check_same(study: optuna.Study, key: str, wanted: Any, hint: str) -> None:
 
 def directions_of(study: optuna.Study) -> list[str]:
     return [d.name.lower() for d in study.directions]
+
+
+#: Study user attributes ``session:<started utc>:<driver lease key>``: one per ``search run`` session.
+SESSION_PREFIX = "session:"
+
+
+def study_sessions(attrs: dict[str, Any]) -> list[dict[str, Any]]:
+    """The study's run sessions, oldest first: the ``session:*`` attributes (one key per session, so two
+    drivers starting together cannot lose one) after the single ``sessions`` list older studies kept."""
+    legacy = [s for s in attrs.get("sessions") or [] if isinstance(s, dict)]
+    keyed = [attrs[k] for k in sorted(attrs) if k.startswith(SESSION_PREFIX) and isinstance(attrs[k], dict)]
+    return legacy + sorted(keyed, key=lambda s: str(s.get("started_utc", "")))
 
 
 # ----------------------------------------------------------------------------------------- resume

@@ -16,7 +16,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.study import StorageUnreachable, count_finished, open_storage
+from search.study import StorageUnreachable, count_finished, open_storage, study_sessions
 from tests.services import free_port
 
 pytestmark = pytest.mark.slow
@@ -76,6 +76,8 @@ def test_two_drivers_on_one_study_finish_exactly_n_trials(tmp_path, postgres_url
     assert max(params.values()) == 1, params.most_common(3)
     leases = {k: v for k, v in study.user_attrs.items() if k.startswith("driver:")}
     assert len(leases) == 2 and all(v.get("ended") for v in leases.values())
+    # both run sessions are on record (two drivers starting together once lost one of them)
+    assert len(study_sessions(study.user_attrs)) == 2
 
 
 def test_the_dashboard_serves_the_postgres_storage(postgres_url):

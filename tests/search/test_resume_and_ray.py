@@ -33,7 +33,9 @@ def test_sigkill_mid_run_loses_no_completed_trial_and_the_same_command_resumes_t
     tmp_path, space_file, sample_store
 ):
     n = 60
-    env = {**os.environ, "FARM_STUDIES": str(tmp_path / "studies")}
+    # finished trials reach the storage in batches (search.drive); small ones here, so the kill lands
+    # between two of them: the unwritten finished trials are then still RUNNING and re-run like the rest
+    env = {**os.environ, "FARM_STUDIES": str(tmp_path / "studies"), "FARM_FLUSH_TRIALS": "3"}
     command = [
         *RUN, "--space", str(space_file), "--trials", str(n), "--no-ray", "--workers", "1",
         "--data", sample_store, "--sampler", "random", "--no-progress", "--top", "0",
@@ -83,7 +85,7 @@ def test_sigkill_mid_run_loses_no_completed_trial_and_the_same_command_resumes_t
 @pytest.mark.slow
 def test_ctrl_c_tells_finished_trials_re_enqueues_the_rest_and_exits_130(tmp_path, space_file, sample_store):
     n = 60
-    env = {**os.environ, "FARM_STUDIES": str(tmp_path / "studies")}
+    env = {**os.environ, "FARM_STUDIES": str(tmp_path / "studies"), "FARM_FLUSH_TRIALS": "3"}
     command = [
         *RUN, "--space", str(space_file), "--trials", str(n), "--no-ray", "--workers", "1",
         "--data", sample_store, "--sampler", "random", "--no-progress", "--top", "0",

@@ -227,6 +227,22 @@ def test_recovered_trials_do_not_count_and_are_re_enqueued(tmp_path, space_file,
     assert count_finished(trials) == 5 and len(trials) == 6
 
 
+def test_more_recovered_trials_than_a_batch_are_all_re_run_before_fresh_ones(tmp_path, space_file, sample_store):
+    run_search(config(tmp_path, space_file, sample_store, trials=3, batch_size=3), echo=quiet)
+    study = load(tmp_path, "sma_small")
+    space = load_space(space_file)
+    for _ in range(7):  # a killed driver's trials: more than the batch of 3 below
+        space.suggest(study.ask())
+    summary = run_search(config(tmp_path, space_file, sample_store, trials=14, batch_size=3), echo=quiet)
+    assert len(summary.recovered) == 7
+    trials = load(tmp_path, "sma_small").get_trials()
+    assert count_finished(trials) == 14
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    assert not [t for t in trials if t.user_attrs.get("withdrawn")]  # no fresh trial took a waiting one's place
+    retried = [t.user_attrs["retry_of"] for t in trials if t.state == TrialState.COMPLETE and "retry_of" in t.user_attrs]
+    assert sorted(retried) == sorted(summary.recovered)
+
+
 def test_parse_duration_and_objectives():
     assert [parse_duration(t) for t in ("90", "90s", "15m", "2h", "1h30m")] == [90, 90, 900, 7200, 5400]
     for bad in ("", "soon", "0s", "5d"):
