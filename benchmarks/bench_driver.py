@@ -1,6 +1,6 @@
 """The search driver's own cost per trial, with a zero-cost objective, as the study grows; what it caps.
 
-    python -m benchmarks.bench_driver [--trials 200] [--sizes 100,1000,10000] [--samplers tpe,random]
+    python -m benchmarks.bench_driver [--trials 200] [--sizes 100,1000,10000] [--samplers tpe,nsga2,random]
                                       [--postgres auto|URL|none] [--workers-cost-ms X]
 
 ``search run``'s loop (ask on the study mirror, suggest, budget check, batched storage writes, record
@@ -199,7 +199,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=200, help="Trials timed at each study size.")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="Study sizes, comma-separated.")
-    parser.add_argument("--samplers", default="tpe,random",
+    parser.add_argument("--samplers", default="tpe,nsga2,random",
                         help="Samplers of the timed studies, comma-separated (random shows the driver without a model).")
     parser.add_argument("--postgres", default="auto", help="'auto' (a local throw-away server), a URL, or 'none'.")
     parser.add_argument("--workers-cost-ms", type=float, default=None,
