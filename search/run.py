@@ -329,8 +329,11 @@ def _open_study(
     if fresh:
         seed = 0 if config.seed is None else config.seed
         records_dir = study_dir(root, name)
-        for key, value in provenance(prep, config, seed=seed, records_dir=records_dir).items():
-            study.set_user_attr(key, json_safe(value))
+        attrs = provenance(prep, config, seed=seed, records_dir=records_dir)
+        # space_hash goes last: it is what marks a study as begun, so a driver starting meanwhile finds either
+        # every attribute (seed, folds, ...) or none, and then writes the same ones itself
+        for key in sorted(attrs, key=lambda k: k == "space_hash"):
+            study.set_user_attr(key, json_safe(attrs[key]))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             # names the dashboard shows on its axes instead of "Objective 0"

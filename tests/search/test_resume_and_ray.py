@@ -84,7 +84,7 @@ def test_sigkill_mid_run_loses_no_completed_trial_and_the_same_command_resumes_t
 
 @pytest.mark.slow
 def test_ctrl_c_tells_finished_trials_re_enqueues_the_rest_and_exits_130(tmp_path, space_file, sample_store):
-    n = 60
+    n = 400  # far more than run before the interrupt lands (60 trials take about a second here)
     env = {**os.environ, "FARM_STUDIES": str(tmp_path / "studies"), "FARM_FLUSH_TRIALS": "3"}
     command = [
         *RUN, "--space", str(space_file), "--trials", str(n), "--no-ray", "--workers", "1",
