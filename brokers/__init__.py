@@ -8,84 +8,22 @@ the broker as one protection (Tradier OCO, TradeLocker position stop-loss/take-p
 means one adapter and one entry in :data:`brokers.paper.BROKERS`.
 """
 
-from brokers.base import (
-    AssetClass,
-    Balance,
-    BrokerAdapter,
-    FlattenResult,
-    Leg,
-    OptionContract,
-    Order,
-    OrderRequest,
-    OrderState,
-    OrderStatus,
-    OrderType,
-    Position,
-    PositionEffect,
-    Protection,
-    Quote,
-    Side,
-    TimeInForce,
-)
-from brokers.credentials import (
-    CredentialsError,
-    TradeLockerCredentials,
-    TradierCredentials,
-    load_tradelocker_credentials,
-    load_tradier_credentials,
-)
-from brokers.errors import (
-    AuthenticationError,
-    BrokerError,
-    InsufficientFundsError,
-    InvalidOrderError,
-    NotSupportedError,
-    OrderNotFoundError,
-    TemporaryBrokerError,
-    mask_secret,
-    retrier,
-)
-from brokers.risk import RiskGuard, RiskLimitBreached, RiskLimits
+# The package's interface is its modules' public names: one list each (their __all__), not a copy here.
+from brokers import base, credentials, errors, risk
+from brokers.base import *  # noqa: F403
+from brokers.credentials import *  # noqa: F403
+from brokers.errors import *  # noqa: F403
+from brokers.risk import *  # noqa: F403
 from brokers.tradelocker import TradeLockerAdapter, lots_to_units, units_to_lots
 from brokers.tradier import TradierAdapter
 
 __all__ = [
-    "AssetClass",
-    "AuthenticationError",
-    "Balance",
-    "BrokerAdapter",
-    "BrokerError",
-    "CredentialsError",
-    "FlattenResult",
-    "InsufficientFundsError",
-    "InvalidOrderError",
-    "Leg",
-    "NotSupportedError",
-    "OptionContract",
-    "Order",
-    "OrderNotFoundError",
-    "OrderRequest",
-    "OrderState",
-    "OrderStatus",
-    "OrderType",
-    "Position",
-    "PositionEffect",
-    "Protection",
-    "Quote",
-    "RiskGuard",
-    "RiskLimitBreached",
-    "RiskLimits",
-    "Side",
-    "TemporaryBrokerError",
-    "TimeInForce",
+    *base.__all__,
+    *credentials.__all__,
+    *errors.__all__,
+    *risk.__all__,
     "TradeLockerAdapter",
-    "TradeLockerCredentials",
     "TradierAdapter",
-    "TradierCredentials",
-    "load_tradelocker_credentials",
-    "load_tradier_credentials",
     "lots_to_units",
-    "mask_secret",
-    "retrier",
     "units_to_lots",
 ]
