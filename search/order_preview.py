@@ -19,6 +19,7 @@ from brokers.base import AssetClass, OrderRequest, PositionEffect, Side
 from data.store import Store
 from evaluator.fast import run as fast_run
 from evaluator.market import load_market, signal_symbol
+from spec_space.instruments import forex_pair
 from spec_space.models import StrategySpec
 
 __all__ = ["first_orders", "order_lines", "preview_lines"]
@@ -60,10 +61,16 @@ def _order(
     buy = opens if entry else not opens
     when = _time(row["entry_time"] if entry else row["exit_time"])
     effect = PositionEffect.OPEN if entry else PositionEffect.CLOSE
+    symbol, quantity = str(row["instrument"]), float(row["quantity"])
+    if asset is AssetClass.FOREX:
+        # the backtest counts lots of the store's ticker (C:EURUSD); the adapter gets the pair and units of
+        # the base currency (0.1 lot of EURUSD = 10,000 EUR), as the live strategy sends them
+        pair = forex_pair(symbol)
+        symbol, quantity = pair.pair, round(quantity * pair.lot_units, 6)
     request = OrderRequest.single(
-        str(row["instrument"]),
+        symbol,
         Side.BUY if buy else Side.SELL,
-        float(row["quantity"]),
+        quantity,
         asset_class=asset,
         position_effect=effect if asset in (AssetClass.OPTION, AssetClass.EQUITY) else None,
         strategy_tag=tag,
@@ -98,8 +105,10 @@ def order_lines(spec: StrategySpec, store: Store, *, end: dt.date, tag: str, pos
     for when, what, r in orders:
         leg = r.legs[0]
         effect = f"_to_{leg.position_effect.value}" if leg.position_effect else ""
+        # a futures spec names a root; live, the deployment trades the broker's front contract of it
+        symbol = f"{leg.symbol} (front contract)" if spec.instrument.type == "future" else leg.symbol
         lines.append(
-            f"    {when:%Y-%m-%d %H:%M} ET  {leg.side.value}{effect} {leg.quantity:g} {leg.symbol} "
+            f"    {when:%Y-%m-%d %H:%M} ET  {leg.side.value}{effect} {leg.quantity:g} {symbol} "
             f"{r.order_type.value} {r.time_in_force.value}  client id {r.client_order_id}  [{what}]"
         )
     return lines

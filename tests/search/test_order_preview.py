@@ -32,3 +32,14 @@ def test_an_option_position_opens_and_closes_with_idempotent_client_ids() -> Non
 def test_a_short_stock_position_sells_to_open() -> None:
     _, _, entry = _order({**ROW, "instrument": "SPY"}, AssetClass.EQUITY, "demo-7", entry=True)
     assert entry.legs[0].side is Side.SELL and entry.legs[0].position_effect is PositionEffect.OPEN
+
+
+def test_a_forex_position_goes_to_the_adapter_as_the_pair_in_units_of_the_base_currency() -> None:
+    # the backtest's 2.37 lots of the store's C:EURUSD are 237,000 EUR of EURUSD at TradeLocker's adapter,
+    # the form the live strategy sends (not 2.37 units, which would be a 100,000x smaller order)
+    row = {**ROW, "instrument": "C:EURUSD", "quantity": 2.37}
+    _, _, entry = _order(row, AssetClass.FOREX, "fx-142", entry=True)
+    leg = entry.legs[0]
+    assert (leg.symbol, leg.quantity, leg.side, leg.asset_class) == ("EURUSD", 237_000.0, Side.SELL, AssetClass.FOREX)
+    gold = _order({**row, "instrument": "C:XAUUSD", "quantity": 0.5}, AssetClass.FOREX, "fx", entry=True)[2]
+    assert (gold.legs[0].symbol, gold.legs[0].quantity) == ("XAUUSD", 50.0)  # 100 oz lots
