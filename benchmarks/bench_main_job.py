@@ -71,17 +71,14 @@ def bare_rate(store: str, trials: int, offset: int, barrier: Any) -> tuple[float
     from data.store import Store
     from evaluator.market import load_market
     from evaluator.trial import evaluate_params
-    from evaluator.walkforward import make_layout
+    from evaluator.walkforward import walk_forward_layout
     from spec_space.loader import load_space
     from spec_space.space import DefaultSource, RandomSource
 
     space = load_space(SPACE)
     st = Store(store)
     market = load_market(st, space.build(space.suggest(DefaultSource(space))), space.data.start, space.data.end)
-    wf = space.walk_forward
-    folds = make_layout(st.sessions("SPY", space.data.start, space.data.end), scheme=wf.scheme,
-                        train_days=wf.train_days, test_days=wf.test_days, embargo_days=wf.embargo_days,
-                        n_folds=wf.folds, holdout_days=wf.holdout_sessions).folds  # fmt: skip
+    folds = walk_forward_layout(st.sessions("SPY", space.data.start, space.data.end), space.walk_forward).folds
     evaluate_params(space, space.suggest(RandomSource(10_000 + offset)), market, folds)  # numba, signal code
     barrier.wait()
     start = time.time()

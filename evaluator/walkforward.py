@@ -37,7 +37,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from spec_space.space import WalkForward
 
 Scheme = Literal["rolling", "anchored"]
 
@@ -202,3 +205,16 @@ def make_layout(
             f"and its embargo: walk_forward.holdout_days {holdout_days}, embargo_days {embargo_days})"
         ) from None
     return Layout(folds, Holdout(days[-holdout_days], days[-1], holdout_days))
+
+
+def walk_forward_layout(sessions: Sequence[dt.date], walk_forward: WalkForward) -> Layout:
+    """:func:`make_layout` with a space's ``walk_forward`` settings: the one place they become a layout."""
+    return make_layout(
+        sessions,
+        scheme=walk_forward.scheme,
+        train_days=walk_forward.train_days,
+        test_days=walk_forward.test_days,
+        embargo_days=walk_forward.embargo_days,
+        n_folds=walk_forward.folds,
+        holdout_days=walk_forward.holdout_sessions,
+    )

@@ -41,7 +41,7 @@ from data.store import Store
 from evaluator.fill_model import FILL_MODEL_VERSION
 from evaluator.market import signal_symbol
 from evaluator.trial import DIRECTIONS, check_metrics
-from evaluator.walkforward import Fold, Holdout, make_layout
+from evaluator.walkforward import Fold, Holdout, walk_forward_layout
 from evaluator.wfo import WFOResult, walk_forward_optimise
 from search.drive import SearchSetupError, Teller, drive, feasible, graceful_stop, progress_bar
 from search.executor import WorkContext, make_executor
@@ -219,17 +219,8 @@ def _prepare(config: RunConfig) -> _Prepared:
             f"store at {store.root}; ingest them (search data ingest --dst {store.root} --tickers {symbol}) "
             "or pass --data with the right store"
         )
-    wf = space.walk_forward
     try:
-        layout = make_layout(
-            sessions,
-            scheme=wf.scheme,
-            train_days=wf.train_days,
-            test_days=wf.test_days,
-            embargo_days=wf.embargo_days,
-            n_folds=wf.folds,
-            holdout_days=wf.holdout_sessions,
-        )
+        layout = walk_forward_layout(sessions, space.walk_forward)
     except ValueError as exc:
         raise SearchSetupError(f"{config.space_path}: walk_forward: {exc}") from None
     first, last = manifest_window(space, spec)  # the same warm-up load_market reads

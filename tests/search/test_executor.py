@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evaluator.walkforward import make_layout
+from evaluator.walkforward import walk_forward_layout
 from search.executor import TASK_TARGET_S, InlineExecutor, RayExecutor, WorkContext
 from spec_space.loader import load_space
 from spec_space.space import RandomSource
@@ -17,10 +17,8 @@ def context(space_file, sample_store):
     from data.store import Store
 
     space = load_space(space_file)
-    wf = space.walk_forward
     sessions = Store(sample_store).sessions("SPY", space.data.start, space.data.end)
-    layout = make_layout(sessions, scheme=wf.scheme, train_days=wf.train_days, test_days=wf.test_days,
-                         embargo_days=wf.embargo_days, n_folds=wf.folds, holdout_days=wf.holdout_sessions)  # fmt: skip
+    layout = walk_forward_layout(sessions, space.walk_forward)
     return WorkContext(space, space.content_hash(), sample_store, tuple(layout.folds))
 
 

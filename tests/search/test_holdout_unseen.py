@@ -22,7 +22,7 @@ import pytest
 from data.ingest import ingest
 from data.store import Store
 from data.synth import generate
-from evaluator.walkforward import make_layout
+from evaluator.walkforward import walk_forward_layout
 from search.gate import GateRunConfig, run_gates
 from search.run import RunConfig, run_search, top_trials
 from search.study import open_storage, storage_url
@@ -61,16 +61,7 @@ def two_stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     clean = root / "clean"
     ingest(root / "flat", clean, tickers=["SPY"])
     sessions = Store(str(clean)).sessions("SPY", START, END)
-    wf = space.walk_forward
-    layout = make_layout(
-        sessions,
-        scheme=wf.scheme,
-        train_days=wf.train_days,
-        test_days=wf.test_days,
-        embargo_days=wf.embargo_days,
-        n_folds=wf.folds,
-        holdout_days=wf.holdout_sessions,
-    )
+    layout = walk_forward_layout(sessions, space.walk_forward)
     holdout = [d for d in sessions if layout.holdout.start <= d <= layout.holdout.end]
     scrambled_flat = root / "flat_scrambled"
     shutil.copytree(root / "flat", scrambled_flat)
