@@ -8,7 +8,9 @@ file, tell, progress) runs with an executor that answers every trial at once wit
 real walk-forward trial's, so records and attributes have their real size): the loop time per trial is
 the driver's cost alone. For each storage (SQLite, PostgreSQL, Optuna's journal file) and each study
 size S the study is first filled to S trials, then ``--trials`` more are timed, so the table shows the
-per-trial cost at 100, 1,000 and 10,000 trials side by side. The fill writes S - 8 trials of random
+per-trial cost at 100, 1,000 and 10,000 trials side by side. Beside it, each sampler alone (ask, suggest
+and tell on an in-memory mirror whose window is full, no storage): the part of the driver's cost that
+is the sampler's own model, which no storage or batching can remove. The fill writes S - 8 trials of random
 parameters with the same attributes straight through :mod:`search.batch_storage` (a few seconds,
 instead of minutes through the loop); the first 8 come from a real ``search run`` that creates the study.
 
@@ -49,8 +51,9 @@ from data.synth import generate
 from evaluator.trial import TrialOutcome, evaluate_params
 from search.batch_storage import FinishedTrial, NewTrial, create_running, finish
 from search.executor import TaskResult
+from search.mirror import BEST_PER_OBJECTIVE, RECENT, make_mirror
 from search.run import RunConfig, run_search
-from search.study import open_storage, storage_url
+from search.study import make_sampler, open_storage, storage_url
 from spec_space.space import RandomSource, SpecSpace
 
 #: Ray's own cost per task measured by bench_search (ray x1 eval minus in-process), used when not measured
@@ -145,7 +148,46 @@ def driver_cost(space_path: Path, store: str, root: Path, storage: str | None, t
         started = time.perf_counter()
         summary = run_search(config(before + trials), echo=lambda _: None)
         elapsed = summary.timings.get("loop_s", time.perf_counter() - started)
+    if summary.failed:
+        # a failed trial skips the record and most of the tell: its time would flatter the driver
+        raise SystemExit(
+            f"{name}: {summary.failed} of the timed trials failed ({summary.first_error}); no timing reported"
+        )
     return 1000 * elapsed / trials
+
+
+def sampler_cost(space: SpecSpace, sampler: str, trials: int) -> float:
+    """Milliseconds per trial of the sampler alone: ask, suggest and tell on a study mirror whose window
+    is full (what every ask sees from a few hundred trials on), in the driver's batches, no storage."""
+    n_obj = len(space.objectives)
+    draw = optuna.create_study(sampler=optuna.samplers.RandomSampler(0))
+    rng = random.Random(0)
+    finished = []
+    for _ in range(BEST_PER_OBJECTIVE * n_obj + RECENT):
+        trial = draw.ask()
+        space.suggest(trial)
+        finished.append(optuna.trial.create_trial(
+            params=trial.params, distributions=trial.distributions, values=[rng.gauss(0, 1) for _ in range(n_obj)],
+            system_attrs={f"constraints:{c.metric} {c.op} {c.value:g}": rng.choice((-1.0, 1.0)) for c in space.constraints},
+        ))  # fmt: skip
+    directions = [
+        optuna.study.StudyDirection.MAXIMIZE if o.direction == "maximize" else optuna.study.StudyDirection.MINIMIZE
+        for o in space.objectives
+    ]
+    mirror = make_mirror(directions, make_sampler(sampler, seed=0, n_objectives=n_obj), finished, {})
+    batch = run_module.BATCH_SIZE
+    started = time.perf_counter()
+    for _ in range(max(1, trials // batch)):
+        asked = []
+        for _ in range(batch):
+            trial = mirror.ask()
+            space.suggest(trial)
+            asked.append(trial)
+        for trial in asked:
+            for constraint in space.constraints:
+                trial.set_constraint(f"{constraint.metric} {constraint.op} {constraint.value:g}", -1.0)
+            mirror.tell(trial, [rng.gauss(0, 1) for _ in range(n_obj)])
+    return 1000 * (time.perf_counter() - started) / (max(1, trials // batch) * batch)
 
 
 def driver_table(space_path: Path, store: str, work: Path, outcome: Any, *, trials: int, sizes: tuple[int, ...],
@@ -181,6 +223,13 @@ def print_table(costs: dict[str, dict[int, float]], trials: int) -> None:
     print(f"{'storage, sampler':<20}" + "".join(f"{f'{s:,} trials':>15}" for s in sizes))
     for label, row in costs.items():
         print(f"{label:<20}" + "".join(f"{row[s]:>12.2f} ms" for s in sizes))
+
+
+def print_sampler_table(costs: dict[str, float], trials: int) -> None:
+    window = f"{BEST_PER_OBJECTIVE} best per objective + {RECENT} recent"
+    print(f"sampler alone, ms per trial ({trials} asks on an in-memory mirror with a full window: {window}):")
+    for sampler, ms in costs.items():
+        print(f"{sampler:<20}{ms:>12.2f} ms")
 
 
 def print_projection(costs: dict[str, dict[int, float]], worker_ms: float, source: str) -> None:
@@ -224,9 +273,12 @@ def main() -> None:
             evaluate_params(space, space.suggest(RandomSource(seed)), market, folds)
         eval_ms = 1000 * (time.perf_counter() - t0) / n_eval
         worker_ms = args.workers_cost_ms if args.workers_cost_ms is not None else eval_ms + RAY_TASK_MS
+        samplers = tuple(args.samplers.split(","))
         costs, note = driver_table(space_path, store, work, outcome, trials=args.trials, sizes=sizes,
-                                   samplers=tuple(args.samplers.split(",")), postgres=args.postgres)  # fmt: skip
+                                   samplers=samplers, postgres=args.postgres)  # fmt: skip
+        alone = {sampler: sampler_cost(space, sampler, args.trials) for sampler in samplers}
     print_table(costs, args.trials)
+    print_sampler_table(alone, args.trials)
     if note:
         print(note)
     source = "given" if args.workers_cost_ms is not None else f"{eval_ms:.1f} ms evaluation + {RAY_TASK_MS} ms Ray task"

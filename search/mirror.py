@@ -13,9 +13,13 @@ Bounded sampler cost: the mirror's storage (:class:`WindowedMemoryStorage`) show
 RUNNING and WAITING trial, the :data:`BEST_PER_OBJECTIVE` best finished trials by each objective
 (feasible ones first) and the :data:`RECENT` most recently finished ones, so an ask costs the same at
 10,000 trials as at 300. For one objective TPE loses nothing it ranks by: its "good" group is at most
-the best 25 trials, all inside the window; the "bad" group is a recent sample of the rest. NSGA-II's
-generations are recent trials (population 24), also inside. Studies smaller than the window are
-sampled exactly as before.
+the best 25 trials, all inside the window; the "bad" group is a recent sample of the rest. Studies
+smaller than the window are sampled exactly as before.
+
+The genetic samplers (NSGA-II, NSGA-III) get the whole study instead (:data:`UNWINDOWED_SAMPLERS`):
+their generation cache indexes the trial list with trial numbers, so a window makes them fail every
+trial once it applies. Their cost stays bounded without one: each ask reads only the trials they have
+not seen yet and one generation.
 
 Other drivers on the same study: each mirror holds the trials finished when its driver started plus its
 own; trials other drivers finish meanwhile are not sampled from (the budget and the leases still see
@@ -32,7 +36,7 @@ from collections.abc import Container, Sequence
 from typing import Any
 
 import optuna
-from optuna.samplers import BaseSampler
+from optuna.samplers import BaseSampler, NSGAIIISampler, NSGAIISampler
 from optuna.storages import InMemoryStorage
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
@@ -43,6 +47,7 @@ __all__ = [
     "FLUSH_TRIALS",
     "RECENT",
     "SYNCED_STUDY_ATTR_PREFIXES",
+    "UNWINDOWED_SAMPLERS",
     "WindowedMemoryStorage",
     "make_mirror",
 ]
@@ -57,6 +62,8 @@ FLUSH_TRIALS = int(os.environ.get("FARM_FLUSH_TRIALS", "64"))
 FLUSH_S = float(os.environ.get("FARM_FLUSH_S", "2"))
 #: Study system attributes a sampler keeps state in that must outlive the session (QMC's counter).
 SYNCED_STUDY_ATTR_PREFIXES = ("qmc:",)
+#: Samplers that look trials up by number in the study's trial list, so they must see all of it.
+UNWINDOWED_SAMPLERS: tuple[type[BaseSampler], ...] = (NSGAIISampler, NSGAIIISampler)
 
 
 class WindowedMemoryStorage(InMemoryStorage):
@@ -144,10 +151,18 @@ def make_mirror(
     sampler: BaseSampler,
     finished: Sequence[FrozenTrial],
     study_system_attrs: dict[str, Any],
+    *,
+    best_per_objective: int = BEST_PER_OBJECTIVE,
+    recent: int = RECENT,
 ) -> optuna.Study:
     """An in-memory study with ``sampler`` holding ``finished`` (the storage's finished trials, in number
-    order) and the sampler state kept in the persistent study's system attributes."""
-    storage = WindowedMemoryStorage()
+    order) and the sampler state kept in the persistent study's system attributes; windowed unless the
+    sampler is one of :data:`UNWINDOWED_SAMPLERS`."""
+    storage = (
+        InMemoryStorage()
+        if isinstance(sampler, UNWINDOWED_SAMPLERS)
+        else WindowedMemoryStorage(best_per_objective=best_per_objective, recent=recent)
+    )
     mirror = optuna.create_study(
         storage=storage, directions=[d.name.lower() for d in directions], sampler=sampler
     )

@@ -240,7 +240,7 @@ def test_more_recovered_trials_than_a_batch_are_all_re_run_before_fresh_ones(tmp
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     assert not [t for t in trials if t.user_attrs.get("withdrawn")]  # no fresh trial took a waiting one's place
     retried = [t.user_attrs["retry_of"] for t in trials if t.state == TrialState.COMPLETE and "retry_of" in t.user_attrs]
-    assert sorted(retried) == sorted(summary.recovered)
+    assert sorted(retried) == sorted(summary.recovered), [(t.number, t.state.name, t.user_attrs) for t in trials]
 
 
 def test_parse_duration_and_objectives():
