@@ -552,18 +552,31 @@ class TradierAdapter(OcoProtections):
                 reason=raw.get("reason_description"),
                 **common,
             )
-        leg = self._parse_leg(raw, klass)
+        return self._one_leg_order(
+            raw, klass, state, self._tif(raw), reason=raw.get("reason_description"), **common
+        )
+
+    def _one_leg_order(
+        self,
+        record: Mapping[str, Any],
+        klass: str,
+        state: OrderState,
+        tif: TimeInForce | None,
+        /,
+        **fields: Any,
+    ) -> Order:
+        """The order one Tradier order record describes (a plain order, or a bracket's entry leg, whose class,
+        duration and state the caller reads from the bracket); ``fields`` are the rest of the Order (its raw)."""
         return Order(
             state=state,
-            legs=(leg,),
-            order_type=self._order_type(raw),
-            limit_price=parse_number(raw.get("price")),
-            stop_price=parse_number(raw.get("stop_price")),
-            time_in_force=self._tif(raw),
-            filled_quantity=parse_number(raw.get("exec_quantity")) or 0.0,
-            avg_fill_price=parse_number(raw.get("avg_fill_price")) or None,
-            reason=raw.get("reason_description"),
-            **common,
+            legs=(self._parse_leg(record, klass),),
+            order_type=self._order_type(record),
+            limit_price=parse_number(record.get("price")),
+            stop_price=parse_number(record.get("stop_price")),
+            time_in_force=tif,
+            filled_quantity=parse_number(record.get("exec_quantity")) or 0.0,
+            avg_fill_price=parse_number(record.get("avg_fill_price")) or None,
+            **fields,
         )
 
     def _parse_bracket(
@@ -579,15 +592,11 @@ class TradierAdapter(OcoProtections):
         # part still works is a separate question, answered by _is_working for list_open_orders.
         entry_state = _STATES.get(str(entry_raw.get("status", "")).lower(), state)
         parent_state = state if state in (OrderState.REJECTED, OrderState.EXPIRED) else entry_state
-        return Order(
-            state=parent_state,
-            legs=(self._parse_leg(entry_raw, str(entry_raw.get("class", "equity"))),),
-            order_type=self._order_type(entry_raw),
-            limit_price=parse_number(entry_raw.get("price")),
-            stop_price=parse_number(entry_raw.get("stop_price")),
-            time_in_force=self._tif(raw),
-            filled_quantity=parse_number(entry_raw.get("exec_quantity")) or 0.0,
-            avg_fill_price=parse_number(entry_raw.get("avg_fill_price")) or None,
+        return self._one_leg_order(
+            entry_raw,
+            str(entry_raw.get("class", "equity")),
+            parent_state,
+            self._tif(raw),
             take_profit=take_profit,
             stop_loss=stop_loss,
             child_order_ids=tuple(str(x["id"]) for x in exits),
