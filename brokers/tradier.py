@@ -68,14 +68,13 @@ from brokers.errors import (
     InvalidOrderError,
     NotSupportedError,
     OrderNotFoundError,
-    error_from_response,
     mask_secret,
     response_json,
     retrier,
-    translate_transport_error,
 )
 from brokers.futures import FuturesContract, contract_of, front_contract
 from brokers.parsing import as_list
+from brokers.rest import HttpAdapter
 from brokers.tradier_protection import OcoProtections
 
 logger = logging.getLogger(__name__)
@@ -110,8 +109,6 @@ _SIDES_FROM_TRADIER: Mapping[str, tuple[Side, PositionEffect | None]] = {
 }
 
 _DURATIONS: Mapping[TimeInForce, str] = {TimeInForce.DAY: "day", TimeInForce.GTC: "gtc"}
-
-_INSUFFICIENT_FUNDS_MARKERS = ("buying power", "insufficient", "not enough")
 
 
 def tradier_side(leg: Leg) -> str:
@@ -183,7 +180,7 @@ def _asset_class_for(symbol: str, klass: str | None = None) -> AssetClass:
     return AssetClass.EQUITY
 
 
-class TradierAdapter(OcoProtections):
+class TradierAdapter(OcoProtections, HttpAdapter):
     """Tradier brokerage account ``account_id`` at ``base_url`` (default: the sandbox).
 
     ``transport`` replaces httpx's network transport (``httpx.MockTransport`` in unit tests); the
@@ -192,6 +189,7 @@ class TradierAdapter(OcoProtections):
     """
 
     name = "tradier"
+    _funds_markers = ("buying power", "insufficient", "not enough")
     _no_quantity_change = "Tradier cannot change an order's quantity: cancel it and place a new order"
     _capabilities: ClassVar[Mapping[str, bool]] = {
         "equity": True,
@@ -258,13 +256,31 @@ class TradierAdapter(OcoProtections):
     def __repr__(self) -> str:
         return f"TradierAdapter(account_id={self.account_id!r}, base_url={self.base_url!r}, api_key='{mask_secret(self._api_key)}')"
 
-    def close(self) -> None:
-        self._client.close()
-
-    # ----------------------------------------------------------------- HTTP boundary
+    # ----------------------------------------------------------------- HTTP boundary (brokers.rest)
     @property
     def _secrets(self) -> tuple[str]:
         return (self._api_key,)
+
+    def _auth_message(self, what: str, code: int, detail: str) -> str:
+        return (
+            f"Tradier rejected API key {mask_secret(self._api_key)} for account {self.account_id} "
+            f"(HTTP {code}: {detail}); check TRADIER_API_KEY and TRADIER_BASE_URL "
+            "(sandbox keys only work on sandbox.tradier.com, live keys on api.tradier.com)"
+        )
+
+    @staticmethod
+    def _refuses_order(code: int) -> bool:
+        return code in (400, 409, 422)
+
+    @staticmethod
+    def _detail_of(body: Mapping[str, Any]) -> str | None:
+        errors = body.get("errors")
+        if isinstance(errors, dict) and "error" in errors:
+            return " | ".join(str(e) for e in as_list(errors["error"]))
+        fault = body.get("fault")
+        if isinstance(fault, dict) and "faultstring" in fault:
+            return str(fault["faultstring"])
+        return None
 
     def _request(
         self,
@@ -276,45 +292,11 @@ class TradierAdapter(OcoProtections):
         not_found: Callable[[], BrokerError] | None = None,
     ) -> dict[str, Any]:
         what = f"Tradier {method} {path}"
-        try:
-            response = self._client.request(method, path, params=params, data=data)
-        except httpx.HTTPError as exc:
-            raise translate_transport_error(exc, broker=self.name, what=what, secrets=self._secrets) from exc
-        logger.debug("%s -> HTTP %d", what, response.status_code)
-        if response.is_success:
-            body = response_json(response, broker=self.name, what=what, secrets=self._secrets)
-            return body if isinstance(body, dict) else {}
-        detail = self._error_detail(response)
-        raise error_from_response(
-            response,
-            broker=self.name,
-            what=what,
-            detail=detail,
-            auth_message=lambda code: (
-                f"Tradier rejected API key {mask_secret(self._api_key)} for account {self.account_id} "
-                f"(HTTP {code}: {detail}); check TRADIER_API_KEY and TRADIER_BASE_URL "
-                "(sandbox keys only work on sandbox.tradier.com, live keys on api.tradier.com)"
-            ),
-            invalid=lambda code: code in (400, 409, 422),
-            funds_markers=_INSUFFICIENT_FUNDS_MARKERS,
-            not_found=not_found,
-            secrets=self._secrets,
-        )
-
-    @staticmethod
-    def _error_detail(response: httpx.Response) -> str:
-        try:
-            body = response.json()
-        except ValueError:
-            return response.text.strip()[:300] or response.reason_phrase
-        if isinstance(body, dict):
-            errors = body.get("errors")
-            if isinstance(errors, dict) and "error" in errors:
-                return " | ".join(str(e) for e in as_list(errors["error"]))
-            fault = body.get("fault")
-            if isinstance(fault, dict) and "faultstring" in fault:
-                return str(fault["faultstring"])
-        return str(body)[:300]
+        response = self._send(method, path, what, params=params, data=data)
+        if not response.is_success:
+            raise self._response_error(response, what, not_found)
+        body = response_json(response, broker=self.name, what=what, secrets=self._secrets)
+        return body if isinstance(body, dict) else {}
 
     # ----------------------------------------------------------------- account
     @retrier
