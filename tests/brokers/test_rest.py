@@ -53,35 +53,70 @@ def _tradelocker(answer: Answer) -> TradeLockerAdapter:
     )
 
 
+_SECRETS = ("token-abcdefgh", "hunter2-password", "access-1234567890", "refresh-1234567890")
+
+
 @pytest.mark.parametrize(
-    ("response", "error", "text"),
+    ("adapter", "response", "error", "text"),
     [
         (
+            _tradier,
             _json(400, {"errors": {"error": ["Invalid symbol", "Market closed"]}}),
             InvalidOrderError,
             "Invalid symbol | Market closed",
         ),
         (
+            _tradier,
             _json(400, {"fault": {"faultstring": "Invalid access token"}}),
             InvalidOrderError,
             "Invalid access token",
         ),
         (
+            _tradier,
             _json(400, {"errors": {"error": "Not enough buying power"}}),
             InsufficientFundsError,
             "Not enough buying power",
         ),
-        (httpx.Response(503, text="upstream down"), TemporaryBrokerError, "upstream down"),
-        (_json(418, {"note": "odd"}), BrokerError, "{'note': 'odd'}"),
+        (_tradier, httpx.Response(503, text="upstream down"), TemporaryBrokerError, "upstream down"),
+        (_tradier, _json(418, {"note": "odd"}), BrokerError, "{'note': 'odd'}"),
+        (
+            _tradelocker,
+            _json(400, {"s": "error", "errmsg": "Account is blocked"}),
+            InvalidOrderError,
+            "Account is blocked",
+        ),
+        (
+            _tradelocker,
+            _json(400, {"message": "not enough margin"}),
+            InsufficientFundsError,
+            "not enough margin",
+        ),
+        (  # TradeLocker also refuses with 200 and {"s": "error"}
+            _tradelocker,
+            _json(200, {"s": "error", "errmsg": "Insufficient funds"}),
+            InsufficientFundsError,
+            "Insufficient funds",
+        ),
+        (
+            _tradelocker,
+            _json(403, {"detail": "session closed"}),
+            AuthenticationError,
+            "TradeLocker refused the session of trader@example.com (HTTP 403: session closed)",
+        ),
+        (_tradelocker, httpx.Response(502, text=""), TemporaryBrokerError, "Bad Gateway"),
     ],
 )
-def test_tradier_errors_carry_the_text_where_tradier_keeps_it(
-    response: httpx.Response, error: type[BrokerError], text: str
+def test_errors_carry_the_text_where_the_broker_keeps_it(
+    adapter: Callable[[Answer], TradierAdapter | TradeLockerAdapter],
+    response: httpx.Response,
+    error: type[BrokerError],
+    text: str,
 ) -> None:
-    with _tradier(lambda _: response) as adapter, pytest.raises(error) as raised:
-        adapter.get_balances()
+    with adapter(lambda _: response) as broker, pytest.raises(error) as raised:
+        broker.get_balances()
     assert type(raised.value) is error and str(raised.value).endswith(f": {text}")
     assert raised.value.status_code == response.status_code
+    assert not any(secret in str(raised.value) for secret in _SECRETS)
 
 
 def test_tradier_rejected_key_names_the_variables_to_check_and_masks_the_key() -> None:
@@ -89,30 +124,3 @@ def test_tradier_rejected_key_names_the_variables_to_check_and_masks_the_key() -
     with rejected as adapter, pytest.raises(AuthenticationError, match="check TRADIER_API_KEY") as raised:
         adapter.get_balances()
     assert "token-abcdefgh" not in str(raised.value) and "Invalid token" in str(raised.value)
-
-
-@pytest.mark.parametrize(
-    ("response", "error", "text"),
-    [
-        (_json(400, {"s": "error", "errmsg": "Account is blocked"}), InvalidOrderError, "Account is blocked"),
-        (_json(400, {"message": "not enough margin"}), InsufficientFundsError, "not enough margin"),
-        (
-            _json(200, {"s": "error", "errmsg": "Insufficient funds"}),
-            InsufficientFundsError,
-            "Insufficient funds",
-        ),
-        (
-            _json(403, {"detail": "session closed"}),
-            AuthenticationError,
-            "TradeLocker refused the session of trader@example.com (HTTP 403: session closed)",
-        ),
-        (httpx.Response(502, text=""), TemporaryBrokerError, "Bad Gateway"),
-    ],
-)
-def test_tradelocker_errors_carry_the_text_where_tradelocker_keeps_it(
-    response: httpx.Response, error: type[BrokerError], text: str
-) -> None:
-    with _tradelocker(lambda _: response) as adapter, pytest.raises(error) as raised:
-        adapter.get_balances()
-    assert type(raised.value) is error and str(raised.value).endswith(f": {text}")
-    assert "hunter2-password" not in str(raised.value) and "access-1234567890" not in str(raised.value)
