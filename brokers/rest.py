@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import httpx
 
 from brokers.base import BrokerAdapter
+from brokers.credentials import is_live_url
 from brokers.errors import BrokerError, error_from_response, translate_transport_error
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,8 @@ class HttpAdapter(BrokerAdapter):
     """A :class:`BrokerAdapter` that speaks a REST API through ``self._client`` (set by the subclass)."""
 
     _client: httpx.Client
+    # The broker's live (real money) API: an adapter on its host needs allow_live=True.
+    _live_url: ClassVar[str]
     # Lower-case words of a refusal that mean the account lacks the money (InsufficientFundsError).
     _funds_markers: ClassVar[tuple[str, ...]] = ()
 
@@ -53,6 +56,15 @@ class HttpAdapter(BrokerAdapter):
     @abstractmethod
     def _detail_of(body: Mapping[str, Any]) -> str | None:
         """The broker's own error text in a JSON object error body, None when it has none there."""
+
+    def _refuse_unasked_live(self, url: str, *, allow_live: bool, setting: str, alternative: str) -> None:
+        """Nothing trades live by default: ``url`` (the ``setting`` parameter) on the live host needs ``allow_live``;
+        the error names ``alternative``, the paper environment to use instead."""
+        if is_live_url(url, self._live_url) and not allow_live:
+            raise ValueError(
+                f"{setting} {url} is the live (real money) {self.name} API: pass allow_live=True to trade it, "
+                f"or use {alternative}"
+            )
 
     def _send(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
         """One request; a failure before any response is a TemporaryBrokerError (the outcome is unknown)."""

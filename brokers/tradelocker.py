@@ -44,7 +44,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from urllib.parse import urlparse
 
 import httpx
 from pydantic import SecretStr
@@ -66,7 +65,7 @@ from brokers.base import (
     first_or_none,
     parse_number,
 )
-from brokers.credentials import TRADELOCKER_DEMO_URL, TradeLockerCredentials
+from brokers.credentials import TRADELOCKER_DEMO_URL, TRADELOCKER_LIVE_URL, TradeLockerCredentials
 from brokers.errors import (
     AuthenticationError,
     BrokerError,
@@ -83,7 +82,6 @@ from brokers.tradelocker_protection import PositionProtections
 
 logger = logging.getLogger(__name__)
 
-_LIVE_HOST = "live.tradelocker.com"
 
 STANDARD_LOT_UNITS = 100_000.0
 DEFAULT_LOT_STEP = 0.01
@@ -201,6 +199,7 @@ class TradeLockerAdapter(PositionProtections, HttpAdapter):
     """
 
     name = "tradelocker"
+    _live_url = TRADELOCKER_LIVE_URL
     _funds_markers = ("not enough", "insufficient", "margin")
     _capabilities: ClassVar[Mapping[str, bool]] = {
         "equity": False,
@@ -242,11 +241,12 @@ class TradeLockerAdapter(PositionProtections, HttpAdapter):
         for label, value in (("username", username), ("password", secret), ("server", server)):
             if not value:
                 raise ValueError(f"TradeLocker {label} is empty: set TRADELOCKER_{label.upper()}")
-        if urlparse(environment_url).hostname == _LIVE_HOST and not allow_live:
-            raise ValueError(
-                f"environment_url {environment_url} is TradeLocker live (real money): pass allow_live=True, "
-                f"or use {TRADELOCKER_DEMO_URL}"
-            )
+        self._refuse_unasked_live(
+            environment_url,
+            allow_live=allow_live,
+            setting="environment_url",
+            alternative=TRADELOCKER_DEMO_URL,
+        )
         self.username = username
         self._password = secret
         self.server = server

@@ -35,7 +35,6 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
-from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -61,7 +60,7 @@ from brokers.base import (
     parse_number,
     parse_occ_symbol,
 )
-from brokers.credentials import TRADIER_SANDBOX_URL, TradierCredentials
+from brokers.credentials import TRADIER_LIVE_URL, TRADIER_SANDBOX_URL, TradierCredentials
 from brokers.errors import (
     AuthenticationError,
     BrokerError,
@@ -79,7 +78,6 @@ from brokers.tradier_protection import OcoProtections
 
 logger = logging.getLogger(__name__)
 
-_LIVE_HOST = "api.tradier.com"
 _NEW_YORK = ZoneInfo("America/New_York")
 
 _STATES: Mapping[str, OrderState] = {
@@ -189,6 +187,7 @@ class TradierAdapter(OcoProtections, HttpAdapter):
     """
 
     name = "tradier"
+    _live_url = TRADIER_LIVE_URL
     _funds_markers = ("buying power", "insufficient", "not enough")
     _no_quantity_change = "Tradier cannot change an order's quantity: cancel it and place a new order"
     _capabilities: ClassVar[Mapping[str, bool]] = {
@@ -225,11 +224,12 @@ class TradierAdapter(OcoProtections, HttpAdapter):
             raise ValueError("Tradier api_key is empty: set TRADIER_API_KEY")
         if not account_id:
             raise ValueError("Tradier account_id is empty: set TRADIER_ACCOUNT_ID")
-        if urlparse(base_url).hostname == _LIVE_HOST and not allow_live:
-            raise ValueError(
-                f"base_url {base_url} is Tradier's live (real money) API: pass allow_live=True to trade it, "
-                f"or use the sandbox {TRADIER_SANDBOX_URL}"
-            )
+        self._refuse_unasked_live(
+            base_url,
+            allow_live=allow_live,
+            setting="base_url",
+            alternative=f"the sandbox {TRADIER_SANDBOX_URL}",
+        )
         self._api_key = key
         self.account_id = account_id
         self.base_url = base_url.rstrip("/")

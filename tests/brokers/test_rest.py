@@ -12,6 +12,8 @@ import httpx
 import pytest
 
 from brokers import (
+    TRADELOCKER_LIVE_URL,
+    TRADIER_LIVE_URL,
     AuthenticationError,
     BrokerError,
     InsufficientFundsError,
@@ -124,3 +126,29 @@ def test_tradier_rejected_key_names_the_variables_to_check_and_masks_the_key() -
     with rejected as adapter, pytest.raises(AuthenticationError, match="check TRADIER_API_KEY") as raised:
         adapter.get_balances()
     assert "token-abcdefgh" not in str(raised.value) and "Invalid token" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("build", "setting", "alternative"),
+    [
+        (
+            lambda **kw: TradierAdapter("key-123456789", "VA1", **kw),
+            "base_url",
+            "the sandbox https://sandbox",
+        ),
+        (
+            lambda **kw: TradeLockerAdapter("trader@example.com", "hunter2-password", "DEMO", **kw),
+            "environment_url",
+            "https://demo.tradelocker.com",
+        ),
+    ],
+)
+def test_the_live_host_needs_allow_live_and_the_refusal_names_the_paper_alternative(
+    build: Callable[..., TradierAdapter | TradeLockerAdapter], setting: str, alternative: str
+) -> None:
+    live_url = {"base_url": TRADIER_LIVE_URL, "environment_url": TRADELOCKER_LIVE_URL}[setting]
+    with pytest.raises(ValueError, match="allow_live=True") as refused:
+        build(**{setting: live_url.upper()})  # a host is a host in any case
+    assert str(refused.value).startswith(f"{setting} {live_url.upper()} is the live (real money)")
+    assert f"or use {alternative}" in str(refused.value)
+    build(**{setting: live_url}, allow_live=True).close()
