@@ -5,7 +5,8 @@ paper or live, goes through an adapter: :mod:`brokers.lumibot_broker` is the one
 adapter (:mod:`brokers.lumibot_tradier`, :mod:`brokers.lumibot_tradelocker` add each broker's data source),
 the deployment's risk limits are the adapter's ``risk_guard``, and a position's stop and target are held at
 the broker as one protection (Tradier OCO, TradeLocker position stop-loss/take-profit). Adding a broker
-means one adapter and one entry in :data:`brokers.paper.BROKERS`.
+means one adapter (a REST one on :class:`brokers.rest.HttpAdapter`, which holds the HTTP error rules) and one
+entry in :data:`brokers.paper.BROKERS`.
 """
 
 # The package's interface is its modules' public names: one list each (their __all__), not a copy here.

@@ -488,6 +488,26 @@ class FlattenResult:
 
 
 @dataclass(frozen=True)
+class ProtectionRequest:
+    """Exits to hold at the broker for an open position (:meth:`BrokerAdapter.protect_position`): ``side`` closes
+    ``quantity`` units of the position in ``symbol`` at ``stop_loss`` and/or ``take_profit``. Like an
+    :class:`OrderRequest`, the same request with the same ``intent`` is the same protection (submitted once)."""
+
+    symbol: str
+    side: Side
+    quantity: float
+    stop_loss: float | None = None
+    take_profit: float | None = None
+    asset_class: AssetClass = AssetClass.EQUITY
+    intent: str = ""
+
+    def __post_init__(self) -> None:
+        # Accept plain strings ("sell", "forex") as Leg does, store the enums.
+        object.__setattr__(self, "side", _coerce(Side, self.side, "side"))
+        object.__setattr__(self, "asset_class", _coerce(AssetClass, self.asset_class, "asset_class"))
+
+
+@dataclass(frozen=True)
 class Protection:
     """A stop-loss and/or take-profit held at the broker for an open position, one cancelling the other
     (Tradier: an OCO order; TradeLocker: the position's own stopLoss/takeProfit). ``side`` closes the
@@ -760,19 +780,9 @@ class BrokerAdapter(ABC):
         return self.list_open_orders()
 
     # ----------------------------------------------------------------- protections (exits held at the broker)
-    def protect_position(
-        self,
-        symbol: str,
-        side: Side,
-        quantity: float,
-        *,
-        stop_loss: float | None = None,
-        take_profit: float | None = None,
-        asset_class: AssetClass = AssetClass.EQUITY,
-        intent: str = "",
-    ) -> Protection:
-        """Hold ``stop_loss`` and/or ``take_profit`` at the broker for ``quantity`` units of the open position in
-        ``symbol`` (``side`` closes it). Submitted at most once per ``intent``, like :meth:`place_order`."""
+    def protect_position(self, request: ProtectionRequest) -> Protection:
+        """Hold the request's ``stop_loss`` and/or ``take_profit`` at the broker for ``quantity`` units of the open
+        position in ``symbol`` (``side`` closes it). Submitted at most once per ``intent``, like :meth:`place_order`."""
         raise NotSupportedError(f"{self.name} cannot hold a position's exits", broker=self.name)
 
     def get_protection(self, protection_id: str) -> Protection:
@@ -864,6 +874,7 @@ __all__ = [
     "Position",
     "PositionEffect",
     "Protection",
+    "ProtectionRequest",
     "Quote",
     "Side",
     "TimeInForce",

@@ -28,8 +28,11 @@ TRADIER_LIVE_URL = "https://api.tradier.com/v1"
 TRADELOCKER_DEMO_URL = "https://demo.tradelocker.com"
 TRADELOCKER_LIVE_URL = "https://live.tradelocker.com"
 
-_TRADIER_LIVE_HOST = "api.tradier.com"
-_TRADELOCKER_LIVE_HOST = "live.tradelocker.com"
+
+def is_live_url(url: str, live_url: str) -> bool:
+    """True when ``url`` is on the host of ``live_url``, a broker's live (real money) API: every live check (the
+    credentials' ``is_live``, the adapters' refusal without ``allow_live``) asks this one question."""
+    return urlparse(url).hostname == urlparse(live_url).hostname
 
 
 class CredentialsError(ValueError):
@@ -45,7 +48,7 @@ class TradierCredentials(BaseModel):
 
     @property
     def is_live(self) -> bool:
-        return urlparse(self.base_url).hostname == _TRADIER_LIVE_HOST
+        return is_live_url(self.base_url, TRADIER_LIVE_URL)
 
 
 class TradeLockerCredentials(BaseModel):
@@ -59,7 +62,7 @@ class TradeLockerCredentials(BaseModel):
 
     @property
     def is_live(self) -> bool:
-        return urlparse(self.environment_url).hostname == _TRADELOCKER_LIVE_HOST
+        return is_live_url(self.environment_url, TRADELOCKER_LIVE_URL)
 
 
 def read_environment(
@@ -158,6 +161,7 @@ __all__ = [
     "CredentialsError",
     "TradeLockerCredentials",
     "TradierCredentials",
+    "is_live_url",
     "load_tradelocker_credentials",
     "load_tradier_credentials",
     "read_environment",

@@ -195,11 +195,17 @@ class _DeploymentRow(_Base):
     settings_json: Mapped[str] = mapped_column(sa.Text, default="{}")
 
 
-class _SnapshotRow(_Base):
+class _DeploymentLogRow:
+    """A row of one deployment's append-only log (its snapshots, its events): numbered, keyed by the deployment."""
+
+    # sort_order keeps them the first columns of the table, where they were before the mixin (the same DDL)
+    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True, sort_order=-2)
+    deployment_id: Mapped[str] = mapped_column(sa.ForeignKey("deployments.id"), index=True, sort_order=-1)
+
+
+class _SnapshotRow(_DeploymentLogRow, _Base):
     __tablename__ = "snapshots"
 
-    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
-    deployment_id: Mapped[str] = mapped_column(sa.ForeignKey("deployments.id"), index=True)
     taken_at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
     kind: Mapped[str] = mapped_column(sa.String(20))
     equity: Mapped[float] = mapped_column(sa.Float)
@@ -209,11 +215,9 @@ class _SnapshotRow(_Base):
     positions_json: Mapped[str] = mapped_column(sa.Text, default="[]")
 
 
-class _EventRow(_Base):
+class _EventRow(_DeploymentLogRow, _Base):
     __tablename__ = "events"
 
-    id: Mapped[int] = mapped_column(sa.Integer, primary_key=True, autoincrement=True)
-    deployment_id: Mapped[str] = mapped_column(sa.ForeignKey("deployments.id"), index=True)
     at: Mapped[dt.datetime] = mapped_column(sa.DateTime(timezone=True))
     kind: Mapped[str] = mapped_column(sa.String(30))
     message: Mapped[str] = mapped_column(sa.Text)

@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from email.utils import parsedate_to_datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypedDict, TypeVar, Unpack
 
 import httpx
 
@@ -85,6 +85,14 @@ class BrokerError(Exception):
         return prefix + self.message
 
 
+class _ErrorContext(TypedDict, total=False):
+    """:class:`BrokerError`'s keywords, which its subclasses pass on as they are."""
+
+    broker: str | None
+    status_code: int | None
+    secrets: Iterable[str | None]
+
+
 class TemporaryBrokerError(BrokerError):
     """A failure that may go away by itself (timeout, 429, 5xx, dropped connection).
 
@@ -92,15 +100,9 @@ class TemporaryBrokerError(BrokerError):
     """
 
     def __init__(
-        self,
-        message: str,
-        *,
-        broker: str | None = None,
-        status_code: int | None = None,
-        secrets: Iterable[str | None] = (),
-        retry_after: float | None = None,
+        self, message: str, *, retry_after: float | None = None, **context: Unpack[_ErrorContext]
     ) -> None:
-        super().__init__(message, broker=broker, status_code=status_code, secrets=secrets)
+        super().__init__(message, **context)
         self.retry_after = retry_after
 
 

@@ -52,6 +52,7 @@ from brokers.base import (
     OrderType,
     PositionEffect,
     Protection,
+    ProtectionRequest,
     Side,
     TimeInForce,
     parse_occ_symbol,
@@ -469,8 +470,7 @@ class AdapterBroker(Broker):
     def _submit_protection(self, order: LumiOrder) -> LumiOrder:
         symbol, asset_class = leg_symbol(order.asset, order.quote)
         side, _ = _side_of(order)
-        protection = self._call(
-            self.adapter.protect_position,
+        request = ProtectionRequest(
             symbol,
             side,
             float(order.quantity),
@@ -479,6 +479,7 @@ class AdapterBroker(Broker):
             asset_class=asset_class,
             intent=f"lumibot:{order.identifier}",
         )
+        protection = self._call(self.adapter.protect_position, request)
         self._track_protection(protection)
         return self._accepted(order, protection.protection_id, protection)
 

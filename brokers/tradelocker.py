@@ -44,7 +44,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from urllib.parse import urlparse
 
 import httpx
 from pydantic import SecretStr
@@ -66,25 +65,23 @@ from brokers.base import (
     first_or_none,
     parse_number,
 )
-from brokers.credentials import TRADELOCKER_DEMO_URL, TradeLockerCredentials
+from brokers.credentials import TRADELOCKER_DEMO_URL, TRADELOCKER_LIVE_URL, TradeLockerCredentials
 from brokers.errors import (
     AuthenticationError,
     BrokerError,
     InvalidOrderError,
     NotSupportedError,
     OrderNotFoundError,
-    error_from_response,
     mask_secret,
     refusal_error,
     response_json,
     retrier,
-    translate_transport_error,
 )
+from brokers.rest import HttpAdapter
 from brokers.tradelocker_protection import PositionProtections
 
 logger = logging.getLogger(__name__)
 
-_LIVE_HOST = "live.tradelocker.com"
 
 STANDARD_LOT_UNITS = 100_000.0
 DEFAULT_LOT_STEP = 0.01
@@ -106,13 +103,6 @@ _STATES: Mapping[str, OrderState] = {
     "rejected": OrderState.REJECTED,
     "expired": OrderState.EXPIRED,
 }
-
-_INSUFFICIENT_FUNDS_MARKERS = ("not enough", "insufficient", "margin")
-
-
-def _refused_order(code: int) -> bool:
-    # TradeLocker answers a refused order with a 4xx, or with 200 and {"s": "error"}
-    return code < 500
 
 
 def contract_size(symbol: str, overrides: Mapping[str, float] | None = None) -> float:
@@ -200,7 +190,7 @@ class _PendingSubmit:
     started_ms: int
 
 
-class TradeLockerAdapter(PositionProtections):
+class TradeLockerAdapter(PositionProtections, HttpAdapter):
     """One TradeLocker trading account (``acc_num``; the first account when None).
 
     Login is lazy (first call) and the access token is refreshed ``refresh_margin_seconds`` before
@@ -209,6 +199,8 @@ class TradeLockerAdapter(PositionProtections):
     """
 
     name = "tradelocker"
+    _live_url = TRADELOCKER_LIVE_URL
+    _funds_markers = ("not enough", "insufficient", "margin")
     _capabilities: ClassVar[Mapping[str, bool]] = {
         "equity": False,
         "options": False,
@@ -249,11 +241,12 @@ class TradeLockerAdapter(PositionProtections):
         for label, value in (("username", username), ("password", secret), ("server", server)):
             if not value:
                 raise ValueError(f"TradeLocker {label} is empty: set TRADELOCKER_{label.upper()}")
-        if urlparse(environment_url).hostname == _LIVE_HOST and not allow_live:
-            raise ValueError(
-                f"environment_url {environment_url} is TradeLocker live (real money): pass allow_live=True, "
-                f"or use {TRADELOCKER_DEMO_URL}"
-            )
+        self._refuse_unasked_live(
+            environment_url,
+            allow_live=allow_live,
+            setting="environment_url",
+            alternative=TRADELOCKER_DEMO_URL,
+        )
         self.username = username
         self._password = secret
         self.server = server
@@ -299,33 +292,24 @@ class TradeLockerAdapter(PositionProtections):
             f"environment_url={self.environment_url!r}, password='{mask_secret(self._password)}')"
         )
 
-    def close(self) -> None:
-        self._client.close()
-
-    # ----------------------------------------------------------------- HTTP boundary
+    # ----------------------------------------------------------------- HTTP boundary (brokers.rest)
     @property
     def _secrets(self) -> tuple[str, ...]:
         return (self._password, self._access_token, self._refresh_token)
 
-    def _send(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = self._client.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise translate_transport_error(exc, broker=self.name, what=what, secrets=self._secrets) from exc
-        logger.debug("%s -> HTTP %d", what, response.status_code)
-        return response
+    def _auth_message(self, what: str, code: int, detail: str) -> str:
+        return f"{what}: TradeLocker refused the session of {self.username} (HTTP {code}: {detail})"
 
     @staticmethod
-    def _error_detail(response: httpx.Response) -> str:
-        try:
-            body = response.json()
-        except ValueError:
-            return response.text.strip()[:300] or response.reason_phrase
-        if isinstance(body, dict):
-            for key in ("errmsg", "message", "error", "detail"):
-                if body.get(key):
-                    return str(body[key])
-        return str(body)[:300]
+    def _refuses_order(code: int) -> bool:
+        # TradeLocker answers a refused order with a 4xx, or with 200 and {"s": "error"}
+        return code < 500
+
+    @staticmethod
+    def _detail_of(body: Mapping[str, Any]) -> str | None:
+        return next(
+            (str(body[key]) for key in ("errmsg", "message", "error", "detail") if body.get(key)), None
+        )
 
     def _request(
         self,
@@ -361,36 +345,21 @@ class TradeLockerAdapter(PositionProtections):
     def _parse(
         self, response: httpx.Response, what: str, not_found: Callable[[], BrokerError] | None = None
     ) -> dict[str, Any]:
-        if response.is_success:
-            body = response_json(response, broker=self.name, what=what, secrets=self._secrets)
-            if isinstance(body, dict) and body.get("s") == "error":
-                self._raise_refusal(what, response.status_code, str(body.get("errmsg", body)))
-            return body if isinstance(body, dict) else {"d": body}
-        detail = self._error_detail(response)
-        raise error_from_response(
-            response,
-            broker=self.name,
-            what=what,
-            detail=detail,
-            auth_message=lambda code: (
-                f"{what}: TradeLocker refused the session of {self.username} (HTTP {code}: {detail})"
-            ),
-            invalid=_refused_order,
-            funds_markers=_INSUFFICIENT_FUNDS_MARKERS,
-            not_found=not_found,
-            secrets=self._secrets,
-        )
-
-    def _raise_refusal(self, what: str, code: int, detail: str) -> None:
-        raise refusal_error(
-            what,
-            code,
-            detail,
-            broker=self.name,
-            invalid=_refused_order(code),
-            funds_markers=_INSUFFICIENT_FUNDS_MARKERS,
-            secrets=self._secrets,
-        )
+        if not response.is_success:
+            raise self._response_error(response, what, not_found)
+        body = response_json(response, broker=self.name, what=what, secrets=self._secrets)
+        if isinstance(body, dict) and body.get("s") == "error":
+            code, detail = response.status_code, str(body.get("errmsg", body))
+            raise refusal_error(
+                what,
+                code,
+                detail,
+                broker=self.name,
+                invalid=self._refuses_order(code),
+                funds_markers=self._funds_markers,
+                secrets=self._secrets,
+            )
+        return body if isinstance(body, dict) else {"d": body}
 
     # ----------------------------------------------------------------- authentication
     def connect(self) -> None:

@@ -15,7 +15,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from brokers.base import AssetClass, BrokerAdapter, OrderState, OrderType, Position, Protection, Side
+from brokers.base import (
+    AssetClass,
+    BrokerAdapter,
+    OrderState,
+    OrderType,
+    Position,
+    Protection,
+    ProtectionRequest,
+    Side,
+)
 from brokers.errors import BrokerError, InvalidOrderError, NotSupportedError, OrderNotFoundError, retrier
 from brokers.parsing import parse_number
 
@@ -28,32 +37,25 @@ class PositionProtections(BrokerAdapter):
     def _not_found_position(self, position_id: str) -> Callable[[], BrokerError]:
         return lambda: OrderNotFoundError(f"TradeLocker has no position {position_id}", broker=self.name)
 
-    def protect_position(
-        self,
-        symbol: str,
-        side: Side,
-        quantity: float,
-        *,
-        stop_loss: float | None = None,
-        take_profit: float | None = None,
-        asset_class: AssetClass = AssetClass.FOREX,
-        intent: str = "",
-    ) -> Protection:
-        """Attach the levels to every position ``side`` closes in ``symbol`` (setting levels is idempotent)."""
+    def protect_position(self, request: ProtectionRequest) -> Protection:
+        """Attach the levels to every position ``side`` closes in ``symbol`` (setting levels is idempotent, so
+        ``intent`` is not needed; every position here is forex, whatever ``asset_class`` says)."""
+        symbol, side = request.symbol, request.side
         held = self._closed_by(symbol, side)
         total = sum(abs(p.quantity) for p in held)
         if not held:
             raise InvalidOrderError(
                 f"no {symbol} position for a {side.value} stop-loss/take-profit", broker=self.name
             )
-        if abs(total - quantity) > 1e-6 * max(1.0, total):
+        if abs(total - request.quantity) > 1e-6 * max(1.0, total):
             raise NotSupportedError(
                 f"TradeLocker's stop-loss and take-profit close whole positions: protect all {total:,.0f} units of "
-                f"{symbol}, not {quantity:,.0f} (watch partial exits instead)",
+                f"{symbol}, not {request.quantity:,.0f} (watch partial exits instead)",
                 broker=self.name,
             )
+        levels = {"stopLoss": request.stop_loss, "takeProfit": request.take_profit}
         for position in held:
-            self._set_levels(str(position.position_id), {"stopLoss": stop_loss, "takeProfit": take_profit})
+            self._set_levels(str(position.position_id), levels)
         return self.get_protection("sltp-" + "-".join(str(p.position_id) for p in held))
 
     def _closed_by(self, symbol: str, side: Side) -> list[Position]:

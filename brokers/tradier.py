@@ -35,7 +35,6 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
-from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -61,26 +60,24 @@ from brokers.base import (
     parse_number,
     parse_occ_symbol,
 )
-from brokers.credentials import TRADIER_SANDBOX_URL, TradierCredentials
+from brokers.credentials import TRADIER_LIVE_URL, TRADIER_SANDBOX_URL, TradierCredentials
 from brokers.errors import (
     AuthenticationError,
     BrokerError,
     InvalidOrderError,
     NotSupportedError,
     OrderNotFoundError,
-    error_from_response,
     mask_secret,
     response_json,
     retrier,
-    translate_transport_error,
 )
 from brokers.futures import FuturesContract, contract_of, front_contract
 from brokers.parsing import as_list
+from brokers.rest import HttpAdapter
 from brokers.tradier_protection import OcoProtections
 
 logger = logging.getLogger(__name__)
 
-_LIVE_HOST = "api.tradier.com"
 _NEW_YORK = ZoneInfo("America/New_York")
 
 _STATES: Mapping[str, OrderState] = {
@@ -110,8 +107,6 @@ _SIDES_FROM_TRADIER: Mapping[str, tuple[Side, PositionEffect | None]] = {
 }
 
 _DURATIONS: Mapping[TimeInForce, str] = {TimeInForce.DAY: "day", TimeInForce.GTC: "gtc"}
-
-_INSUFFICIENT_FUNDS_MARKERS = ("buying power", "insufficient", "not enough")
 
 
 def tradier_side(leg: Leg) -> str:
@@ -183,7 +178,7 @@ def _asset_class_for(symbol: str, klass: str | None = None) -> AssetClass:
     return AssetClass.EQUITY
 
 
-class TradierAdapter(OcoProtections):
+class TradierAdapter(OcoProtections, HttpAdapter):
     """Tradier brokerage account ``account_id`` at ``base_url`` (default: the sandbox).
 
     ``transport`` replaces httpx's network transport (``httpx.MockTransport`` in unit tests); the
@@ -192,6 +187,8 @@ class TradierAdapter(OcoProtections):
     """
 
     name = "tradier"
+    _live_url = TRADIER_LIVE_URL
+    _funds_markers = ("buying power", "insufficient", "not enough")
     _no_quantity_change = "Tradier cannot change an order's quantity: cancel it and place a new order"
     _capabilities: ClassVar[Mapping[str, bool]] = {
         "equity": True,
@@ -227,11 +224,12 @@ class TradierAdapter(OcoProtections):
             raise ValueError("Tradier api_key is empty: set TRADIER_API_KEY")
         if not account_id:
             raise ValueError("Tradier account_id is empty: set TRADIER_ACCOUNT_ID")
-        if urlparse(base_url).hostname == _LIVE_HOST and not allow_live:
-            raise ValueError(
-                f"base_url {base_url} is Tradier's live (real money) API: pass allow_live=True to trade it, "
-                f"or use the sandbox {TRADIER_SANDBOX_URL}"
-            )
+        self._refuse_unasked_live(
+            base_url,
+            allow_live=allow_live,
+            setting="base_url",
+            alternative=f"the sandbox {TRADIER_SANDBOX_URL}",
+        )
         self._api_key = key
         self.account_id = account_id
         self.base_url = base_url.rstrip("/")
@@ -258,13 +256,31 @@ class TradierAdapter(OcoProtections):
     def __repr__(self) -> str:
         return f"TradierAdapter(account_id={self.account_id!r}, base_url={self.base_url!r}, api_key='{mask_secret(self._api_key)}')"
 
-    def close(self) -> None:
-        self._client.close()
-
-    # ----------------------------------------------------------------- HTTP boundary
+    # ----------------------------------------------------------------- HTTP boundary (brokers.rest)
     @property
     def _secrets(self) -> tuple[str]:
         return (self._api_key,)
+
+    def _auth_message(self, what: str, code: int, detail: str) -> str:
+        return (
+            f"Tradier rejected API key {mask_secret(self._api_key)} for account {self.account_id} "
+            f"(HTTP {code}: {detail}); check TRADIER_API_KEY and TRADIER_BASE_URL "
+            "(sandbox keys only work on sandbox.tradier.com, live keys on api.tradier.com)"
+        )
+
+    @staticmethod
+    def _refuses_order(code: int) -> bool:
+        return code in (400, 409, 422)
+
+    @staticmethod
+    def _detail_of(body: Mapping[str, Any]) -> str | None:
+        errors = body.get("errors")
+        if isinstance(errors, dict) and "error" in errors:
+            return " | ".join(str(e) for e in as_list(errors["error"]))
+        fault = body.get("fault")
+        if isinstance(fault, dict) and "faultstring" in fault:
+            return str(fault["faultstring"])
+        return None
 
     def _request(
         self,
@@ -276,45 +292,11 @@ class TradierAdapter(OcoProtections):
         not_found: Callable[[], BrokerError] | None = None,
     ) -> dict[str, Any]:
         what = f"Tradier {method} {path}"
-        try:
-            response = self._client.request(method, path, params=params, data=data)
-        except httpx.HTTPError as exc:
-            raise translate_transport_error(exc, broker=self.name, what=what, secrets=self._secrets) from exc
-        logger.debug("%s -> HTTP %d", what, response.status_code)
-        if response.is_success:
-            body = response_json(response, broker=self.name, what=what, secrets=self._secrets)
-            return body if isinstance(body, dict) else {}
-        detail = self._error_detail(response)
-        raise error_from_response(
-            response,
-            broker=self.name,
-            what=what,
-            detail=detail,
-            auth_message=lambda code: (
-                f"Tradier rejected API key {mask_secret(self._api_key)} for account {self.account_id} "
-                f"(HTTP {code}: {detail}); check TRADIER_API_KEY and TRADIER_BASE_URL "
-                "(sandbox keys only work on sandbox.tradier.com, live keys on api.tradier.com)"
-            ),
-            invalid=lambda code: code in (400, 409, 422),
-            funds_markers=_INSUFFICIENT_FUNDS_MARKERS,
-            not_found=not_found,
-            secrets=self._secrets,
-        )
-
-    @staticmethod
-    def _error_detail(response: httpx.Response) -> str:
-        try:
-            body = response.json()
-        except ValueError:
-            return response.text.strip()[:300] or response.reason_phrase
-        if isinstance(body, dict):
-            errors = body.get("errors")
-            if isinstance(errors, dict) and "error" in errors:
-                return " | ".join(str(e) for e in as_list(errors["error"]))
-            fault = body.get("fault")
-            if isinstance(fault, dict) and "faultstring" in fault:
-                return str(fault["faultstring"])
-        return str(body)[:300]
+        response = self._send(method, path, what, params=params, data=data)
+        if not response.is_success:
+            raise self._response_error(response, what, not_found)
+        body = response_json(response, broker=self.name, what=what, secrets=self._secrets)
+        return body if isinstance(body, dict) else {}
 
     # ----------------------------------------------------------------- account
     @retrier
@@ -552,18 +534,31 @@ class TradierAdapter(OcoProtections):
                 reason=raw.get("reason_description"),
                 **common,
             )
-        leg = self._parse_leg(raw, klass)
+        return self._one_leg_order(
+            raw, klass, state, self._tif(raw), reason=raw.get("reason_description"), **common
+        )
+
+    def _one_leg_order(
+        self,
+        record: Mapping[str, Any],
+        klass: str,
+        state: OrderState,
+        tif: TimeInForce | None,
+        /,
+        **fields: Any,
+    ) -> Order:
+        """The order one Tradier order record describes (a plain order, or a bracket's entry leg, whose class,
+        duration and state the caller reads from the bracket); ``fields`` are the rest of the Order (its raw)."""
         return Order(
             state=state,
-            legs=(leg,),
-            order_type=self._order_type(raw),
-            limit_price=parse_number(raw.get("price")),
-            stop_price=parse_number(raw.get("stop_price")),
-            time_in_force=self._tif(raw),
-            filled_quantity=parse_number(raw.get("exec_quantity")) or 0.0,
-            avg_fill_price=parse_number(raw.get("avg_fill_price")) or None,
-            reason=raw.get("reason_description"),
-            **common,
+            legs=(self._parse_leg(record, klass),),
+            order_type=self._order_type(record),
+            limit_price=parse_number(record.get("price")),
+            stop_price=parse_number(record.get("stop_price")),
+            time_in_force=tif,
+            filled_quantity=parse_number(record.get("exec_quantity")) or 0.0,
+            avg_fill_price=parse_number(record.get("avg_fill_price")) or None,
+            **fields,
         )
 
     def _parse_bracket(
@@ -579,15 +574,11 @@ class TradierAdapter(OcoProtections):
         # part still works is a separate question, answered by _is_working for list_open_orders.
         entry_state = _STATES.get(str(entry_raw.get("status", "")).lower(), state)
         parent_state = state if state in (OrderState.REJECTED, OrderState.EXPIRED) else entry_state
-        return Order(
-            state=parent_state,
-            legs=(self._parse_leg(entry_raw, str(entry_raw.get("class", "equity"))),),
-            order_type=self._order_type(entry_raw),
-            limit_price=parse_number(entry_raw.get("price")),
-            stop_price=parse_number(entry_raw.get("stop_price")),
-            time_in_force=self._tif(raw),
-            filled_quantity=parse_number(entry_raw.get("exec_quantity")) or 0.0,
-            avg_fill_price=parse_number(entry_raw.get("avg_fill_price")) or None,
+        return self._one_leg_order(
+            entry_raw,
+            str(entry_raw.get("class", "equity")),
+            parent_state,
+            self._tif(raw),
             take_profit=take_profit,
             stop_loss=stop_loss,
             child_order_ids=tuple(str(x["id"]) for x in exits),

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 from brokers.base import (
-    AssetClass,
     BrokerAdapter,
     Order,
     OrderRequest,
@@ -24,7 +24,7 @@ from brokers.base import (
     OrderType,
     PositionEffect,
     Protection,
-    Side,
+    ProtectionRequest,
     TimeInForce,
 )
 from brokers.errors import InvalidOrderError, OrderNotFoundError
@@ -40,32 +40,15 @@ class OcoProtections(BrokerAdapter):
     list_orders: Callable[[], list[Order]]
     cancel_order: Callable[[str], Any]
 
-    def protect_position(
-        self,
-        symbol: str,
-        side: Side,
-        quantity: float,
-        *,
-        stop_loss: float | None = None,
-        take_profit: float | None = None,
-        asset_class: AssetClass = AssetClass.EQUITY,
-        intent: str = "",
-    ) -> Protection:
+    def protect_position(self, request: ProtectionRequest) -> Protection:
         """An OCO order (target limit + stop) closing ``quantity``, or one limit/stop order for a single level;
         through :meth:`place_order` (client id in the tag, reconciled after an uncertain submit)."""
-        request = OrderRequest.single(
-            symbol,
-            side,
-            quantity,
-            asset_class=asset_class,
-            position_effect=PositionEffect.CLOSE,
-            take_profit=take_profit,
-            stop_loss=stop_loss,
-            time_in_force=TimeInForce.GTC,
-            oco=True,
-            intent=intent,
+        # the request's fields are OrderRequest.single's (symbol, side, quantity, levels, asset class, intent):
+        # the OCO is that order, closing the position and good till cancelled
+        order = OrderRequest.single(
+            **asdict(request), position_effect=PositionEffect.CLOSE, time_in_force=TimeInForce.GTC, oco=True
         )
-        return _protection(self.place_order(request))
+        return _protection(self.place_order(order))
 
     def get_protection(self, protection_id: str) -> Protection:
         return _protection(self.get_order(protection_id))
@@ -99,13 +82,15 @@ class OcoProtections(BrokerAdapter):
             logger.warning("tradier: moving protection %s refused (%s); replacing it", protection_id, exc)
             self.cancel_order(protection_id)
             return self.protect_position(
-                current.symbol,
-                current.side,
-                current.quantity,
-                stop_loss=stop_loss if stop_loss is not None else current.stop_loss,
-                take_profit=take_profit if take_profit is not None else current.take_profit,
-                asset_class=current.asset_class,
-                intent=f"moved:{protection_id}:{stop_loss}:{take_profit}",
+                ProtectionRequest(
+                    current.symbol,
+                    current.side,
+                    current.quantity,
+                    stop_loss=stop_loss if stop_loss is not None else current.stop_loss,
+                    take_profit=take_profit if take_profit is not None else current.take_profit,
+                    asset_class=current.asset_class,
+                    intent=f"moved:{protection_id}:{stop_loss}:{take_profit}",
+                )
             )
         return self.get_protection(protection_id)
 

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 from brokers.live import bars as live_data
-from brokers.live.strategy import LiveSpecStrategy
+from brokers.live.strategy import LiveSettings, LiveSpecStrategy
 from brokers.markets import MARKETS, UnsupportedMarket, broker_for, instrument_types
+from evaluator.market import BAR_MINUTES
 from spec_space.models import StrategySpec
 
 
@@ -72,17 +73,31 @@ def live_strategy(
     problem = live_problem(spec, broker)
     if problem is not None:
         raise UnsupportedLive(problem)
+    kind = _broker_kind(broker)
+    fetch, factor = live_data.FETCH[spec.timeframe]
+    settings = LiveSettings(
+        broker=kind,
+        # a TradeLocker account hedges: a resting opposite order opens a second position, so its stop and
+        # target are the position's own (the bracket) and partial targets are watched (brokers.live notes)
+        exits="bracket" if kind == "tradelocker" else "resting",
+        bar_minutes=BAR_MINUTES[spec.timeframe],
+        timestep=fetch,
+        factor=factor,
+        lookback=lookback or live_data.default_lookback(spec),
+        sleeptime=sleeptime or live_data.DEFAULT_SLEEPTIME[spec.timeframe],
+        include_after_hours=spec.session == "extended" or spec.instrument.type == "forex",
+        fill_wait=fill_wait,
+        clock=clock,
+    )
     strategy = LiveSpecStrategy(
         broker=broker,
         name=name,
-        sleeptime=sleeptime or live_data.DEFAULT_SLEEPTIME[spec.timeframe],
+        sleeptime=settings.sleeptime,
         minutes_before_closing=0,
         risk_free_rate=0.0,  # else Lumibot fetches ^IRX from Yahoo
         benchmark_asset=None,
         should_backup_variables_to_database=False,
         should_send_summary_to_discord=False,
     )
-    strategy.configure_live(
-        spec, _broker_kind(broker), sleeptime=sleeptime, lookback=lookback, fill_wait=fill_wait, clock=clock
-    )
+    strategy.configure_live(spec, settings)
     return strategy

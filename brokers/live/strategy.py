@@ -26,7 +26,7 @@ from evaluator.fill_model import EXIT_REASONS
 from evaluator.lumibot._lumibot import Asset
 from evaluator.lumibot.core import Action, Resting, SpecCore
 from evaluator.lumibot.plan import NS_PER_MIN, Plan, spec_plan
-from evaluator.market import BAR_MINUTES, NY, Market, signal_symbol
+from evaluator.market import NY, Market, signal_symbol
 from spec_space.models import StrategySpec
 
 _NO_END = 1 << 62  # live plans have no window end
@@ -34,7 +34,8 @@ _NO_END = 1 << 62  # live plans have no window end
 
 @dataclass(frozen=True)
 class LiveSettings:
-    """How a live SpecStrategy reads and trades its broker (see :meth:`LiveSpecStrategy.configure_live`)."""
+    """How a live SpecStrategy reads and trades its broker: derived from the spec and the broker once, by
+    :func:`brokers.live.live_strategy`, and handed to :meth:`LiveSpecStrategy.configure_live`."""
 
     broker: str  # tradier | tradelocker | another Lumibot broker's name
     # resting: a single-instrument position's stop and target are one bracket held at the broker, its partial
@@ -78,35 +79,10 @@ class LiveSpecStrategy(BrokerReconcile, LiveChain, LiveFutures, LiveStaging, Spe
 
     live: LiveSettings
 
-    def configure_live(
-        self,
-        spec: StrategySpec,
-        broker_kind: str,
-        *,
-        sleeptime: str | None = None,
-        lookback: int | None = None,
-        fill_wait: float = 10.0,
-        clock: Callable[[], int] = time.time_ns,
-    ) -> None:
+    def configure_live(self, spec: StrategySpec, settings: LiveSettings) -> None:
         """Live mode: decisions from the broker's bars, fills from the broker's order states."""
-        plan = live_plan(spec)
-        self._init_state(plan)
-        fetch, factor = live_data.FETCH[spec.timeframe]
-        minutes = BAR_MINUTES[spec.timeframe]
-        self.live = LiveSettings(
-            broker=broker_kind,
-            # a TradeLocker account hedges: a resting opposite order opens a second position, so its stop and
-            # target are the position's own (the bracket) and partial targets are watched (module notes)
-            exits="bracket" if broker_kind == "tradelocker" else "resting",
-            bar_minutes=minutes,
-            timestep=fetch,
-            factor=factor,
-            lookback=lookback or live_data.default_lookback(spec),
-            sleeptime=sleeptime or live_data.DEFAULT_SLEEPTIME[spec.timeframe],
-            include_after_hours=spec.session == "extended" or spec.instrument.type == "forex",
-            fill_wait=fill_wait,
-            clock=clock,
-        )
+        self._init_state(live_plan(spec))
+        self.live = settings
         self.live_lock = threading.RLock()
         self.decided_ns = -1  # start of the last bar decided on
         self.entry_pending = False  # entry orders out, not all filled yet

@@ -85,19 +85,8 @@ class RemoteProvider(ABC):
         if self.cache is not None:
             stored = self.cache.get(key)
             if stored is not None:
-                hit = LLMResult.from_dict(stored)
-                result = LLMResult(
-                    parsed=hit.parsed,
-                    raw_text=hit.raw_text,
-                    provider=self.name,
-                    model=model,
-                    role=role,
-                    cached=True,
-                    attempts=0,
-                    served_model=hit.served_model,
-                    schema_errors=hit.schema_errors,
-                    notes=hit.notes,
-                    cache_key=key,
+                result = LLMResult.from_dict(stored).replayed(
+                    provider=self.name, model=model, role=role, cache_key=key
                 )
                 self.ledger.add(provider=self.name, model=model, role=role, input_tokens=0, output_tokens=0,
                                 cost_usd=0.0, cached=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 import jsonschema
@@ -39,6 +39,11 @@ class LLMResult:
         data["schema_errors"] = list(self.schema_errors)
         data["notes"] = list(self.notes)
         return data
+
+    def replayed(self, *, provider: str, model: str, role: str, cache_key: str) -> LLMResult:
+        """This stored answer served again from the cache to ``role``: no call made, nothing paid."""
+        no_call = {"cached": True, "attempts": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0}
+        return replace(self, provider=provider, model=model, role=role, cache_key=cache_key, **no_call)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LLMResult:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from brokers import InvalidOrderError, NotSupportedError, OrderRequest, OrderState, Side
+from brokers import InvalidOrderError, NotSupportedError, OrderRequest, OrderState, ProtectionRequest, Side
 
 BrokerHarness = Any  # conftest.py's harness: the fake server and adapters pointed at it
 
@@ -40,7 +40,15 @@ def _tradier_oco_round_trip(adapter: Any, fake: Any, market: tuple[Any, ...]) ->
     symbol, tradier_symbol, asset_class, qty, stop, target, moved_stop, through = market
     adapter.place_order(OrderRequest.single(symbol, "buy", qty, asset_class=asset_class, intent="entry"))
     held = adapter.protect_position(
-        symbol, Side.SELL, qty, stop_loss=stop, take_profit=target, asset_class=asset_class, intent="exits"
+        ProtectionRequest(
+            symbol,
+            Side.SELL,
+            qty,
+            stop_loss=stop,
+            take_profit=target,
+            asset_class=asset_class,
+            intent="exits",
+        )
     )
     assert (held.state, held.stop_loss, held.take_profit, held.quantity, held.symbol) == (
         OrderState.OPEN,
@@ -78,7 +86,9 @@ def test_where_tradier_refuses_to_move_a_leg_the_oco_is_replaced(tradier: Broker
     adapter, fake = tradier.adapter, tradier.fake
     fake.modifiable_legs = False
     adapter.place_order(OrderRequest.single("SPY", "buy", 10, intent="entry"))
-    held = adapter.protect_position("SPY", Side.SELL, 10, stop_loss=580.0, take_profit=600.0, intent="exits")
+    held = adapter.protect_position(
+        ProtectionRequest("SPY", Side.SELL, 10, stop_loss=580.0, take_profit=600.0, intent="exits")
+    )
     moved = adapter.modify_protection(held.protection_id, stop_loss=585.0)
     assert moved.protection_id != held.protection_id
     assert (moved.state, moved.stop_loss, moved.take_profit) == (OrderState.OPEN, 585.0, 600.0)
@@ -89,7 +99,9 @@ def test_where_tradier_refuses_to_move_a_leg_the_oco_is_replaced(tradier: Broker
 def test_tradier_protection_is_cancelled_whole(tradier: BrokerHarness) -> None:
     adapter = tradier.adapter
     adapter.place_order(OrderRequest.single("SPY", "buy", 5, intent="entry"))
-    held = adapter.protect_position("SPY", Side.SELL, 5, stop_loss=580.0, take_profit=600.0)
+    held = adapter.protect_position(
+        ProtectionRequest("SPY", Side.SELL, 5, stop_loss=580.0, take_profit=600.0)
+    )
     assert adapter.cancel_protection(held.protection_id).state is OrderState.CANCELED
     assert adapter.list_open_orders() == [] and adapter.get_positions()[0].quantity == 5
 
@@ -97,7 +109,9 @@ def test_tradier_protection_is_cancelled_whole(tradier: BrokerHarness) -> None:
 def test_tradelocker_attaches_stop_and_target_to_the_position(tradelocker: BrokerHarness) -> None:
     adapter, fake = tradelocker.adapter, tradelocker.fake
     adapter.place_order(OrderRequest.single("EURUSD", "buy", 10_000, asset_class="forex", intent="entry"))
-    held = adapter.protect_position("EURUSD", Side.SELL, 10_000, stop_loss=1.07, take_profit=1.10)
+    held = adapter.protect_position(
+        ProtectionRequest("EURUSD", Side.SELL, 10_000, stop_loss=1.07, take_profit=1.10)
+    )
     patch = fake.requests_to("PATCH", r"/trade/positions/\d+$")[-1]
     assert patch.json() == {"stopLoss": 1.07, "takeProfit": 1.10}
     assert (held.state, held.stop_loss, held.take_profit) == (OrderState.OPEN, 1.07, 1.10)
@@ -121,8 +135,8 @@ def test_tradelocker_protects_whole_positions_only(tradelocker: BrokerHarness) -
     adapter = tradelocker.adapter
     adapter.place_order(OrderRequest.single("EURUSD", "buy", 20_000, asset_class="forex"))
     with pytest.raises(NotSupportedError, match="close whole positions"):
-        adapter.protect_position("EURUSD", Side.SELL, 10_000, stop_loss=1.07)
-    held = adapter.protect_position("EURUSD", Side.SELL, 20_000, stop_loss=1.07)
+        adapter.protect_position(ProtectionRequest("EURUSD", Side.SELL, 10_000, stop_loss=1.07))
+    held = adapter.protect_position(ProtectionRequest("EURUSD", Side.SELL, 20_000, stop_loss=1.07))
     assert adapter.cancel_protection(held.protection_id).state is OrderState.CANCELED
     assert adapter.get_positions()[0].quantity == pytest.approx(20_000)
 
@@ -135,7 +149,9 @@ def test_an_uncertain_oco_submit_leaves_one_oco(tradier: BrokerHarness, fault: s
         fake.inject("POST", tradier.submit_path, when="after", status=502)
     else:
         fake.inject("POST", tradier.submit_path, when="after", status=None, delay=tradier.slow_submit_delay)
-    held = adapter.protect_position("SPY", Side.SELL, 10, stop_loss=580.0, take_profit=600.0, intent="x")
+    held = adapter.protect_position(
+        ProtectionRequest("SPY", Side.SELL, 10, stop_loss=580.0, take_profit=600.0, intent="x")
+    )
     (oco,) = _tradier_oco(fake)
     assert held.protection_id == str(oco["id"]) and fake.order_count() == 2
 
