@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from search.cli_support import engine_option, int_option, setup_errors, storage_option, study_option
+from search.cli_support import (
+    engine_option,
+    int_option,
+    options_as,
+    setup_errors,
+    storage_option,
+    study_option,
+)
 from search.paths import DATA_ROOT_ENV
 
 if TYPE_CHECKING:
@@ -183,22 +190,13 @@ def run(
         raise click.UsageError("--ray-address joins a Ray cluster and --no-ray runs inline: give one of them")
     if workers is None:
         workers = 1 if no_ray else (os.cpu_count() or 1)
-    config = RunConfig(
-        space_path=space_path,
-        trials=trials,
-        study=study_name,
-        sampler=sampler,
+    config = options_as(
+        RunConfig,
+        own={"top", "no_ray"},
         objectives=objectives.split(",") if objectives else None,
-        engine=engine,
         workers=workers,
         use_ray=not no_ray,
-        ray_address=ray_address,
-        storage=storage,
-        data_root=data_root,
-        seed=seed,
         timeout=seconds,
-        batch_size=batch_size,
-        progress=progress,
     )
     with setup_errors(SpecError, SearchSetupError, StudyMismatch, LookupError, ValueError):
         summary = run_search(config, echo=click.echo)
