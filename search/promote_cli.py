@@ -13,14 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from search.cli_support import (
-    EXIT_NEGATIVE,
-    EXIT_SETUP,
-    int_option,
-    options_as,
-    setup_errors,
-    storage_option,
-)
+from search.cli_support import EXIT_NEGATIVE, EXIT_SETUP, int_option, options_as, setup_errors, storage_option
 from search.paths import STUDIES_ROOT_ENV
 
 if TYPE_CHECKING:

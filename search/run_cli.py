@@ -12,14 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from search.cli_support import (
-    engine_option,
-    int_option,
-    options_as,
-    setup_errors,
-    storage_option,
-    study_option,
-)
+from search.cli_support import engine_option, int_option, setup_errors, storage_option, study_option
 from search.paths import DATA_ROOT_ENV
 
 if TYPE_CHECKING:
@@ -178,6 +171,7 @@ def run(
     """Search a spec space: walk-forward trials on Ray (or inline), results in an Optuna study."""
     import os
 
+    from search.cli_support import options_as
     from search.run import RunConfig, SearchSetupError, parse_duration, run_search, top_trials
     from search.study import StudyMismatch
     from spec_space.loader import SpecError
