@@ -272,19 +272,20 @@ def _returns_difference(
     )
 
 
-def _compare_window(
-    fold: Fold,
-    window: str,
-    stored_metrics: Mapping[str, float],
-    now_metrics: Mapping[str, float],
-    stored_returns: tuple[np.ndarray, np.ndarray],
-    now_returns: tuple[np.ndarray, np.ndarray],
-    *,
-    exact: bool,
-) -> WindowCheck:
+def _window_results(record: FoldRecord, window: str) -> tuple[Mapping[str, float], np.ndarray, np.ndarray]:
+    """(metrics, session dates, daily returns) of ``record``'s ``window``: ``in_sample`` or ``validation``."""
+    if window == "in_sample":
+        return record.is_metrics, record.is_dates, record.is_returns
+    return record.val_metrics, record.val_dates, record.val_returns
+
+
+def _compare_window(fold: Fold, window: str, stored: FoldRecord, rerun: FoldRecord, *, exact: bool) -> WindowCheck:
+    """What differs between the stored and the re-run results of ``fold``'s ``window``."""
     start, end = (
         (fold.train_start, fold.train_end) if window == "in_sample" else (fold.test_start, fold.test_end)
     )
+    stored_metrics, *stored_returns = _window_results(stored, window)
+    now_metrics, *now_returns = _window_results(rerun, window)
     check = WindowCheck(
         fold.index,
         window,
@@ -315,28 +316,7 @@ def compare_outcome(
         if old is None or new is None:
             problems.append(f"fold {fold.index}: {'not in the record' if old is None else 'not re-run'}")
             continue
-        windows.append(
-            _compare_window(
-                fold,
-                "in_sample",
-                old.is_metrics,
-                new.is_metrics,
-                (old.is_dates, old.is_returns),
-                (new.is_dates, new.is_returns),
-                exact=exact,
-            )
-        )
-        windows.append(
-            _compare_window(
-                fold,
-                "validation",
-                old.val_metrics,
-                new.val_metrics,
-                (old.val_dates, old.val_returns),
-                (new.val_dates, new.val_returns),
-                exact=exact,
-            )
-        )
+        windows += [_compare_window(fold, window, old, new, exact=exact) for window in ("in_sample", "validation")]
     for i, (a, b) in enumerate(zip(values, outcome.objectives, strict=False)):
         if not _same_number(float(a), float(b), exact=exact):
             problems.append(f"objective {i}: {_n(float(a))} stored vs {_n(float(b))} now")
