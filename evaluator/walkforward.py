@@ -56,6 +56,17 @@ class Fold:
     test_end: dt.date
 
 
+@dataclass
+class FoldWindow:
+    """One window of a fold: the fold's index (-1: the holdout), which window (``in_sample``,
+    ``validation`` or ``holdout``) and its first and last session."""
+
+    fold: int
+    window: str
+    start: dt.date
+    end: dt.date
+
+
 def _as_date(value: dt.date) -> dt.date:
     # pandas Timestamps and datetimes are date subclasses; comparing them with plain dates raises.
     return value.date() if isinstance(value, dt.datetime) else value

@@ -118,9 +118,10 @@ def int_option(*decls: str, default: int, help: str, low: int = 1, high: int | N
     )
 
 
-#: Option names that differ from the config field they fill: ``--study`` is ``study_name`` in every command
-#: (:func:`study_option`), and ``study`` in every config.
-_FIELD_OF_OPTION = {"study_name": "study"}
+#: Option names that differ from the config field they fill: ``--study`` and ``--trial`` are ``study_name``
+#: and ``trial_number`` in every command (:func:`study_option`, :func:`trial_option`), ``study`` and
+#: ``trial`` in every config.
+_FIELD_OF_OPTION = {"study_name": "study", "trial_number": "trial"}
 
 
 def options_as(config_type: type[C], *, own: Collection[str] = (), **values: Any) -> C:

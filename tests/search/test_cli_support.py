@@ -8,12 +8,13 @@ from dataclasses import dataclass
 import click
 from click.testing import CliRunner
 
-from search.cli_support import options_as, study_option
+from search.cli_support import options_as, study_option, trial_option
 
 
 @dataclass
 class _Config:
     study: str
+    trial: int = -1
     top: int = 5
     timeout: float | None = None
     use_ray: bool = True
@@ -28,16 +29,17 @@ def test_options_fill_the_fields_of_their_name_and_values_override_them() -> Non
 
     @click.command()
     @study_option()
+    @trial_option("check")
     @click.option("--top", type=int, default=5)
     @click.option("--timeout", default=None)
     @click.option("--no-ray", is_flag=True)
-    def command(study_name: str, top: int, timeout: str | None, no_ray: bool) -> None:
+    def command(study_name: str, trial_number: int, top: int, timeout: str | None, no_ray: bool) -> None:
         seconds = float(timeout[:-1]) if timeout else None
         built.append(options_as(_Config, own={"no_ray"}, timeout=seconds, use_ray=not no_ray))
 
-    result = _run(command, "--study", "s1", "--top", "3", "--timeout", "90s", "--no-ray")
+    result = _run(command, "--study", "s1", "--trial", "7", "--top", "3", "--timeout", "90s", "--no-ray")
     assert result.exit_code == 0, result.output
-    assert built == [_Config(study="s1", top=3, timeout=90.0, use_ray=False)]
+    assert built == [_Config(study="s1", trial=7, top=3, timeout=90.0, use_ray=False)]
 
 
 def test_an_option_that_fills_no_field_is_an_error_naming_it() -> None:
