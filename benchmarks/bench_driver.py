@@ -50,7 +50,7 @@ from data.safe import json_safe
 from data.synth import generate
 from evaluator.trial import TrialOutcome, evaluate_params
 from search.batch_storage import FinishedTrial, NewTrial, create_running, finish
-from search.executor import TaskResult
+from search.executor import SerialExecutor, TaskResult
 from search.mirror import BEST_PER_OBJECTIVE, RECENT, make_mirror
 from search.run import RunConfig, run_search
 from search.study import make_sampler, open_storage, storage_url
@@ -62,33 +62,17 @@ SIZES = (100, 1000, 10000)
 FILL_CHUNK = 500
 
 
-class ZeroCostExecutor:
+class ZeroCostExecutor(SerialExecutor):
     """Answers every trial at once with a canned outcome carrying the trial's own parameters."""
 
     kind = "zero-cost"
-    workers = 1
 
     def __init__(self, outcome: Any) -> None:
+        super().__init__()
         self.outcome = outcome
-        self.queue: list[tuple[int, dict]] = []
 
-    def submit(self, number: int, values: dict) -> None:
-        self.queue.append((number, values))
-
-    def next_result(self, timeout: float | None = None) -> TaskResult | None:
-        number, values = self.queue.pop(0)
+    def evaluate(self, number: int, values: dict) -> TaskResult:
         return TaskResult(number, outcome=dataclasses.replace(self.outcome, values=values), worker="0@bench")
-
-    def pending(self) -> int:
-        return len(self.queue)
-
-    def cancel(self) -> list[int]:
-        numbers = [n for n, _ in self.queue]
-        self.queue.clear()
-        return numbers
-
-    def close(self) -> None:
-        pass
 
 
 @contextlib.contextmanager

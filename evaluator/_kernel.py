@@ -122,6 +122,15 @@ class PositionLegs(NamedTuple):
     contract: np.ndarray  # contract index in the current session's chain (-1: the instrument itself)
     sign: np.ndarray
     mult: np.ndarray
+    last_mark: np.ndarray  # the leg's last known price: its value while its contract does not trade
+
+
+class PriceArrays(NamedTuple):
+    """Where the legs' prices come from: the instrument's bars, and the chain when it trades options."""
+
+    bars: BarArrays
+    chain: ChainArrays
+    is_option: bool
 
 
 class OpenTrade(NamedTuple):
@@ -162,7 +171,9 @@ def run_kernel(
     end,
 ):  # pragma: no cover - numba
     """Backtest one spec on bars ``start..end``: :class:`BarArrays`, :class:`SignalArrays`,
-    :class:`LegArrays`, :class:`ChainArrays` and :class:`RuleArrays` built by :func:`evaluator.fast.run`."""
+    :class:`LegArrays`, :class:`ChainArrays` and :class:`RuleArrays` built by :func:`evaluator.fast.run`.
+
+    Returns (the :class:`TradeBook`, its rows written, equity per bar, bars with a position)."""
     ts, open_, close, day, minute = bars.ts, bars.open, bars.close, bars.day, bars.minute
     day_ord, day_first_bar = bars.day_ord, bars.day_first_bar
     sig_long, sig_short, sig_exit_long, sig_exit_short = sig.long, sig.short, sig.exit_long, sig.exit_short
@@ -197,30 +208,7 @@ def run_kernel(
     # trade rows a bar can add: a pending exit, then after an entry every partial target and a final
     # exit; 4 per bar overflowed (unchecked writes) with more than two partial take-profits
     max_trades = (3 + len(partial_pct)) * (end - start + 2)
-    t_entry_bar = np.zeros(max_trades, np.int64)
-    t_exit_bar = np.zeros(max_trades, np.int64)
-    t_dir = np.zeros(max_trades, np.int64)
-    t_qty = np.zeros(max_trades)
-    t_entry_px = np.zeros(max_trades)
-    t_exit_px = np.zeros(max_trades)
-    t_pnl = np.zeros(max_trades)
-    t_comm = np.zeros(max_trades)
-    t_reason = np.zeros(max_trades, np.int64)
-    t_legs = np.full((max_trades, 4), -1, np.int64)
-    t_stale = np.zeros(max_trades, np.bool_)
-    book = TradeBook(
-        entry_bar=t_entry_bar,
-        exit_bar=t_exit_bar,
-        direction=t_dir,
-        qty=t_qty,
-        entry_v=t_entry_px,
-        exit_v=t_exit_px,
-        pnl=t_pnl,
-        comm=t_comm,
-        reason=t_reason,
-        legs=t_legs,
-        stale=t_stale,
-    )
+    book = _empty_book(max_trades)
     n_tr = 0
     equity = np.full(n, np.nan)
     exposure_bars = 0
@@ -253,17 +241,12 @@ def run_kernel(
     pos_exp = np.zeros(4, np.int64)
     pos_strike = np.zeros(4)
     pos_call = np.zeros(4, np.bool_)
-    pos = PositionLegs(contract=pos_legs, sign=pos_sign, mult=pos_mult)
+    pos = PositionLegs(contract=pos_legs, sign=pos_sign, mult=pos_mult, last_mark=last_mark)
+    prices = PriceArrays(bars=bars, chain=chain, is_option=is_option)
     pos_n = 0
-    # the position the exits close, kept with the scalars above: rebuilt at each entry and conversion
-    trade = OpenTrade(
-        qty=qty,
-        direction=direction,
-        entry_bar=entry_bar,
-        v_entry=v_entry_trade,
-        comm_left=comm_entry_left,
-        n_legs=pos_n,
-    )
+    # the position the exits close, kept with the scalars above: rebuilt after an entry or a conversion
+    # (step 3b), and by each exit; typed here for numba, flat
+    trade = OpenTrade(qty=0.0, direction=0, entry_bar=-1, v_entry=0.0, comm_left=0.0, n_legs=0)
     # pending actions decided on the previous bar's close
     pend_entry = 0
     pend_legs = np.full(4, -1, np.int64)
@@ -288,16 +271,7 @@ def run_kernel(
         # leg prices for this bar: open (fill), worst/best (intrabar), close (mark)
         v_open, v_low, v_high, v_close, priced = 0.0, 0.0, 0.0, 0.0, True
         if direction != 0:
-            v_open, v_low, v_high, v_close, priced = _marks(
-                bar=i,
-                pos_in_day=pos_in_day,
-                pos_n=pos_n,
-                pos=pos,
-                last_mark=last_mark,
-                is_option=is_option,
-                bars=bars,
-                chain=chain,
-            )
+            v_open, v_low, v_high, v_close, priced = _marks(i, pos_in_day, pos_n, pos, prices)
 
         # ---- 1. pending exit (signal, reversal, multi-leg level) at this bar's open
         exit_qty = 0.0
@@ -320,6 +294,7 @@ def run_kernel(
             pend_exit_frac = 0.0
 
         # ---- 2. pending staged conversion
+        changed = False  # a conversion or an entry on this bar (step 3b)
         if direction != 0 and pend_convert >= 0 and not converted:
             p = c_off[pend_convert] + pos_in_day
             px = p_open[p] if not np.isnan(p_open[p]) else p_last[p]
@@ -346,25 +321,7 @@ def run_kernel(
                     best_v = net
                     stop_v, tp_v = _levels(net, 0.0, params)
                     converted = True
-                    trade = OpenTrade(
-                        qty=qty,
-                        direction=direction,
-                        entry_bar=entry_bar,
-                        v_entry=v_entry_trade,
-                        comm_left=comm_entry_left,
-                        n_legs=pos_n,
-                    )
-                    # the bar was valued with the long leg alone: value both legs from here on
-                    v_open, v_low, v_high, v_close, priced = _marks(
-                        bar=i,
-                        pos_in_day=pos_in_day,
-                        pos_n=pos_n,
-                        pos=pos,
-                        last_mark=last_mark,
-                        is_option=is_option,
-                        bars=bars,
-                        chain=chain,
-                    )
+                    changed = True
                 else:
                     converted = True  # the debit left would be too small: keep the long call as it is
         pend_convert = -1
@@ -467,29 +424,28 @@ def run_kernel(
                     converted = False
                     stage_und_ref = open_[i]
                     trades_today += 1
-                    trade = OpenTrade(
-                        qty=qty,
-                        direction=direction,
-                        entry_bar=entry_bar,
-                        v_entry=v_entry_trade,
-                        comm_left=comm_entry_left,
-                        n_legs=pos_n,
-                    )
-                    # this bar's marks for the fresh position; the entry filled at the raw open, so an
-                    # intrabar level between the open and open-plus-costs fills at the open (a gap)
-                    _, v_low, v_high, v_close, priced = _marks(
-                        bar=i,
-                        pos_in_day=pos_in_day,
-                        pos_n=pos_n,
-                        pos=pos,
-                        last_mark=last_mark,
-                        is_option=is_option,
-                        bars=bars,
-                        chain=chain,
-                    )
-                    priced = True
-                    v_open = v_fill
+                    changed = True
         pend_entry = 0
+
+        # ---- 3b. a position opened or converted (never both: an entry needs no position): the exits'
+        # view of it, and this bar's marks with the legs held from now on (a conversion's bar was valued
+        # with the long leg alone)
+        if changed:
+            trade = OpenTrade(
+                qty=qty,
+                direction=direction,
+                entry_bar=entry_bar,
+                v_entry=v_entry_trade,
+                comm_left=comm_entry_left,
+                n_legs=pos_n,
+            )
+            v_open_mark, v_low, v_high, v_close, priced = _marks(i, pos_in_day, pos_n, pos, prices)
+            if entry_bar == i:
+                # the entry filled at the raw open, so an intrabar level between the open and
+                # open-plus-costs fills at the open (a gap)
+                v_open, priced = v_fill, True
+            else:
+                v_open = v_open_mark
 
         # ---- 4. time exits at this bar's open; they close even when a leg has no price within the
         # staleness limit (at its last known price, marked stale): a quiet leg must never carry a 0DTE
@@ -519,14 +475,7 @@ def run_kernel(
             trail_stop, reason = stop_level(stop_v, best_v, v_entry, params)
             if trail_stop > -1e299 and v_low <= trail_stop:
                 fill = v_open if v_open <= trail_stop else trail_stop
-                exit_fill = ExitFill(
-                    bar=i,
-                    qty=qty,
-                    v_price=fill,
-                    reason=reason,
-                    und_price=abs(fill) / underlying_mult,
-                    stale=not priced,
-                )  # slippage on the level's price, not the open
+                exit_fill = _level_exit(i, qty, fill, reason, underlying_mult, not priced)
                 n_tr, cash, trade = _close(book, n_tr, cash, params, pos, is_option, trade, exit_fill)
                 qty, direction, comm_entry_left = trade.qty, trade.direction, trade.comm_left
             if direction != 0:
@@ -543,28 +492,14 @@ def run_kernel(
                     next_partial += 1
                     if part <= 0:
                         continue
-                    exit_fill = ExitFill(
-                        bar=i,
-                        qty=part,
-                        v_price=fill,
-                        reason=3,
-                        und_price=abs(fill) / underlying_mult,
-                        stale=not priced,
-                    )  # slippage on the level's price, not the open
+                    exit_fill = _level_exit(i, part, fill, 3, underlying_mult, not priced)
                     n_tr, cash, trade = _close(book, n_tr, cash, params, pos, is_option, trade, exit_fill)
                     qty, direction, comm_entry_left = trade.qty, trade.direction, trade.comm_left
                     if direction == 0:
                         break
             if direction != 0 and tp_v < 1e299 and v_high >= tp_v:
                 fill = v_open if v_open >= tp_v else tp_v
-                exit_fill = ExitFill(
-                    bar=i,
-                    qty=qty,
-                    v_price=fill,
-                    reason=2,
-                    und_price=abs(fill) / underlying_mult,
-                    stale=not priced,
-                )  # slippage on the level's price, not the open
+                exit_fill = _level_exit(i, qty, fill, 2, underlying_mult, not priced)
                 n_tr, cash, trade = _close(book, n_tr, cash, params, pos, is_option, trade, exit_fill)
                 qty, direction, comm_entry_left = trade.qty, trade.direction, trade.comm_left
 
@@ -686,30 +621,36 @@ def run_kernel(
         else:
             equity[i] = cash
 
-    return (
-        t_entry_bar[:n_tr],
-        t_exit_bar[:n_tr],
-        t_dir[:n_tr],
-        t_qty[:n_tr],
-        t_entry_px[:n_tr],
-        t_exit_px[:n_tr],
-        t_pnl[:n_tr],
-        t_comm[:n_tr],
-        t_reason[:n_tr],
-        t_legs[:n_tr],
-        t_stale[:n_tr],
-        equity,
-        exposure_bars,
+    return book, n_tr, equity, exposure_bars
+
+
+@numba.njit(cache=True)
+def _empty_book(rows):  # pragma: no cover
+    """A :class:`TradeBook` with room for ``rows`` exit fills (leg slots -1: no contract)."""
+    return TradeBook(
+        entry_bar=np.zeros(rows, np.int64),
+        exit_bar=np.zeros(rows, np.int64),
+        direction=np.zeros(rows, np.int64),
+        qty=np.zeros(rows),
+        entry_v=np.zeros(rows),
+        exit_v=np.zeros(rows),
+        pnl=np.zeros(rows),
+        comm=np.zeros(rows),
+        reason=np.zeros(rows, np.int64),
+        legs=np.full((rows, 4), -1, np.int64),
+        stale=np.zeros(rows, np.bool_),
     )
 
 
 @numba.njit(cache=True)
-def _marks(bar, pos_in_day, pos_n, pos, last_mark, is_option, bars, chain):  # pragma: no cover
-    """Value of one position unit on bar ``bar``: (open, worst, best, close, every leg priced)."""
+def _marks(bar, pos_in_day, pos_n, pos, prices):  # pragma: no cover
+    """Value of one unit of the first ``pos_n`` legs of ``pos`` (:class:`PositionLegs`) on bar ``bar``, priced
+    from ``prices`` (:class:`PriceArrays`): (open, worst, best, close, every leg priced)."""
     i = bar
+    bars, chain, is_option = prices.bars, prices.chain, prices.is_option
     open_, high, low, close = bars.open, bars.high, bars.low, bars.close
     c_off, p_open, p_high, p_low, p_last = chain.c_off, chain.p_open, chain.p_high, chain.p_low, chain.p_last
-    pos_legs, pos_sign, pos_mult = pos.contract, pos.sign, pos.mult
+    pos_legs, pos_sign, pos_mult, last_mark = pos.contract, pos.sign, pos.mult, pos.last_mark
     v_open = 0.0
     v_low = 0.0
     v_high = 0.0
@@ -744,6 +685,15 @@ def _marks(bar, pos_in_day, pos_n, pos, last_mark, is_option, bars, chain):  # p
             v_low += s * h
             v_high += s * lo_
     return v_open, v_low, v_high, v_close, priced
+
+
+@numba.njit(cache=True, inline="always")
+def _level_exit(bar, qty, fill, reason, underlying_mult, stale):  # pragma: no cover
+    """An exit at an intrabar level (stop, partial or final target) filled at ``fill``: the level, or the
+    open when the bar opened beyond it. Slippage is taken on that price, not on the bar's open."""
+    return ExitFill(
+        bar=bar, qty=qty, v_price=fill, reason=reason, und_price=abs(fill) / underlying_mult, stale=stale
+    )
 
 
 @numba.njit(cache=True)

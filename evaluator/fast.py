@@ -236,8 +236,9 @@ def run(spec: StrategySpec, market: Market, start: dt.date, end: dt.date) -> Bac
         start=i0,
         end=i1,
     )
-    (entry_bar, exit_bar, direction, qty, entry_v, exit_v, pnl, comm, reason, legs, stale, equity, exposure_bars) = (
-        out
+    book, n_trades, equity, exposure_bars = out
+    entry_bar, exit_bar, direction, qty, entry_v, exit_v, pnl, comm, reason, legs, stale = (
+        column[:n_trades] for column in book
     )
     contracts = [
         "+".join(opt.c_ticker[c] for c in row if c >= 0)

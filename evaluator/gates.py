@@ -197,17 +197,9 @@ def _reason(gate: GateSpec, value: float, passed: bool) -> str:
 def _gate_result(
     gate: GateSpec, value: float | None, passed: bool, reason: str, *, evaluated: bool = True
 ) -> GateResult:
-    return GateResult(
-        name=gate.name,
-        metric=gate.metric,
-        stage=gate.stage,
-        op=gate.op,
-        threshold=gate.threshold,
-        value=value,
-        passed=passed,
-        evaluated=evaluated,
-        reason=reason,
-    )
+    # the result restates its gate field by field (name, metric, op, threshold, stage): a field added to
+    # GateSpec and not to GateResult is a TypeError here, not a column silently missing from reports
+    return GateResult(**gate.model_dump(), value=value, passed=passed, evaluated=evaluated, reason=reason)
 
 
 def _check(gate: GateSpec, values: Mapping[str, float]) -> GateResult:

@@ -37,7 +37,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NotRequired, TypedDict, Unpack
 
 if TYPE_CHECKING:
     from spec_space.space import WalkForward
@@ -54,6 +54,17 @@ class Fold:
     train_end: dt.date
     test_start: dt.date
     test_end: dt.date
+
+
+@dataclass
+class FoldWindow:
+    """One window of a fold: the fold's index (-1: the holdout), which window (``in_sample``,
+    ``validation`` or ``holdout``) and its first and last session."""
+
+    fold: int
+    window: str
+    start: dt.date
+    end: dt.date
 
 
 def _as_date(value: dt.date) -> dt.date:
@@ -81,6 +92,17 @@ class Layout:
     def search_end(self) -> dt.date:
         """The last session any fold reads: nothing after it may influence the search."""
         return self.folds[-1].test_end
+
+
+class FoldSettings(TypedDict):
+    """The keyword arguments of :func:`make_folds` after the sessions (documented there), which
+    :func:`make_layout` hands on as they are."""
+
+    scheme: Scheme
+    train_days: int
+    test_days: int
+    embargo_days: NotRequired[int]
+    n_folds: NotRequired[int | None]
 
 
 def sessions_needed(*, train_days: int, test_days: int, embargo_days: int = 0, n_folds: int = 1) -> int:
@@ -166,16 +188,10 @@ def make_folds(
 
 
 def make_layout(
-    sessions: Sequence[dt.date],
-    *,
-    scheme: Scheme,
-    train_days: int,
-    test_days: int,
-    embargo_days: int = 0,
-    n_folds: int | None = None,
-    holdout_days: int,
+    sessions: Sequence[dt.date], *, holdout_days: int, **fold_settings: Unpack[FoldSettings]
 ) -> Layout:
-    """The holdout (the last ``holdout_days`` sessions) and, before it and an embargo, the folds.
+    """The holdout (the last ``holdout_days`` sessions) and, before it and an embargo, the folds
+    :func:`make_folds` lays with ``fold_settings``.
 
     Raises:
         ValueError: as :func:`make_folds`, or ``holdout_days`` < 1, or too few sessions for the holdout
@@ -183,6 +199,7 @@ def make_layout(
     """
     if isinstance(holdout_days, bool) or not isinstance(holdout_days, int) or holdout_days < 1:
         raise ValueError(f"holdout_days must be an integer >= 1, got {holdout_days!r}")
+    embargo_days = fold_settings.get("embargo_days", 0)
     days = [_as_date(s) for s in sessions]
     cut = len(days) - holdout_days - embargo_days
     if cut <= 0:
@@ -191,14 +208,7 @@ def make_layout(
             "are available; use more data or a shorter holdout (walk_forward.holdout_days)"
         )
     try:
-        folds = make_folds(
-            days[:cut],
-            scheme=scheme,
-            train_days=train_days,
-            test_days=test_days,
-            embargo_days=embargo_days,
-            n_folds=n_folds,
-        )
+        folds = make_folds(days[:cut], **fold_settings)
     except ValueError as exc:
         raise ValueError(
             f"{exc} (the last {holdout_days + embargo_days} of the {len(days)} sessions are the holdout "

@@ -14,8 +14,9 @@ shows the traceback of the setup errors too.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -31,6 +32,7 @@ __all__ = [
     "debug_enabled",
     "engine_option",
     "int_option",
+    "options_as",
     "setup_errors",
     "storage_option",
     "study_option",
@@ -45,6 +47,7 @@ EXIT_SETUP = 2
 DEBUG_KEY = "search.debug"
 
 F = TypeVar("F", bound=Callable[..., Any])
+C = TypeVar("C")
 
 
 def debug_enabled() -> bool:
@@ -113,3 +116,32 @@ def int_option(*decls: str, default: int, help: str, low: int = 1, high: int | N
     return click.option(
         *decls, type=click.IntRange(min=low, max=high), default=default, show_default=True, help=help
     )
+
+
+#: Option names that differ from the config field they fill: ``--study`` and ``--trial`` are ``study_name``
+#: and ``trial_number`` in every command (:func:`study_option`, :func:`trial_option`), ``study`` and
+#: ``trial`` in every config.
+_FIELD_OF_OPTION = {"study_name": "study", "trial_number": "trial"}
+
+
+def options_as(config_type: type[C], *, own: Collection[str] = (), **values: Any) -> C:
+    """The running command's options as a ``config_type`` dataclass (``GateRunConfig``, ``RunConfig``, ...).
+
+    Each option fills the field of its name, so a command's options and its config cannot drift apart one
+    keyword at a time; ``values`` fill or override fields (an option parsed first, a derived value), and
+    ``own`` names the options the command uses itself (display, flags turned into ``values``).
+
+    Raises:
+        TypeError: an option names no field and is not in ``own``: a programming error, caught by the
+            command's first test rather than an option that silently does nothing.
+    """
+    fields = {f.name for f in dataclasses.fields(config_type)}  # type: ignore[arg-type]
+    taken: dict[str, Any] = {}
+    for option, value in click.get_current_context().params.items():
+        if option in own or option in values:
+            continue
+        name = _FIELD_OF_OPTION.get(option, option)
+        if name not in fields:
+            raise TypeError(f"option {option!r} fills no field of {config_type.__name__} and is not in own")
+        taken[name] = value
+    return config_type(**taken, **values)

@@ -26,25 +26,17 @@ from data.safe import json_safe
 from evaluator.fill_model import FILL_MODEL_VERSION
 from evaluator.market import load_market
 from evaluator.parity import ParityReport, compare_results
+from evaluator.walkforward import FoldWindow
 from search.provenance import package_versions
-from search.study_access import (
-    StudySetupError,
-    complete_trial,
-    find_study,
-    load_study_space,
-    records_folder,
-    store_for,
-)
+from search.study_access import StudySetupError, TrialRef, load_study_space, records_folder, store_for
 from search.verdicts import CONFIRM_ATTR, upsert_verdict
 
 __all__ = ["ConfirmResult", "WindowCheck", "confirm_trial"]
 
 @dataclass
-class WindowCheck:
-    fold: int
-    window: str  # "in_sample" | "validation"
-    start: dt.date
-    end: dt.date
+class WindowCheck(FoldWindow):
+    """One window run by both engines: how their results compare, and how long both runs took."""
+
     report: ParityReport
     seconds: float
 
@@ -76,31 +68,22 @@ class ConfirmResult:
         )
 
 
-def confirm_trial(
-    study_name: str,
-    trial_number: int,
-    *,
-    storage: str | None = None,
-    data_root: str | None = None,
-    studies_root: Path | None = None,
-    echo: Callable[[str], None] = print,
-) -> ConfirmResult:
-    """Re-run trial ``trial_number``'s folds in both engines, compare, and store the verdict (see module doc)."""
+def confirm_trial(ref: TrialRef, *, echo: Callable[[str], None] = print) -> ConfirmResult:
+    """Re-run trial ``ref``'s folds in both engines, compare, and store the verdict (see module doc)."""
     from evaluator import fast, lumibot
 
-    study, root, _ = find_study(study_name, storage=storage, studies_root=studies_root)
-    trial = complete_trial(study, trial_number)
+    study, trial, root, _ = ref.open()
     space = load_study_space(study)
     values = dict(trial.params)
     spec = space.build(values)
     folds = study.user_attrs.get("folds") or []
     if not folds:
         raise StudySetupError(
-            f"study {study_name!r} does not record its folds; it was not made by `search run`"
+            f"study {ref.study!r} does not record its folds; it was not made by `search run`"
         )
-    store = store_for(study, data_root)
+    store = store_for(study, ref.data_root)
     market = load_market(store, spec, space.data.start, space.data.end)
-    result = ConfirmResult(study.study_name, trial_number)
+    result = ConfirmResult(study.study_name, ref.trial)
     windows = [
         (int(fold["index"]), window, fold[start_key], fold[end_key])
         for fold in folds

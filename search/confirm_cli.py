@@ -12,6 +12,7 @@ import click
 from search.cli_support import (
     EXIT_NEGATIVE,
     data_option,
+    options_as,
     setup_errors,
     storage_option,
     study_option,
@@ -33,12 +34,10 @@ def confirm(study_name: str, trial_number: int, storage: str | None, data_root: 
     2 a usage or setup error (no such study or trial, no data store).
     """
     from search.confirm import confirm_trial
-    from search.study_access import StudySetupError
+    from search.study_access import StudySetupError, TrialRef
 
     with setup_errors(StudySetupError, NotImplementedError):
-        result = confirm_trial(
-            study_name, trial_number, storage=storage, data_root=data_root, echo=click.echo
-        )
+        result = confirm_trial(options_as(TrialRef), echo=click.echo)
     for w in result.windows:
         if not w.report.ok:
             click.echo(f"\nfold {w.fold} {w.window} {w.start}..{w.end}:\n{w.report.summary(5)}")

@@ -26,6 +26,7 @@ trial of the run reuses its bars and cached signals. A trial that raises comes b
 
 from __future__ import annotations
 
+import abc
 import collections
 import contextlib
 import logging
@@ -45,6 +46,7 @@ __all__ = [
     "Executor",
     "InlineExecutor",
     "RayExecutor",
+    "SerialExecutor",
     "TaskResult",
     "WorkContext",
     "clear_market_cache",
@@ -194,22 +196,26 @@ class Executor(Protocol):
         """Release workers."""
 
 
-class InlineExecutor:
-    """Evaluates trials in the calling process, first submitted first (``--workers 1 --no-ray``)."""
+class SerialExecutor(abc.ABC):
+    """Evaluates trials in the calling process, one at a time, first submitted first; a subclass says how
+    one trial is evaluated (:meth:`evaluate`)."""
 
     kind = "inline"
+    workers = 1
 
-    def __init__(self, ctx: WorkContext) -> None:
-        self.ctx = ctx
-        self.workers = 1
+    def __init__(self) -> None:
         self._queue: collections.deque[tuple[int, dict[str, Scalar]]] = collections.deque()
+
+    @abc.abstractmethod
+    def evaluate(self, number: int, values: dict[str, Scalar]) -> TaskResult:
+        """Trial ``number`` with ``values``, evaluated now."""
 
     def submit(self, number: int, values: dict[str, Scalar]) -> None:
         self._queue.append((number, values))
 
     def next_result(self, timeout: float | None = None) -> TaskResult | None:
         number, values = self._queue.popleft()
-        return evaluate_task(self.ctx, number, values)
+        return self.evaluate(number, values)
 
     def pending(self) -> int:
         return len(self._queue)
@@ -221,6 +227,17 @@ class InlineExecutor:
 
     def close(self) -> None:
         self._queue.clear()
+
+
+class InlineExecutor(SerialExecutor):
+    """Evaluates trials in the calling process with the run's context (``--workers 1 --no-ray``)."""
+
+    def __init__(self, ctx: WorkContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+
+    def evaluate(self, number: int, values: dict[str, Scalar]) -> TaskResult:
+        return evaluate_task(self.ctx, number, values)
 
 
 class RayExecutor:

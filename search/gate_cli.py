@@ -16,6 +16,7 @@ from search.cli_support import (
     EXIT_NEGATIVE,
     data_option,
     int_option,
+    options_as,
     setup_errors,
     storage_option,
     study_option,
@@ -94,6 +95,7 @@ def _console() -> Any:
 )
 @int_option(
     "--blocks",
+    "n_blocks",
     default=16,
     help="CSCV blocks S for PBO (even; fewer are used when the sessions cannot fill them).",
     low=2,
@@ -111,7 +113,7 @@ def gate(
     storage: str | None,
     data_root: str | None,
     gates_file: Path | None,
-    blocks: int,
+    n_blocks: int,
     bootstrap_samples: int,
     seed: int,
 ) -> None:
@@ -127,20 +129,11 @@ def gate(
     from search.study import StudyMismatch
     from search.study_access import StudySetupError
 
-    if blocks % 2:
+    if n_blocks % 2:
         raise click.BadParameter(
-            f"must be even (CSCV splits the blocks in halves), got {blocks}", param_hint="--blocks"
+            f"must be even (CSCV splits the blocks in halves), got {n_blocks}", param_hint="--blocks"
         )
-    config = GateRunConfig(
-        study=study_name,
-        top=top,
-        storage=storage,
-        data_root=data_root,
-        gates_file=gates_file,
-        n_blocks=blocks,
-        bootstrap_samples=bootstrap_samples,
-        seed=seed,
-    )
+    config = options_as(GateRunConfig)
     with setup_errors(StudySetupError, GateConfigError, StudyMismatch, LookupError, ValueError):
         summary = run_gates(config, echo=click.echo)
     stats = summary.stats

@@ -159,6 +159,13 @@ def expected_range(
     return Expected(daily_mean=mean, daily_std=std, days=days, drawdown_p95=dd_p95, sources=sources)
 
 
+def _step_rejection(study: optuna.Study, trial: FrozenTrial, step: str, ok: bool | None, summary: str) -> Rejection:
+    """Why ``trial`` failed ``step`` (``confirm`` or ``reproduce``, also the command that runs it): its verdict's
+    summary, or, with no verdict yet, the command to run."""
+    hint = f"; run `search {step} --study {study.study_name} --trial {trial.number}`" if ok is None else ""
+    return Rejection(trial.number, f"{step}: {summary or 'not passed'}{hint}")
+
+
 def find_candidates(
     study: optuna.Study, *, top: int, studies_root: Path
 ) -> tuple[list[Candidate], list[Rejection]]:
@@ -180,21 +187,11 @@ def find_candidates(
             rejected.append(Rejection(trial.number, f"gate: {gate_summary or 'not passed'}"))
             continue
         if not confirm_ok:
-            hint = (
-                f"; run `search confirm --study {study.study_name} --trial {trial.number}`"
-                if confirm_ok is None
-                else ""
-            )
-            rejected.append(Rejection(trial.number, f"confirm: {confirm_summary or 'not passed'}{hint}"))
+            rejected.append(_step_rejection(study, trial, "confirm", confirm_ok, confirm_summary))
             continue
         reproduce_ok, reproduce_summary, _ = read_verdict(study, trial, REPRODUCE_ATTR)
         if not reproduce_ok:
-            hint = (
-                f"; run `search reproduce --study {study.study_name} --trial {trial.number}`"
-                if reproduce_ok is None
-                else ""
-            )
-            rejected.append(Rejection(trial.number, f"reproduce: {reproduce_summary or 'not passed'}{hint}"))
+            rejected.append(_step_rejection(study, trial, "reproduce", reproduce_ok, reproduce_summary))
             continue
         rank = gate_entry.get("rank")
         eligible.append(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from search.cli_support import EXIT_NEGATIVE, EXIT_SETUP, int_option, setup_errors, storage_option
+from search.cli_support import EXIT_NEGATIVE, EXIT_SETUP, int_option, options_as, setup_errors, storage_option
 from search.paths import STUDIES_ROOT_ENV
 
 if TYPE_CHECKING:
@@ -134,21 +134,7 @@ def promote(
     from search.study_access import StudySetupError
 
     root = _studies_root(studies_root)
-    options = PromoteOptions(
-        study=study_name,
-        top=top,
-        storage=storage,
-        db=db,
-        studies_root=root,
-        dry_run=dry_run,
-        broker=broker,
-        live=live,
-        market=market,
-        max_position=max_position,
-        daily_loss=daily_loss,
-        max_orders=max_orders,
-        env_file=env_file,
-    )
+    options = options_as(PromoteOptions, own={"cron"}, studies_root=root)
     store = _store(db, root)
     with setup_errors(StudySetupError, ValueError):
         if cron:

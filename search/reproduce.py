@@ -58,7 +58,7 @@ from evaluator.fill_model import FILL_MODEL_VERSION
 from evaluator.market import load_market, signal_symbol
 from evaluator.parity import compare_results
 from evaluator.trial import TrialOutcome, evaluate_params
-from evaluator.walkforward import Fold
+from evaluator.walkforward import Fold, FoldWindow
 from evaluator.wfo import FoldRecord, TrialRecord
 from search.provenance import (
     code_provenance,
@@ -69,14 +69,7 @@ from search.provenance import (
 )
 from search.records import read_meta, read_record, record_path
 from search.study import mask_url, study_sessions
-from search.study_access import (
-    StudySetupError,
-    complete_trial,
-    find_study,
-    load_study_space,
-    records_folder,
-    store_for,
-)
+from search.study_access import StudySetupError, TrialRef, load_study_space, records_folder, store_for
 from search.verdicts import REPRODUCE_ATTR, upsert_verdict
 from spec_space.space import DefaultSource, Objective, SpecSpace
 
@@ -106,13 +99,9 @@ class Finding:
 
 
 @dataclass
-class WindowCheck:
+class WindowCheck(FoldWindow):
     """One fold window re-run: its trade counts and what differs from the record."""
 
-    fold: int
-    window: str  # "in_sample" | "validation"
-    start: dt.date
-    end: dt.date
     trades: tuple[float, float]  # stored, now
     metrics: dict[str, tuple[float, float]] = field(default_factory=dict)  # differing: stored, now
     returns: str | None = None  # how the daily returns differ
@@ -272,19 +261,20 @@ def _returns_difference(
     )
 
 
-def _compare_window(
-    fold: Fold,
-    window: str,
-    stored_metrics: Mapping[str, float],
-    now_metrics: Mapping[str, float],
-    stored_returns: tuple[np.ndarray, np.ndarray],
-    now_returns: tuple[np.ndarray, np.ndarray],
-    *,
-    exact: bool,
-) -> WindowCheck:
+def _window_results(record: FoldRecord, window: str) -> tuple[Mapping[str, float], np.ndarray, np.ndarray]:
+    """(metrics, session dates, daily returns) of ``record``'s ``window``: ``in_sample`` or ``validation``."""
+    if window == "in_sample":
+        return record.is_metrics, record.is_dates, record.is_returns
+    return record.val_metrics, record.val_dates, record.val_returns
+
+
+def _compare_window(fold: Fold, window: str, stored: FoldRecord, rerun: FoldRecord, *, exact: bool) -> WindowCheck:
+    """What differs between the stored and the re-run results of ``fold``'s ``window``."""
     start, end = (
         (fold.train_start, fold.train_end) if window == "in_sample" else (fold.test_start, fold.test_end)
     )
+    stored_metrics, *stored_returns = _window_results(stored, window)
+    now_metrics, *now_returns = _window_results(rerun, window)
     check = WindowCheck(
         fold.index,
         window,
@@ -315,28 +305,7 @@ def compare_outcome(
         if old is None or new is None:
             problems.append(f"fold {fold.index}: {'not in the record' if old is None else 'not re-run'}")
             continue
-        windows.append(
-            _compare_window(
-                fold,
-                "in_sample",
-                old.is_metrics,
-                new.is_metrics,
-                (old.is_dates, old.is_returns),
-                (new.is_dates, new.is_returns),
-                exact=exact,
-            )
-        )
-        windows.append(
-            _compare_window(
-                fold,
-                "validation",
-                old.val_metrics,
-                new.val_metrics,
-                (old.val_dates, old.val_returns),
-                (new.val_dates, new.val_returns),
-                exact=exact,
-            )
-        )
+        windows += [_compare_window(fold, window, old, new, exact=exact) for window in ("in_sample", "validation")]
     for i, (a, b) in enumerate(zip(values, outcome.objectives, strict=False)):
         if not _same_number(float(a), float(b), exact=exact):
             problems.append(f"objective {i}: {_n(float(a))} stored vs {_n(float(b))} now")
@@ -542,28 +511,20 @@ def _study_space(study: optuna.Study) -> SpecSpace:
 
 
 def reproduce_trial(
-    study_name: str,
-    trial_number: int,
-    *,
-    engine: str | None = None,
-    storage: str | None = None,
-    data_root: str | None = None,
-    studies_root: Path | None = None,
-    echo: Callable[[str], None] = print,
+    ref: TrialRef, *, engine: str | None = None, echo: Callable[[str], None] = print
 ) -> ReproduceResult:
-    """Check what changed, re-run trial ``trial_number`` and compare it with its records (module doc).
+    """Check what changed, re-run trial ``ref`` and compare it with its records (module doc).
 
     Raises :class:`~search.study_access.StudySetupError` when there is nothing to reproduce (no such study or
     trial, no record, a study not made by ``search run``); every other outcome is a stored verdict.
     """
     began = time.perf_counter()
-    study, root, url = find_study(study_name, storage=storage, studies_root=studies_root)
-    trial = complete_trial(study, trial_number, why=": only finished trials have records to reproduce")
+    study, trial, root, url = ref.open(why=": only finished trials have records to reproduce")
     folder = records_folder(study, root)
-    path = record_path(folder, trial_number)
+    path = record_path(folder, ref.trial)
     if not path.exists():
         raise StudySetupError(
-            f"trial {trial_number} of {study_name!r} has no record at {path}; pass --storage and the studies "
+            f"trial {ref.trial} of {ref.study!r} has no record at {path}; pass --storage and the studies "
             "root (FARM_STUDIES) that `search run` used"
         )
     meta = read_meta(path)
@@ -574,7 +535,7 @@ def reproduce_trial(
     if engine not in ENGINES:
         raise StudySetupError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     result = ReproduceResult(
-        study.study_name, trial_number, engine, stored_engine, exact=engine == stored_engine == "fast"
+        study.study_name, ref.trial, engine, stored_engine, exact=engine == stored_engine == "fast"
     )
     now = code_provenance()
     result.now = dict(now)
@@ -641,7 +602,7 @@ def reproduce_trial(
         )
 
     # what changed: the data and the code
-    store = store_for(study, data_root)
+    store = store_for(study, ref.data_root)
     data, now_hash = _data_findings(study, store, stored, space)
     result.findings += data
     result.now["data_manifest_hash"] = now_hash

@@ -13,6 +13,7 @@ from search.cli_support import (
     EXIT_NEGATIVE,
     data_option,
     engine_option,
+    options_as,
     setup_errors,
     storage_option,
     study_option,
@@ -43,12 +44,10 @@ def reproduce(
     reproduce (no such study, trial or record) or another usage error.
     """
     from search.reproduce import reproduce_trial
-    from search.study_access import StudySetupError
+    from search.study_access import StudySetupError, TrialRef
 
     with setup_errors(StudySetupError):
-        result = reproduce_trial(
-            study_name, trial_number, engine=engine, storage=storage, data_root=data_root, echo=click.echo
-        )
+        result = reproduce_trial(options_as(TrialRef, own={"engine"}), engine=engine, echo=click.echo)
     verdict = "REPRODUCED" if result.passed else "NOT reproduced"
     click.echo(f"\ntrial {result.trial} ({result.engine} engine, {result.seconds:.1f} s): {verdict}")
     click.echo(result.summary)

@@ -171,6 +171,7 @@ def run(
     """Search a spec space: walk-forward trials on Ray (or inline), results in an Optuna study."""
     import os
 
+    from search.cli_support import options_as
     from search.run import RunConfig, SearchSetupError, parse_duration, run_search, top_trials
     from search.study import StudyMismatch
     from spec_space.loader import SpecError
@@ -183,22 +184,13 @@ def run(
         raise click.UsageError("--ray-address joins a Ray cluster and --no-ray runs inline: give one of them")
     if workers is None:
         workers = 1 if no_ray else (os.cpu_count() or 1)
-    config = RunConfig(
-        space_path=space_path,
-        trials=trials,
-        study=study_name,
-        sampler=sampler,
+    config = options_as(
+        RunConfig,
+        own={"top", "no_ray"},
         objectives=objectives.split(",") if objectives else None,
-        engine=engine,
         workers=workers,
         use_ray=not no_ray,
-        ray_address=ray_address,
-        storage=storage,
-        data_root=data_root,
-        seed=seed,
         timeout=seconds,
-        batch_size=batch_size,
-        progress=progress,
     )
     with setup_errors(SpecError, SearchSetupError, StudyMismatch, LookupError, ValueError):
         summary = run_search(config, echo=click.echo)

@@ -7,6 +7,7 @@ space or data store reads the same from every command (:class:`StudySetupError`,
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -21,6 +22,7 @@ from spec_space.space import SpecSpace
 
 __all__ = [
     "StudySetupError",
+    "TrialRef",
     "complete_trial",
     "find_study",
     "load_study_space",
@@ -59,6 +61,25 @@ def find_study(
     root = Path(studies_root) if studies_root is not None else default_root()
     url = storage_url(storage, root)
     return open_study(url, name), root, url
+
+
+@dataclass(frozen=True)
+class TrialRef:
+    """Trial ``trial`` of study ``study`` and where they are: ``storage`` (default: the SQLite file in the
+    studies root), ``studies_root`` (default: ``search run``'s) and the data store ``data_root`` (default:
+    the one the study recorded). What ``search confirm`` and ``search reproduce`` are given."""
+
+    study: str
+    trial: int
+    storage: str | None = None
+    data_root: str | None = None
+    studies_root: Path | None = None
+
+    def open(self, *, why: str = "") -> tuple[optuna.Study, FrozenTrial, Path, str]:
+        """(the study, the trial, which must be COMPLETE (``why`` says what needs it finished), the studies
+        root, the storage URL)."""
+        study, root, url = find_study(self.study, storage=self.storage, studies_root=self.studies_root)
+        return study, complete_trial(study, self.trial, why=why), root, url
 
 
 def complete_trial(study: optuna.Study, number: int, *, why: str = "") -> FrozenTrial:

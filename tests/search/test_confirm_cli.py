@@ -15,6 +15,7 @@ import spec_space
 from search.confirm import confirm_trial
 from search.confirm_cli import confirm
 from search.run import RunConfig, run_search
+from search.study_access import TrialRef
 from search.verdicts import CONFIRM_ATTR
 from tests.search.conftest import write_space
 
@@ -49,7 +50,7 @@ def small_study(tmp_path_factory: pytest.TempPathFactory, sample_store: str) -> 
 def test_confirm_records_parity_per_window(small_study: tuple[str, Path]) -> None:
     name, root = small_study
     lines: list[str] = []
-    result = confirm_trial(name, 1, studies_root=root, echo=lines.append)
+    result = confirm_trial(TrialRef(name, 1, studies_root=root), echo=lines.append)
     assert result.passed, [w.report.summary() for w in result.windows]
     assert [(w.fold, w.window) for w in result.windows] == [
         (0, "in_sample"),

@@ -22,6 +22,7 @@ from search.records import read_meta, record_path
 from search.reproduce import reproduce_trial
 from search.run import RunConfig, run_search
 from search.study import open_storage, storage_url
+from search.study_access import TrialRef
 from search.verdicts import REPRODUCE_ATTR
 from spec_space.loader import load_space
 from tests.search.conftest import write_space
@@ -174,12 +175,12 @@ def test_a_changed_fill_model_is_named(study_env: dict[str, Any]) -> None:
     path = _record(study_env, 2)
     original = rewrite_meta(path, lambda m: m["provenance"].update(fill_model_version="0-old"))
     try:
-        again = reproduce_trial(study_env["name"], 2, studies_root=study_env["root"], echo=_quiet)
+        again = reproduce_trial(TrialRef(study_env["name"], 2, studies_root=study_env["root"]), echo=_quiet)
     finally:
         path.write_bytes(original)
     assert not again.passed and [c.cause for c in again.causes] == ["fill_model"]
     assert "version 0-old then" in again.summary
-    assert reproduce_trial(study_env["name"], 2, studies_root=study_env["root"], echo=_quiet).passed
+    assert reproduce_trial(TrialRef(study_env["name"], 2, studies_root=study_env["root"]), echo=_quiet).passed
 
 
 def test_a_code_version_change_warns_and_is_named_when_results_differ(study_env: dict[str, Any]) -> None:
@@ -190,7 +191,7 @@ def test_a_code_version_change_warns_and_is_named_when_results_differ(study_env:
 
     original = rewrite_meta(path, older_code)
     try:
-        same = reproduce_trial(study_env["name"], 3, studies_root=study_env["root"], echo=_quiet)
+        same = reproduce_trial(TrialRef(study_env["name"], 3, studies_root=study_env["root"]), echo=_quiet)
         assert same.passed, same.summary  # same results: the version change is only a warning
         assert [w.cause for w in same.warnings] == ["code"] and "project version 0.0.1 then" in same.summary
 
@@ -198,7 +199,7 @@ def test_a_code_version_change_warns_and_is_named_when_results_differ(study_env:
             meta["folds"][1]["val"]["n_trades"] = meta["folds"][1]["val"]["n_trades"] + 1
 
         rewrite_meta(path, other_result)
-        differs = reproduce_trial(study_env["name"], 3, studies_root=study_env["root"], echo=_quiet)
+        differs = reproduce_trial(TrialRef(study_env["name"], 3, studies_root=study_env["root"]), echo=_quiet)
     finally:
         path.write_bytes(original)
     assert not differs.passed and not differs.causes
@@ -238,7 +239,7 @@ def test_a_study_run_with_other_objectives_reproduces(tmp_path: Path, sample_sto
     env = make_study(
         tmp_path, sample_store, "repro_objectives", trials=2, objectives=["total_return", "n_trades"]
     )
-    result = reproduce_trial(env["name"], 1, studies_root=env["root"], echo=_quiet)
+    result = reproduce_trial(TrialRef(env["name"], 1, studies_root=env["root"]), echo=_quiet)
     assert result.passed, result.summary
 
 
@@ -252,7 +253,7 @@ def test_nothing_to_reproduce_exits_2(study_env: dict[str, Any]) -> None:
 @pytest.mark.slow
 def test_reproduce_on_lumibot_compares_within_parity_tolerances(study_env: dict[str, Any]) -> None:
     result = reproduce_trial(
-        study_env["name"], 0, engine="lumibot", studies_root=study_env["root"], echo=_quiet
+        TrialRef(study_env["name"], 0, studies_root=study_env["root"]), engine="lumibot", echo=_quiet
     )
     assert result.passed, result.summary
     assert not result.exact and "within the parity tolerances" in result.summary
@@ -280,13 +281,13 @@ def test_promote_needs_a_passed_reproduction(study_env: dict[str, Any]) -> None:
 
         fill = study.user_attrs["fill_model_version"]
         study.set_user_attr("fill_model_version", "0-old")
-        failed = reproduce_trial(study_env["name"], number, studies_root=study_env["root"], echo=_quiet)
+        failed = reproduce_trial(TrialRef(study_env["name"], number, studies_root=study_env["root"]), echo=_quiet)
         study.set_user_attr("fill_model_version", fill)
         assert not failed.passed
         found, rejected = find_candidates(load(study_env), top=1, studies_root=study_env["root"])
         assert found == [] and "reproduce: NOT reproduced: fill_model" in rejected[0].reason
 
-        assert reproduce_trial(study_env["name"], number, studies_root=study_env["root"], echo=_quiet).passed
+        assert reproduce_trial(TrialRef(study_env["name"], number, studies_root=study_env["root"]), echo=_quiet).passed
         fresh = load(study_env)
         (cand,) = find_candidates(fresh, top=1, studies_root=study_env["root"])[0]
         assert cand.reproduce_summary.startswith("reproduced:")
