@@ -131,6 +131,7 @@ class RunSummary:
     sampler: str = ""
     executor: str = ""
     first_error: str | None = None
+    errors: int = 0  # trials of this run that raised (a subset of failed: not e.g. a fold with no trades)
     timings: dict[str, float] = field(default_factory=dict)
     study: optuna.Study | None = field(default=None, repr=False)
 
@@ -521,6 +522,7 @@ def run_search(config: RunConfig, *, echo: Callable[[str], None] = print) -> Run
         summary.complete, summary.failed = teller.complete, teller.failed
         summary.new_trials = teller.complete + teller.failed
         summary.first_error = teller.first_error
+        summary.errors = teller.errors
     lease.end()
     summary.finished = count_finished(study.get_trials(deepcopy=False))
     summary.wfo = compute_wfo(study, records_dir)

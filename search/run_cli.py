@@ -201,7 +201,15 @@ def run(
         f"stopped: {summary.stopped}); storage {summary.storage}; records {summary.records_dir}"
     )
     if summary.first_error:
-        click.echo(f"first trial error: {summary.first_error}")
+        # an error is not a bad parameter set: the search covered less of the space than asked
+        click.echo(
+            f"warning: {summary.errors} of {summary.new_trials} trials raised an error this run and were "
+            f"recorded FAIL (the sampler learns nothing from them); the first: {summary.first_error}. "
+            "Each failed trial keeps its message and traceback (user attributes fail_reason, traceback; search "
+            "dashboard shows them); fix the cause and run "
+            "a new study",
+            err=True,
+        )
     if top:
         best_trials = top_trials(study, top)
         if best_trials:

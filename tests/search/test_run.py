@@ -11,10 +11,12 @@ from typing import Any
 import numpy as np
 import optuna
 import pytest
+from click.testing import CliRunner
 from optuna.trial import TrialState
 
 from data.store import Store
 from evaluator.fill_model import FILL_MODEL_VERSION
+from search.cli import main
 from search.records import read_record, record_path
 from search.run import RunConfig, SearchSetupError, parse_duration, parse_objectives, run_search
 from search.study import StudyMismatch, count_finished, mask_url, open_storage, storage_url
@@ -118,6 +120,28 @@ def test_a_trial_that_raises_is_failed_with_its_message_and_the_study_goes_on(
     assert "Traceback" in failed.user_attrs["traceback"]
     assert not record_path(summary.records_dir, 0).exists()
     assert sum(t.state == TrialState.COMPLETE for t in trials) >= 4
+    assert summary.errors == 1 and summary.first_error and "period must be at least 1" in summary.first_error
+
+
+def test_search_run_warns_on_stderr_when_trials_raise(tmp_path, space_dir, sample_store, monkeypatch):
+    # a sampler or engine bug shows up as trials that raise: the run must say so, not only count them
+    monkeypatch.setenv("FARM_STUDIES", str(tmp_path / "studies"))
+    space = write_space(space_dir, "with_zero", params={"fast": {"int": [0, 20]}})
+    url = storage_url(None, tmp_path / "studies")
+    study = optuna.create_study(
+        study_name="with_zero", storage=open_storage(url), directions=["maximize", "minimize"]
+    )
+    study.enqueue_trial({"fast": 0, "slow": 30, "stop_pct": 0.005})
+    result = CliRunner().invoke(
+        main,
+        ["run", "--space", str(space), "--trials", "6", "--no-ray", "--workers", "1", "--data", sample_store,
+         "--no-progress"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    warning = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "1 of 6 trials raised an error" in warning[0]
+    assert "period must be at least 1" in warning[0] and "fix the cause" in warning[0]
+    assert "warning:" not in result.stdout
 
 
 def test_setup_errors_name_what_to_fix(tmp_path, space_dir, space_file, sample_store):
