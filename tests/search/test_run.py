@@ -254,6 +254,7 @@ def test_recovered_trials_do_not_count_and_are_re_enqueued(tmp_path, space_file,
 def test_more_recovered_trials_than_a_batch_are_all_re_run_before_fresh_ones(tmp_path, space_file, sample_store):
     run_search(config(tmp_path, space_file, sample_store, trials=3, batch_size=3), echo=quiet)
     study = load(tmp_path, "sma_small")
+    study.sampler = optuna.samplers.RandomSampler(seed=11)  # the same "killed driver" trials every run
     space = load_space(space_file)
     for _ in range(7):  # a killed driver's trials: more than the batch of 3 below
         space.suggest(study.ask())
@@ -263,7 +264,9 @@ def test_more_recovered_trials_than_a_batch_are_all_re_run_before_fresh_ones(tmp
     assert count_finished(trials) == 14
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     assert not [t for t in trials if t.user_attrs.get("withdrawn")]  # no fresh trial took a waiting one's place
-    retried = [t.user_attrs["retry_of"] for t in trials if t.state == TrialState.COMPLETE and "retry_of" in t.user_attrs]
+    # re-run means told, whatever the verdict: a parameter set with no trades on a fold fails again. (This
+    # test drew unseeded parameters and counted only COMPLETE re-runs: it failed about once in 45 runs.)
+    retried = [t.user_attrs["retry_of"] for t in trials if t.state.is_finished() and "retry_of" in t.user_attrs]
     assert sorted(retried) == sorted(summary.recovered), [(t.number, t.state.name, t.user_attrs) for t in trials]
 
 
