@@ -9,8 +9,9 @@ real walk-forward trial's, so records and attributes have their real size): the 
 the driver's cost alone. For each storage (SQLite, PostgreSQL, Optuna's journal file) and each study
 size S the study is first filled to S trials, then ``--trials`` more are timed, so the table shows the
 per-trial cost at 100, 1,000 and 10,000 trials side by side. Beside it, each sampler alone (ask, suggest
-and tell on an in-memory mirror whose window is full, no storage): the part of the driver's cost that
-is the sampler's own model, which no storage or batching can remove. The fill writes S - 8 trials of random
+and tell on an in-memory mirror holding as many finished trials as the window shows, no storage): the
+part of the driver's cost that is the sampler's own model, which no storage or batching can remove (the
+genetic samplers see the whole study, so theirs grows with it; the table above shows by how much). The fill writes S - 8 trials of random
 parameters with the same attributes straight through :mod:`search.batch_storage` (a few seconds,
 instead of minutes through the loop); the first 8 come from a real ``search run`` that creates the study.
 
@@ -135,14 +136,17 @@ def driver_cost(space_path: Path, store: str, root: Path, storage: str | None, t
     if summary.failed:
         # a failed trial skips the record and most of the tell: its time would flatter the driver
         raise SystemExit(
-            f"{name}: {summary.failed} of the timed trials failed ({summary.first_error}); no timing reported"
+            f"{name}: {summary.failed} of the timed trials failed"
+            + (f" ({summary.errors} raised; the first: {summary.first_error})" if summary.errors else "")
+            + "; no timing reported"
         )
     return 1000 * elapsed / trials
 
 
 def sampler_cost(space: SpecSpace, sampler: str, trials: int) -> float:
-    """Milliseconds per trial of the sampler alone: ask, suggest and tell on a study mirror whose window
-    is full (what every ask sees from a few hundred trials on), in the driver's batches, no storage."""
+    """Milliseconds per trial of the sampler alone: ask, suggest and tell on a study mirror holding as many
+    finished trials as the window shows (what a windowed sampler sees from a few hundred trials on), in
+    the driver's batches, no storage."""
     n_obj = len(space.objectives)
     draw = optuna.create_study(sampler=optuna.samplers.RandomSampler(0))
     rng = random.Random(0)
@@ -211,7 +215,7 @@ def print_table(costs: dict[str, dict[int, float]], trials: int) -> None:
 
 def print_sampler_table(costs: dict[str, float], trials: int) -> None:
     window = f"{BEST_PER_OBJECTIVE} best per objective + {RECENT} recent"
-    print(f"sampler alone, ms per trial ({trials} asks on an in-memory mirror with a full window: {window}):")
+    print(f"sampler alone, ms per trial ({trials} asks on an in-memory mirror of {window} finished trials):")
     for sampler, ms in costs.items():
         print(f"{sampler:<20}{ms:>12.2f} ms")
 

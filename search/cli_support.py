@@ -138,9 +138,9 @@ def options_as(config_type: type[C], *, own: Collection[str] = (), **values: Any
     fields = {f.name for f in dataclasses.fields(config_type)}  # type: ignore[arg-type]
     taken: dict[str, Any] = {}
     for option, value in click.get_current_context().params.items():
-        if option in own or option in values:
-            continue
         name = _FIELD_OF_OPTION.get(option, option)
+        if option in own or name in values:
+            continue
         if name not in fields:
             raise TypeError(f"option {option!r} fills no field of {config_type.__name__} and is not in own")
         taken[name] = value

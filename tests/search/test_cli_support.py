@@ -53,3 +53,17 @@ def test_an_option_that_fills_no_field_is_an_error_naming_it() -> None:
     result = _run(command, "--study", "s1")
     assert isinstance(result.exception, TypeError)
     assert "'verbose'" in str(result.exception) and "_Config" in str(result.exception)
+
+
+def test_a_value_overrides_an_option_whose_name_differs_from_its_field() -> None:
+    # --study is parsed as study_name but fills the field study: a value for study replaces it
+    built: list[_Config] = []
+
+    @click.command()
+    @study_option()
+    def command(study_name: str) -> None:
+        built.append(options_as(_Config, study=study_name.upper()))
+
+    result = _run(command, "--study", "s1")
+    assert result.exit_code == 0, result.output
+    assert built == [_Config(study="S1")]
