@@ -327,8 +327,8 @@ def run_kernel(
         pend_convert = -1
 
         # ---- 3. pending entry
+        v_fill = 0.0  # the entry's fill value; step 3b reads it on the entry bar (set before, never stale)
         if pend_entry != 0 and direction == 0 and not (is_option and pend_entry_day != d):
-            v_fill = 0.0
             ok = True
             for k in range(n_legs):
                 if leg_kind[k] == 0:
