@@ -281,7 +281,10 @@ def _call(node: ast.Call, bars: BarSeries) -> np.ndarray:
         )
     if name == "time_between":
         start, end = _minutes(args[0].value), _minutes(args[1].value)  # type: ignore[attr-defined]
-        return (bars.minute >= start) & (bars.minute < end)
+        if start < end:
+            return (bars.minute >= start) & (bars.minute < end)
+        # a start after the end spans midnight ('20:00', '02:00'); it used to select nothing, silently
+        return (bars.minute >= start) | (bars.minute < end)
     if name == "day_of_week":
         wanted = []
         for arg in args:

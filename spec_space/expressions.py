@@ -12,6 +12,7 @@ catalogue of names, so the LLM agents, the validator and both engines share one 
 from __future__ import annotations
 
 import ast
+import datetime as dt
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -104,7 +105,8 @@ FUNCTIONS: dict[str, FunctionDoc] = {
     "time_between": FunctionDoc(
         "time_between('09:45', '15:30')",
         "bool",
-        "bar start time (exchange time) within [start, end)",
+        "bar start time (exchange time) within [start, end); a start after the end spans midnight "
+        "('20:00', '02:00': the evening and the next morning)",
         2,
         2,
         (0, 1),
@@ -263,6 +265,29 @@ def _check_call(text: str, node: ast.Call) -> None:
             )
     if node.func.id == "zone_breakout":
         _check_zone_breakout(text, node)
+    if node.func.id == "time_between":
+        _check_time_between(text, node)
+
+
+def _check_time_between(text: str, node: ast.Call) -> None:
+    clocks = []
+    for position, arg in enumerate(node.args):
+        try:
+            clocks.append(dt.time.fromisoformat(arg.value))  # type: ignore[attr-defined]
+        except ValueError:
+            raise ExpressionError(
+                text,
+                f"time_between: argument {position + 1} must be a time as 'HH:MM' (exchange time), "
+                f"got {arg.value!r}",  # type: ignore[attr-defined]
+                arg.col_offset,
+            ) from None
+    if clocks[0] == clocks[1]:
+        raise ExpressionError(
+            text,
+            f"time_between: start and end are both {node.args[0].value!r}, an empty window; "  # type: ignore[attr-defined]
+            "drop the condition to trade all day, or give an end after the start",
+            node.col_offset,
+        )
 
 
 def _number(node: ast.AST) -> float | None:

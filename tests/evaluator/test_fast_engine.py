@@ -655,6 +655,22 @@ def test_forex_partial_take_profit_closes_whole_001_lots(engine):
     assert records[0]["exit_price"] == approx(1.0850 * 1.002)
 
 
+@engines_for("forex")
+def test_forex_time_between_across_midnight_enters_in_the_overnight_window(engine):
+    # '23:59' .. '00:01' within one forex session (it opened at 17:00): true at 23:59 and 00:00, so the
+    # entry fills at the 00:00 bar's open. A start after the end selected nothing before.
+    opens = [1.0850, 1.0851, 1.0852, 1.0853, 1.0854, 1.0855, 1.0856]
+    rows = b.minutes(DAY, "23:57", [(p, p, p, p) for p in opens])  # 23:57 .. 00:03
+    mkt = b.market(rows, symbol="C:EURUSD", kind="forex")
+    strategy = b.spec(
+        entry={"long": "time_between('23:59', '00:01')"},
+        instrument={"type": "forex", "symbol": "EURUSD"},
+        sizing={"quantity": 0.1},
+    )
+    t = only(run(engine, strategy, mkt))
+    assert (t["entry_bar"], t["entry_price"]) == (3, approx(1.0853))
+
+
 # --------------------------------------------------------------------------- options
 
 

@@ -289,6 +289,14 @@ def test_time_between_is_half_open():
     assert evaluate("time_between('09:45', '09:47')", bars).tolist() == [False, True, True, False]
 
 
+def test_time_between_with_a_start_after_the_end_spans_midnight():
+    # '09:46' .. '09:45' is every minute but 09:45 (it selected nothing before); '20:00' .. '02:00' reads
+    # as a trader means it: the evening and the next morning
+    bars = b.market(b.flat("2024-03-04", "09:44", [1, 1, 1, 1])).bars  # 09:44 .. 09:47
+    assert evaluate("time_between('09:46', '09:45')", bars).tolist() == [True, False, True, True]
+    assert evaluate("time_between('09:47', '09:45')", bars).tolist() == [True, False, False, True]
+
+
 def test_day_of_week(walk):
     bars, df = walk
     want = df["ts"].dt.day_name().isin(["Monday", "Wednesday"]).to_numpy()
@@ -415,6 +423,9 @@ def test_every_catalogue_function_is_covered_here():
         ("close > sma(close)", 8, "takes 2..2 arguments, got 1"),
         ("rsi(close, 14, 3) > 70", 0, "takes 2..2 arguments, got 3"),
         ("time_between(930, '10:00')", 13, "argument 1 must be a quoted string"),
+        ("time_between('9:30', '10:00')", 13, "argument 1 must be a time as 'HH:MM'"),
+        ("time_between('09:30', '25:00')", 22, "argument 2 must be a time as 'HH:MM'"),
+        ("close > 1 and time_between('10:00', '10:00')", 14, "an empty window"),
         ("sma(close, '5') > 1", 11, "argument 2 must not be a string"),
         ("close > opne", 8, "unknown name 'opne'"),
         ("1 +* 2", 3, "syntax error"),
