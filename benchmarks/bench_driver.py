@@ -29,6 +29,7 @@ import argparse
 import contextlib
 import dataclasses
 import datetime as dt
+import itertools
 import random
 import sys
 import tempfile
@@ -86,10 +87,18 @@ def zero_cost(outcome: TrialOutcome) -> Iterator[None]:
         run_module.make_executor = original
 
 
+def random_trials(space: SpecSpace, count: int, seed: int) -> Iterator[optuna.trial.Trial]:
+    """``count`` trials of ``space`` with random parameters (asked on a throw-away study)."""
+    draw = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed))
+    for _ in range(count):
+        trial = draw.ask()
+        space.suggest(trial)
+        yield trial
+
+
 def fill(url: str, name: str, space: SpecSpace, outcome: TrialOutcome, count: int, seed: int = 0) -> None:
     """Add ``count`` finished trials of random parameters and the canned outcome's attributes."""
     study = optuna.load_study(study_name=name, storage=open_storage(url))
-    draw = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed))
     rng = random.Random(seed)
     attrs = {
         "is_mean": json_safe(outcome.is_mean),
@@ -98,13 +107,13 @@ def fill(url: str, name: str, space: SpecSpace, outcome: TrialOutcome, count: in
         "info": json_safe({"record": "trials/none.npz", "feasible": outcome.feasible,
                            "is_folds": [dict(f.is_metrics) for f in outcome.folds], "worker": "0@fill"}),
     }  # fmt: skip
-    constraints = {f"constraints:{c.metric} {c.op} {c.value:g}": -1.0 for c in space.constraints}
-    for start in range(0, count, FILL_CHUNK):
-        new = []
-        for _ in range(min(FILL_CHUNK, count - start)):
-            trial = draw.ask()
-            space.suggest(trial)
-            new.append(NewTrial(dict(trial.params), dict(trial.distributions)))
+    constraints = {f"constraints:{c.name}": -1.0 for c in space.constraints}
+    trials = random_trials(space, count, seed)
+    for _chunk in range(0, count, FILL_CHUNK):
+        new = [
+            NewTrial(dict(trial.params), dict(trial.distributions))
+            for trial in itertools.islice(trials, FILL_CHUNK)
+        ]
         created = create_running(study._storage, study._study_id, new)
         n_obj = len(study.directions)
         finish(study._storage, [
@@ -148,20 +157,15 @@ def sampler_cost(space: SpecSpace, sampler: str, trials: int) -> float:
     finished trials as the window shows (what a windowed sampler sees from a few hundred trials on), in
     the driver's batches, no storage."""
     n_obj = len(space.objectives)
-    draw = optuna.create_study(sampler=optuna.samplers.RandomSampler(0))
     rng = random.Random(0)
-    finished = []
-    for _ in range(BEST_PER_OBJECTIVE * n_obj + RECENT):
-        trial = draw.ask()
-        space.suggest(trial)
-        finished.append(optuna.trial.create_trial(
+    finished = [
+        optuna.trial.create_trial(
             params=trial.params, distributions=trial.distributions, values=[rng.gauss(0, 1) for _ in range(n_obj)],
-            system_attrs={f"constraints:{c.metric} {c.op} {c.value:g}": rng.choice((-1.0, 1.0)) for c in space.constraints},
-        ))  # fmt: skip
-    directions = [
-        optuna.study.StudyDirection.MAXIMIZE if o.direction == "maximize" else optuna.study.StudyDirection.MINIMIZE
-        for o in space.objectives
-    ]
+            system_attrs={f"constraints:{c.name}": rng.choice((-1.0, 1.0)) for c in space.constraints},
+        )
+        for trial in random_trials(space, BEST_PER_OBJECTIVE * n_obj + RECENT, seed=0)
+    ]  # fmt: skip
+    directions = [optuna.study.StudyDirection[o.direction.upper()] for o in space.objectives]
     mirror = make_mirror(directions, make_sampler(sampler, seed=0, n_objectives=n_obj), finished, {})
     batch = run_module.BATCH_SIZE
     started = time.perf_counter()
@@ -173,7 +177,7 @@ def sampler_cost(space: SpecSpace, sampler: str, trials: int) -> float:
             asked.append(trial)
         for trial in asked:
             for constraint in space.constraints:
-                trial.set_constraint(f"{constraint.metric} {constraint.op} {constraint.value:g}", -1.0)
+                trial.set_constraint(constraint.name, -1.0)
             mirror.tell(trial, [rng.gauss(0, 1) for _ in range(n_obj)])
     return 1000 * (time.perf_counter() - started) / (max(1, trials // batch) * batch)
 

@@ -177,7 +177,7 @@ class Teller:
             provenance = json_safe(trial_provenance(self.session, self.space.build(outcome.values)))
         path = write_record(self.records_dir, asked.number, outcome, provenance=provenance)
         for constraint, value in zip(self.space.constraints, outcome.constraints, strict=True):
-            asked.mirror.set_constraint(f"{constraint.metric} {constraint.op} {constraint.value:g}", value)
+            asked.mirror.set_constraint(constraint.name, value)
         self._queue(
             asked,
             TrialState.COMPLETE,

@@ -140,6 +140,11 @@ class Constraint(_Strict):
     op: Literal[">=", "<="]
     value: float
 
+    @property
+    def name(self) -> str:
+        """The constraint's key on a trial (``trial.set_constraint``), e.g. ``'n_trades >= 10'``."""
+        return f"{self.metric} {self.op} {self.value:g}"
+
 
 class DataWindow(_Strict):
     start: dt.date
